@@ -1,0 +1,73 @@
+// t5gemma.cpp public C++ API.
+//
+//   auto model = t5g::Model::load("path/to/t5gemma-2-270m-270m");
+//   t5g::GenerateRequest req;  req.input_ids = {2, 17, 33};  req.max_new_tokens = 32;
+//   auto results = model->generate({req});          // results[0].ids
+//
+// A loaded Model is immutable: any number of threads may call it at once, each call with its
+// own state. Errors are thrown as t5g::Error with a message naming what is at fault.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "t5g/error.h"
+
+namespace t5g {
+
+struct LoadedModel;
+
+struct LoadOptions {
+  int threads = 0;  // compute threads per call; 0 = all cores
+};
+
+struct GenerateRequest {
+  std::vector<int32_t> input_ids;  // the complete encoder input (nothing is added)
+  int64_t max_new_tokens = 32;
+  bool ignore_eos = false;          // generate exactly max_new_tokens
+};
+
+struct GenerateResult {
+  std::vector<int32_t> ids;  // generated ids: start token excluded, EOS included when produced
+};
+
+// Called as each token is generated: (request index, token id).
+using TokenCallback = std::function<void(size_t request, int32_t token)>;
+
+struct ModelInfo {
+  int64_t vocab_size, hidden_size, encoder_layers, decoder_layers;
+  int32_t decoder_start_token_id;
+  std::vector<int32_t> eos_token_ids;
+  std::string weight_dtype;  // dtype of the embedding: f32 / bf16 / f16
+  uint64_t weight_bytes;     // bytes of tensor data in use
+  bool has_vision;
+};
+
+class Model {
+ public:
+  // Loads a checkpoint folder in the Hugging Face layout (config.json, generation_config.json,
+  // model.safetensors or sharded index). Weights are memory-mapped, not copied.
+  static std::shared_ptr<const Model> load(const std::string& path, const LoadOptions& options = {});
+  ~Model();
+
+  // Greedy decoding of a batch: each request's result equals running it alone.
+  std::vector<GenerateResult> generate(const std::vector<GenerateRequest>& requests,
+                                       const TokenCallback& on_token = {}) const;
+
+  // Log-probabilities of each target token under teacher forcing, from fp32 logits.
+  std::vector<std::vector<float>> score(const std::vector<std::vector<int32_t>>& inputs,
+                                        const std::vector<std::vector<int32_t>>& targets) const;
+
+  ModelInfo info() const;
+  int threads() const { return threads_; }
+  const LoadedModel& internals() const { return *m_; }  // for tools and tests in this project
+
+ private:
+  Model() = default;
+  std::unique_ptr<LoadedModel> m_;
+  int threads_ = 1;
+};
+
+}  // namespace t5g

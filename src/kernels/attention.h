@@ -1,0 +1,48 @@
+// Attention with an online (streaming) softmax: no score matrix larger than a small tile is
+// ever formed, so memory stays linear in the sequence length. Scores are computed and rounded
+// as the reference's eager attention: s = round(round(q·k) * scale), optional softcap, masked keys
+// skipped, softmax in fp32.
+#pragma once
+#include <cstdint>
+#include <optional>
+
+#include "kernels/ops.h"
+
+namespace t5g {
+
+struct AttnParams {
+  int64_t num_heads = 1;
+  int64_t num_kv_heads = 1;  // query head h reads kv head h / (num_heads / num_kv_heads)
+  int64_t head_dim = 1;
+  float scale = 1.f;
+  std::optional<float> softcap;
+  Precision precision = Precision::kF32;
+};
+
+// Which keys a query at position i sees inside one sequence: [i - behind, i + ahead] ∩ [0, L).
+// Full (unbanded) attention: behind = ahead = L.
+struct Band {
+  int64_t behind;
+  int64_t ahead;
+};
+
+// Bidirectional (encoder / vision) attention over one sequence of L tokens.
+// q, out: [L, ldq] with head h at columns [h*hd, (h+1)*hd); k, v: [L, ldkv] likewise per kv head.
+// Multithreaded over heads x query blocks.
+void attention_banded(const float* q, int64_t ldq, const float* k, const float* v, int64_t ldkv, float* out,
+                      int64_t ldo, int64_t L, Band band, const AttnParams& p);
+
+// A contiguous run of keys/values for one query (rows of stride ld, all kv heads interleaved
+// as in the projections' output).
+struct KvSpan {
+  const float* k = nullptr;
+  const float* v = nullptr;
+  int64_t ld = 0;
+  int64_t n = 0;
+};
+
+// One query row (all heads) against the union of `spans`, one softmax over all of them (the
+// decoder's merged self + cross attention). q/out: [num_heads * head_dim].
+void attention_row(const float* q, const KvSpan* spans, int n_spans, float* out, const AttnParams& p);
+
+}  // namespace t5g

@@ -1,0 +1,54 @@
+// Element-wise and row-wise operations of the text and vision models, on fp32 activations.
+// Every op takes the activation Precision: in bf16/f16 mode results are rounded where the
+// reference (PyTorch running the model in that dtype) rounds them (spec §9), so our numbers
+// follow the reference's, not just its formulas.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace t5g {
+
+enum class Precision { kF32, kBF16, kF16 };
+const char* precision_name(Precision p);
+
+// x[i] = x rounded to the precision (no-op for kF32).
+void round_act(float* x, int64_t n, Precision p);
+float round_one(float x, Precision p);
+
+// Gemma RMSNorm over rows of length n: y = x * rsqrt(mean(x^2) + eps) * gain, in fp32, then rounded.
+// `gain` holds 1 + w (the stored weight is an offset), precomputed in fp32 as the reference does.
+void rms_norm(const float* x, int64_t rows, int64_t n, int64_t ldx, const float* gain, float eps, float* y,
+              int64_t ldy, Precision p);
+
+// LayerNorm (SigLIP): (x - mean) / sqrt(var + eps) * w + b, statistics in fp32, then rounded.
+void layer_norm(const float* x, int64_t rows, int64_t n, const float* w, const float* b, float eps, float* y,
+                Precision p);
+
+// GeGLU: gate[i] = round(round(gelu(gate[i])) * up[i]) over `n` elements (tanh or erf GELU).
+void gelu_mul(float* gate, const float* up, int64_t n, bool tanh_approx, Precision p);
+// In place x = round(gelu(x)).
+void gelu(float* x, int64_t n, bool tanh_approx, Precision p);
+
+// y = round(a + b) element-wise (residual adds).
+void add(const float* a, const float* b, float* y, int64_t n, Precision p);
+
+// RoPE tables for positions[0..T): cos/sin [T, head_dim/2] as the reference builds them (fp32 angle
+// float(pos) * inv_freq, inv_freq = 1 / theta^(2j/hd) / linear_factor), rounded to the precision.
+struct RopeTable {
+  int64_t half = 0;
+  std::vector<float> cos, sin;
+};
+RopeTable make_rope_table(const int64_t* positions, int64_t T, int64_t head_dim, double theta, double linear_factor,
+                          Precision p);
+// Rotates every head of rows x[t] (row stride ldx, n_heads heads of head_dim) by the table's row t
+// (non-interleaved "rotate_half" form): x' = round(round(x*cos) + round(rotate_half(x)*sin)).
+void apply_rope(float* x, int64_t T, int64_t ldx, int64_t n_heads, int64_t head_dim, const RopeTable& table,
+                Precision p);
+
+// Final-logit softcap: x = c * tanh(x / c), rounded per step as the reference does.
+void softcap(float* x, int64_t n, float cap, Precision p);
+
+// log_softmax of one row into out (fp32).
+void log_softmax(const float* x, int64_t n, float* out);
+
+}  // namespace t5g

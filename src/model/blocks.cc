@@ -1,0 +1,109 @@
+#include "model/blocks.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "util/bf16.h"
+#include "util/error.h"
+
+namespace t5g {
+
+namespace {
+void embed_row(const WeightMatrix& e, int64_t id, float* out) {
+  const int64_t H = e.cols;
+  switch (e.type) {
+    case WeightType::kF32: std::memcpy(out, static_cast<const float*>(e.data) + id * H, H * sizeof(float)); break;
+    case WeightType::kBF16: {
+      const uint16_t* r = static_cast<const uint16_t*>(e.data) + id * H;
+      for (int64_t i = 0; i < H; ++i) out[i] = bf16_to_f32(r[i]);
+      break;
+    }
+    case WeightType::kF16: {
+      const uint16_t* r = static_cast<const uint16_t*>(e.data) + id * H;
+      for (int64_t i = 0; i < H; ++i) out[i] = f16_to_f32(r[i]);
+      break;
+    }
+  }
+}
+constexpr int64_t kMlpChunk = 1024;  // rows per MLP chunk: bounds the [rows, intermediate] buffers
+}  // namespace
+
+float attention_scale(const TextConfig& c) {
+  return static_cast<float>(std::pow(c.query_pre_attn_scalar, -0.5));
+}
+
+void embed_tokens(const ModelWeights& w, const ModelConfig& cfg, const int32_t* ids, int64_t n, float* out) {
+  const int64_t H = w.embed.cols, V = w.embed.rows;
+  for (int64_t i = 0; i < n; ++i) {
+    check(ids[i] >= 0 && ids[i] < V, "token id ", ids[i], " at position ", i, " is outside the vocabulary (0..", V - 1,
+          ")");
+    float* o = out + i * H;
+    if (ids[i] == cfg.eoi_token_id) {
+      for (int64_t j = 0; j < H; ++j) o[j] = w.eoi[j];
+      continue;
+    }
+    embed_row(w.embed, ids[i], o);
+    for (int64_t j = 0; j < H; ++j) o[j] = round_one(o[j] * w.embed_scale, w.precision);
+  }
+}
+
+void project_kv(const AttentionWeights& a, const TextConfig& c, const float* xn, int64_t n, float* k, float* v,
+                Precision p) {
+  const int64_t H = c.hidden_size, kvd = c.kv_dim(), hd = c.head_dim;
+  const MatmulOptions mo{p == Precision::kBF16};
+  matmul(xn, n, H, a.k, k, kvd, mo);
+  round_act(k, n * kvd, p);
+  matmul(xn, n, H, a.v, v, kvd, mo);
+  round_act(v, n * kvd, p);
+  rms_norm(k, n * c.num_kv_heads, hd, hd, a.k_norm.data(), static_cast<float>(c.rms_norm_eps), k, hd, p);
+}
+
+void project_qkv(const AttentionWeights& a, const TextConfig& c, const float* xn, int64_t n, float* q, float* k,
+                 float* v, const RopeTable* rope, Precision p) {
+  const int64_t H = c.hidden_size, qd = c.q_dim(), kvd = c.kv_dim(), hd = c.head_dim;
+  const MatmulOptions mo{p == Precision::kBF16};
+  matmul(xn, n, H, a.q, q, qd, mo);
+  round_act(q, n * qd, p);
+  rms_norm(q, n * c.num_heads, hd, hd, a.q_norm.data(), static_cast<float>(c.rms_norm_eps), q, hd, p);
+  project_kv(a, c, xn, n, k, v, p);
+  if (rope != nullptr) {
+    apply_rope(q, n, qd, c.num_heads, hd, *rope, p);
+    apply_rope(k, n, kvd, c.num_kv_heads, hd, *rope, p);
+  }
+}
+
+void attention_output(const TextLayerWeights& l, const TextConfig& c, const float* attn, int64_t n, float* h,
+                      std::vector<float>& scratch, Precision p) {
+  const int64_t H = c.hidden_size;
+  scratch.resize(static_cast<size_t>(n * H));
+  matmul(attn, n, c.q_dim(), l.attn.o, scratch.data(), H, MatmulOptions{p == Precision::kBF16});
+  round_act(scratch.data(), n * H, p);
+  rms_norm(scratch.data(), n, H, H, l.post_attn_norm.data(), static_cast<float>(c.rms_norm_eps), scratch.data(), H, p);
+  add(h, scratch.data(), h, n * H, p);
+}
+
+void mlp_block(const TextLayerWeights& l, const TextConfig& c, float* h, int64_t n, Precision p) {
+  const int64_t H = c.hidden_size, I = c.intermediate_size;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  const MatmulOptions mo{p == Precision::kBF16};
+  const int64_t chunk = std::min(n, kMlpChunk);
+  std::vector<float> xn(static_cast<size_t>(chunk * H)), gate(static_cast<size_t>(chunk * I)),
+      up(static_cast<size_t>(chunk * I)), out(static_cast<size_t>(chunk * H));
+  for (int64_t r0 = 0; r0 < n; r0 += chunk) {
+    const int64_t m = std::min(chunk, n - r0);
+    float* hr = h + r0 * H;
+    rms_norm(hr, m, H, H, l.pre_ff_norm.data(), eps, xn.data(), H, p);
+    matmul(xn.data(), m, H, l.mlp.gate, gate.data(), I, mo);
+    round_act(gate.data(), m * I, p);
+    matmul(xn.data(), m, H, l.mlp.up, up.data(), I, mo);
+    round_act(up.data(), m * I, p);
+    gelu_mul(gate.data(), up.data(), m * I, c.activation == Activation::kGeluTanh, p);
+    matmul(gate.data(), m, I, l.mlp.down, out.data(), H, mo);
+    round_act(out.data(), m * H, p);
+    rms_norm(out.data(), m, H, H, l.post_ff_norm.data(), eps, out.data(), H, p);
+    add(hr, out.data(), hr, m * H, p);
+  }
+}
+
+}  // namespace t5g

@@ -1,0 +1,160 @@
+#include "model/decoder.h"
+
+#include <algorithm>
+
+#include "kernels/attention.h"
+#include "model/blocks.h"
+#include "util/error.h"
+
+namespace t5g {
+
+size_t DecoderState::bytes() const {
+  size_t n = 0;
+  for (const auto& l : layers) n += (l.k.capacity() + l.v.capacity() + l.ck.capacity() + l.cv.capacity()) * sizeof(float);
+  return n;
+}
+
+DecoderState start_decoder(const ModelWeights& w, const ModelConfig& cfg, const float* encoder_out, int64_t S) {
+  const TextConfig& c = cfg.decoder;
+  check(S > 0, "decoder: empty encoder output");
+  DecoderState st;
+  st.encoder_length = S;
+  st.layers.resize(static_cast<size_t>(c.num_layers));
+  const int64_t kvd = c.kv_dim();
+  for (int64_t li = 0; li < c.num_layers; ++li) {
+    DecoderLayerCache& lc = st.layers[li];
+    lc.ring = c.layer_types[li] == LayerType::kSliding;
+    lc.capacity = lc.ring ? c.sliding_window : 0;
+    lc.k.resize(static_cast<size_t>(lc.capacity * kvd));
+    lc.v.resize(static_cast<size_t>(lc.capacity * kvd));
+    lc.ck.resize(static_cast<size_t>(S * kvd));
+    lc.cv.resize(static_cast<size_t>(S * kvd));
+    project_kv(w.decoder[li].attn, c, encoder_out, S, lc.ck.data(), lc.cv.data(), w.precision);
+  }
+  return st;
+}
+
+namespace {
+
+// The self keys a decoder query at position t sees, as spans over the cache and this step's new
+// rows: positions [lo, t] with lo = t - W + 1 on sliding layers, 0 on full ones.
+int self_spans(const DecoderLayerCache& lc, int64_t window, int64_t cached_len, int64_t t, const float* new_k,
+               const float* new_v, int64_t kvd, KvSpan* out) {
+  int n = 0;
+  const int64_t lo = lc.ring ? std::max<int64_t>(0, t - window + 1) : 0;
+  // cached positions [lo, cached_len)
+  if (lo < cached_len) {
+    if (!lc.ring) {
+      out[n++] = {lc.k.data() + lo * kvd, lc.v.data() + lo * kvd, kvd, cached_len - lo};
+    } else {
+      const int64_t cap = lc.capacity;
+      int64_t p = lo;
+      while (p < cached_len) {
+        const int64_t slot = p % cap;
+        const int64_t run = std::min(cached_len - p, cap - slot);
+        out[n++] = {lc.k.data() + slot * kvd, lc.v.data() + slot * kvd, kvd, run};
+        p += run;
+      }
+    }
+  }
+  // new positions [max(lo, cached_len), t], stored at rows (p - cached_len) of new_k/new_v
+  const int64_t a = std::max(lo, cached_len);
+  out[n++] = {new_k + (a - cached_len) * kvd, new_v + (a - cached_len) * kvd, kvd, t - a + 1};
+  return n;
+}
+
+void append_self(DecoderLayerCache& lc, int64_t cached_len, const float* new_k, const float* new_v, int64_t T,
+                 int64_t kvd) {
+  if (lc.ring) {
+    for (int64_t i = std::max<int64_t>(0, T - lc.capacity); i < T; ++i) {
+      const int64_t slot = (cached_len + i) % lc.capacity;
+      std::copy(new_k + i * kvd, new_k + (i + 1) * kvd, lc.k.begin() + slot * kvd);
+      std::copy(new_v + i * kvd, new_v + (i + 1) * kvd, lc.v.begin() + slot * kvd);
+    }
+  } else {
+    lc.k.insert(lc.k.end(), new_k, new_k + T * kvd);
+    lc.v.insert(lc.v.end(), new_v, new_v + T * kvd);
+    lc.capacity = cached_len + T;
+  }
+}
+
+}  // namespace
+
+void decoder_forward(const ModelWeights& w, const ModelConfig& cfg, const std::vector<DecoderState*>& states,
+                     const std::vector<std::span<const int32_t>>& tokens, std::vector<float>& hidden,
+                     const HiddenStateHook& hook) {
+  const TextConfig& c = cfg.decoder;
+  const Precision p = w.precision;
+  check(states.size() == tokens.size(), "decoder_forward: ", states.size(), " states but ", tokens.size(),
+        " token lists");
+  const int64_t B = static_cast<int64_t>(states.size());
+  // Row layout: the new tokens of state 0, then of state 1, ...
+  std::vector<int64_t> row0(static_cast<size_t>(B + 1), 0);
+  for (int64_t b = 0; b < B; ++b) {
+    check(!tokens[b].empty(), "decoder_forward: no tokens for sequence ", b);
+    row0[b + 1] = row0[b] + static_cast<int64_t>(tokens[b].size());
+  }
+  const int64_t R = row0[B], H = c.hidden_size, qd = c.q_dim(), kvd = c.kv_dim();
+  std::vector<int32_t> ids(static_cast<size_t>(R));
+  std::vector<int64_t> pos(static_cast<size_t>(R));
+  std::vector<int64_t> owner(static_cast<size_t>(R));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t i = 0; i < static_cast<int64_t>(tokens[b].size()); ++i) {
+      ids[row0[b] + i] = tokens[b][i];
+      pos[row0[b] + i] = states[b]->length + i;
+      owner[row0[b] + i] = b;
+    }
+  std::vector<float> h(static_cast<size_t>(R * H));
+  embed_tokens(w, cfg, ids.data(), R, h.data());
+  if (hook) hook(0, h.data(), R);
+
+  const RopeTable rope_sliding =
+      make_rope_table(pos.data(), R, c.head_dim, c.rope_sliding.theta, c.rope_sliding.linear_factor, p);
+  const RopeTable rope_full = make_rope_table(pos.data(), R, c.head_dim, c.rope_full.theta, c.rope_full.linear_factor, p);
+  AttnParams ap;
+  ap.num_heads = c.num_heads;
+  ap.num_kv_heads = c.num_kv_heads;
+  ap.head_dim = c.head_dim;
+  ap.scale = attention_scale(c);
+  ap.precision = p;
+
+  std::vector<float> xn(static_cast<size_t>(R * H)), q(static_cast<size_t>(R * qd)), k(static_cast<size_t>(R * kvd)),
+      v(static_cast<size_t>(R * kvd)), attn(static_cast<size_t>(R * qd)), scratch;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  for (int64_t li = 0; li < c.num_layers; ++li) {
+    const TextLayerWeights& l = w.decoder[li];
+    const bool sliding = c.layer_types[li] == LayerType::kSliding;
+    rms_norm(h.data(), R, H, H, l.pre_attn_norm.data(), eps, xn.data(), H, p);
+    project_qkv(l.attn, c, xn.data(), R, q.data(), k.data(), v.data(), sliding ? &rope_sliding : &rope_full, p);
+#pragma omp parallel for schedule(dynamic, 1) if (R > 1)
+    for (int64_t r = 0; r < R; ++r) {
+      const int64_t b = owner[r];
+      const DecoderState& st = *states[b];
+      const DecoderLayerCache& lc = st.layers[li];
+      KvSpan spans[4];
+      int n = self_spans(lc, c.sliding_window, st.length, pos[r], k.data() + row0[b] * kvd, v.data() + row0[b] * kvd,
+                         kvd, spans);
+      spans[n++] = {lc.ck.data(), lc.cv.data(), kvd, st.encoder_length};
+      attention_row(q.data() + r * qd, spans, n, attn.data() + r * qd, ap);
+    }
+    for (int64_t b = 0; b < B; ++b)
+      append_self(states[b]->layers[li], states[b]->length, k.data() + row0[b] * kvd, v.data() + row0[b] * kvd,
+                  row0[b + 1] - row0[b], kvd);
+    attention_output(l, c, attn.data(), R, h.data(), scratch, p);
+    mlp_block(l, c, h.data(), R, p);
+    if (hook) hook(static_cast<int>(li + 1), h.data(), R);
+  }
+  for (int64_t b = 0; b < B; ++b) states[b]->length += row0[b + 1] - row0[b];
+  hidden.resize(static_cast<size_t>(R * H));
+  rms_norm(h.data(), R, H, H, w.decoder_norm.data(), eps, hidden.data(), H, p);
+}
+
+void lm_head(const ModelWeights& w, const ModelConfig& cfg, const float* hidden, int64_t n, float* logits) {
+  const int64_t V = w.embed.rows;
+  matmul(hidden, n, w.embed.cols, w.embed, logits, V, MatmulOptions{w.precision == Precision::kBF16});
+  round_act(logits, n * V, w.precision);
+  if (cfg.decoder.final_logit_softcapping)
+    softcap(logits, n * V, static_cast<float>(*cfg.decoder.final_logit_softcapping), w.precision);
+}
+
+}  // namespace t5g

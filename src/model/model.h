@@ -1,0 +1,23 @@
+// A loaded checkpoint: the mapped files, the parsed configs and the bound weights, immutable
+// after loading so any number of threads can run requests on it.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "format/checkpoint.h"
+#include "model/config.h"
+#include "model/weights.h"
+
+namespace t5g {
+
+struct LoadedModel {
+  std::unique_ptr<Checkpoint> checkpoint;
+  ModelConfig config;
+  GenerationConfig generation;
+  ModelWeights weights;
+};
+
+// Loads a checkpoint folder (config.json, generation_config.json, safetensors). Throws t5g::Error.
+std::unique_ptr<LoadedModel> load_model(const std::string& dir);
+
+}  // namespace t5g

@@ -1,0 +1,223 @@
+#include "model/weights.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "util/bf16.h"
+#include "util/error.h"
+
+namespace t5g {
+
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+// Looks tensors up under the name variants checkpoints use.
+class Binder {
+ public:
+  Binder(const Checkpoint& c) : ckpt_(c) {}
+
+  // Candidates: `name` itself, then without the leading "model.", then with "text_model."
+  // inserted after "model.encoder." (later transformers builds).
+  TensorRef find(const std::string& name) const {
+    std::vector<std::string> cands{name};
+    const std::string enc = "model.encoder.";
+    if (name.rfind(enc, 0) == 0) cands.push_back(enc + "text_model." + name.substr(enc.size()));
+    const std::string vt = "model.encoder.vision_tower.vision_model.";
+    if (name.rfind(vt, 0) == 0) cands.push_back("model.encoder.vision_tower." + name.substr(vt.size()));
+    const size_t n = cands.size();
+    for (size_t i = 0; i < n; ++i)
+      if (cands[i].rfind("model.", 0) == 0) cands.push_back(cands[i].substr(6));
+    for (const auto& c : cands) {
+      TensorRef r = ckpt_.find(c);
+      if (r.info) return r;
+    }
+    return {};
+  }
+
+  TensorRef require(const std::string& name, const std::vector<int64_t>& shape) {
+    TensorRef r = find(name);
+    check(r.info != nullptr, "tensor '", name, "' is missing from the checkpoint in ", ckpt_.dir());
+    check(r.info->shape == shape, "tensor '", r.info->name, "' in ", *r.file, " has shape ", shape_str(r.info->shape),
+          ", config.json implies ", shape_str(shape));
+    const DType d = r.info->dtype;
+    check(d == DType::kF32 || d == DType::kBF16 || d == DType::kF16, "tensor '", r.info->name, "' in ", *r.file,
+          " has dtype ", dtype_name(d), "; weights must be F32, BF16 or F16");
+    bytes += r.info->end - r.info->begin;
+    return r;
+  }
+
+  WeightMatrix matrix(const std::string& name, int64_t rows, int64_t cols) {
+    TensorRef r = require(name, {rows, cols});
+    WeightMatrix w;
+    w.type = r.info->dtype == DType::kF32 ? WeightType::kF32 : r.info->dtype == DType::kBF16 ? WeightType::kBF16
+                                                                                             : WeightType::kF16;
+    w.rows = rows;
+    w.cols = cols;
+    w.data = r.data;
+    return w;
+  }
+
+  std::vector<float> vec(const std::string& name, const std::vector<int64_t>& shape) {
+    TensorRef r = require(name, shape);
+    const int64_t n = r.info->numel();
+    std::vector<float> out(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) out[i] = element(r, i);
+    return out;
+  }
+
+  std::vector<float> vec(const std::string& name, int64_t n) { return vec(name, std::vector<int64_t>{n}); }
+
+  // Gemma RMSNorm gain 1 + w, computed in fp32 as the reference does.
+  std::vector<float> gain(const std::string& name, int64_t n) {
+    std::vector<float> g = vec(name, n);
+    for (float& x : g) x = 1.0f + x;
+    return g;
+  }
+
+  // Present -> shape checked; absent -> fine (tied tensors alias the encoder's).
+  void optional_tied(const std::string& name, const std::vector<int64_t>& shape) {
+    if (find(name).info) require(name, shape);
+  }
+
+  uint64_t bytes = 0;
+
+ private:
+  static float element(const TensorRef& r, int64_t i) {
+    switch (r.info->dtype) {
+      case DType::kF32: {
+        float f;
+        std::memcpy(&f, r.data + 4 * i, 4);
+        return f;
+      }
+      case DType::kBF16: {
+        uint16_t h;
+        std::memcpy(&h, r.data + 2 * i, 2);
+        return bf16_to_f32(h);
+      }
+      default: {
+        uint16_t h;
+        std::memcpy(&h, r.data + 2 * i, 2);
+        return f16_to_f32(h);
+      }
+    }
+  }
+
+  const Checkpoint& ckpt_;
+};
+
+std::vector<TextLayerWeights> bind_text_layers(Binder& b, const std::string& prefix, const TextConfig& c) {
+  std::vector<TextLayerWeights> layers(static_cast<size_t>(c.num_layers));
+  const int64_t H = c.hidden_size, I = c.intermediate_size, hd = c.head_dim;
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    const std::string p = prefix + ".layers." + std::to_string(i) + ".";
+    TextLayerWeights& l = layers[i];
+    l.attn.q = b.matrix(p + "self_attn.q_proj.weight", c.q_dim(), H);
+    l.attn.k = b.matrix(p + "self_attn.k_proj.weight", c.kv_dim(), H);
+    l.attn.v = b.matrix(p + "self_attn.v_proj.weight", c.kv_dim(), H);
+    l.attn.o = b.matrix(p + "self_attn.o_proj.weight", H, c.q_dim());
+    l.attn.q_norm = b.gain(p + "self_attn.q_norm.weight", hd);
+    l.attn.k_norm = b.gain(p + "self_attn.k_norm.weight", hd);
+    l.pre_attn_norm = b.gain(p + "pre_self_attn_layernorm.weight", H);
+    l.post_attn_norm = b.gain(p + "post_self_attn_layernorm.weight", H);
+    l.pre_ff_norm = b.gain(p + "pre_feedforward_layernorm.weight", H);
+    l.post_ff_norm = b.gain(p + "post_feedforward_layernorm.weight", H);
+    l.mlp.gate = b.matrix(p + "mlp.gate_proj.weight", I, H);
+    l.mlp.up = b.matrix(p + "mlp.up_proj.weight", I, H);
+    l.mlp.down = b.matrix(p + "mlp.down_proj.weight", H, I);
+  }
+  return layers;
+}
+
+VisionWeights bind_vision(Binder& b, const ModelConfig& cfg) {
+  VisionWeights v;
+  const std::string p = "model.encoder.vision_tower.vision_model.";
+  if (!b.find(p + "embeddings.patch_embedding.weight").info) return v;  // text-only checkpoint
+  const VisionConfig& c = cfg.vision;
+  const int64_t Hv = c.hidden_size, Iv = c.intermediate_size, P = c.patch_size, C = c.num_channels;
+  const int64_t n_patches = (c.image_size / P) * (c.image_size / P);
+  v.present = true;
+  {
+    TensorRef r = b.require(p + "embeddings.patch_embedding.weight", {Hv, C, P, P});
+    v.patch.type = r.info->dtype == DType::kF32 ? WeightType::kF32 : r.info->dtype == DType::kBF16 ? WeightType::kBF16
+                                                                                                   : WeightType::kF16;
+    v.patch.rows = Hv;
+    v.patch.cols = C * P * P;
+    v.patch.data = r.data;
+  }
+  v.patch_b = b.vec(p + "embeddings.patch_embedding.bias", Hv);
+  v.pos_embed = b.vec(p + "embeddings.position_embedding.weight", {n_patches, Hv});
+  v.layers.resize(static_cast<size_t>(c.num_layers));
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    const std::string l = p + "encoder.layers." + std::to_string(i) + ".";
+    VisionLayerWeights& w = v.layers[i];
+    w.ln1_w = b.vec(l + "layer_norm1.weight", Hv);
+    w.ln1_b = b.vec(l + "layer_norm1.bias", Hv);
+    w.ln2_w = b.vec(l + "layer_norm2.weight", Hv);
+    w.ln2_b = b.vec(l + "layer_norm2.bias", Hv);
+    w.q = b.matrix(l + "self_attn.q_proj.weight", Hv, Hv);
+    w.k = b.matrix(l + "self_attn.k_proj.weight", Hv, Hv);
+    w.v = b.matrix(l + "self_attn.v_proj.weight", Hv, Hv);
+    w.o = b.matrix(l + "self_attn.out_proj.weight", Hv, Hv);
+    w.q_b = b.vec(l + "self_attn.q_proj.bias", Hv);
+    w.k_b = b.vec(l + "self_attn.k_proj.bias", Hv);
+    w.v_b = b.vec(l + "self_attn.v_proj.bias", Hv);
+    w.o_b = b.vec(l + "self_attn.out_proj.bias", Hv);
+    w.fc1 = b.matrix(l + "mlp.fc1.weight", Iv, Hv);
+    w.fc1_b = b.vec(l + "mlp.fc1.bias", Iv);
+    w.fc2 = b.matrix(l + "mlp.fc2.weight", Hv, Iv);
+    w.fc2_b = b.vec(l + "mlp.fc2.bias", Hv);
+  }
+  v.post_ln_w = b.vec(p + "post_layernorm.weight", Hv);
+  v.post_ln_b = b.vec(p + "post_layernorm.bias", Hv);
+  const int64_t H = cfg.encoder.hidden_size;
+  v.mm_norm = b.gain("model.encoder.multi_modal_projector.mm_soft_emb_norm.weight", Hv);
+  {
+    TensorRef r = b.require("model.encoder.multi_modal_projector.mm_input_projection_weight", {Hv, H});
+    const int64_t es = dtype_size(r.info->dtype);
+    v.mm_proj_t_data.resize(static_cast<size_t>(Hv * H * es));
+    for (int64_t i = 0; i < Hv; ++i)
+      for (int64_t j = 0; j < H; ++j)
+        std::memcpy(v.mm_proj_t_data.data() + (j * Hv + i) * es, r.data + (i * H + j) * es, static_cast<size_t>(es));
+    v.mm_proj_t.type = r.info->dtype == DType::kF32 ? WeightType::kF32
+                       : r.info->dtype == DType::kBF16 ? WeightType::kBF16
+                                                       : WeightType::kF16;
+    v.mm_proj_t.rows = H;
+    v.mm_proj_t.cols = Hv;
+    v.mm_proj_t.data = v.mm_proj_t_data.data();
+  }
+  return v;
+}
+
+}  // namespace
+
+ModelWeights bind_weights(const Checkpoint& ckpt, const ModelConfig& cfg) {
+  Binder b(ckpt);
+  ModelWeights w;
+  const int64_t V = cfg.encoder.vocab_size, H = cfg.encoder.hidden_size;
+  w.embed = b.matrix("model.encoder.embed_tokens.weight", V, H);
+  w.eoi = b.vec("model.encoder.embed_tokens.eoi_embedding", H);
+  b.optional_tied("model.decoder.embed_tokens.weight", {V, H});
+  b.optional_tied("model.decoder.embed_tokens.eoi_embedding", {H});
+  b.optional_tied("lm_head.out_proj.weight", {V, H});
+  switch (w.embed.type) {
+    case WeightType::kF32: w.precision = Precision::kF32; break;
+    case WeightType::kBF16: w.precision = Precision::kBF16; break;
+    case WeightType::kF16: w.precision = Precision::kF16; break;
+  }
+  // embed_scale is an fp32 buffer cast to the weight dtype before the multiply.
+  w.embed_scale = round_one(static_cast<float>(std::sqrt(static_cast<double>(H))), w.precision);
+  w.encoder = bind_text_layers(b, "model.encoder", cfg.encoder);
+  w.decoder = bind_text_layers(b, "model.decoder", cfg.decoder);
+  w.encoder_norm = b.gain("model.encoder.norm.weight", H);
+  w.decoder_norm = b.gain("model.decoder.norm.weight", H);
+  w.vision = bind_vision(b, cfg);
+  w.bytes = b.bytes;
+  return w;
+}
+
+}  // namespace t5g

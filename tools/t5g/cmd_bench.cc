@@ -1,0 +1,166 @@
+// t5g bench: load time, encoder throughput, time to first token, decode throughput and peak
+// memory, printed as JSON with the roofline bound each number is measured against.
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <random>
+
+#include <omp.h>
+
+#include "commands.h"
+#include "common.h"
+#include "kernels/cpu_features.h"
+#include "model/model.h"
+#include "runtime/generate.h"
+#include "util/error.h"
+
+namespace t5g::cli {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+struct BenchArgs {
+  std::string model;
+  int threads = 0;
+  std::string encoder_lengths = "128,512,2048";
+  std::string decode_batches = "1,8";
+  int64_t decode_tokens = 32;
+  int repeats = 3;
+};
+
+// Ordinary token ids (no special or image ids) for a synthetic input.
+std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint32_t seed) {
+  std::mt19937 g(seed);
+  std::uniform_int_distribution<int32_t> d(10, static_cast<int32_t>(std::min<int64_t>(vocab - 1, 250000)));
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (auto& x : ids) x = d(g);
+  if (n > 0) ids[0] = 2;
+  return ids;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Read bandwidth of this machine with the benchmark's thread count: best of a few passes over 512 MiB.
+double measure_bandwidth_gbs() {
+  const size_t n = (512ull << 20) / sizeof(uint64_t);
+  std::vector<uint64_t> buf(n, 1);
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    auto t = Clock::now();
+    uint64_t sum = 0;
+#pragma omp parallel for reduction(+ : sum) schedule(static)
+    for (size_t i = 0; i < n; ++i) sum += buf[i];
+    const double s = seconds_since(t);
+    if (sum == 42) std::fputc(' ', stderr);  // keep the loop
+    best = std::max(best, (n * sizeof(uint64_t)) / s / 1e9);
+  }
+  return best;
+}
+}  // namespace
+
+Action add_bench(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  CLI::App* c = app.add_subcommand("bench", "Measure speed and memory on a checkpoint (JSON output)");
+  c->add_option("-m,--model", a->model, "Checkpoint folder")->required();
+  c->add_option("--threads", a->threads, "Compute threads (0 = all cores)")->capture_default_str();
+  c->add_option("--encoder-lengths", a->encoder_lengths, "Input lengths for encoder/first-token timings")
+      ->capture_default_str();
+  c->add_option("--decode-batches", a->decode_batches, "Batch sizes for decode timings")->capture_default_str();
+  c->add_option("--decode-tokens", a->decode_tokens, "Tokens generated per decode timing")->capture_default_str();
+  c->add_option("--repeats", a->repeats, "Repeats per measurement (median reported)")->capture_default_str();
+  return [a]() {
+    check(a->repeats > 0 && a->decode_tokens > 1, "--repeats must be > 0 and --decode-tokens > 1");
+    auto t0 = Clock::now();
+    auto model = open_model(a->model, a->threads);
+    const double load_s = seconds_since(t0);
+    const LoadedModel& m = model->internals();
+    const int64_t V = m.config.decoder.vocab_size;
+    nlohmann::ordered_json out;
+    out["model"] = a->model;
+    out["isa"] = isa_name(active_isa());
+    out["threads"] = model->threads();
+    out["weight_dtype"] = precision_name(m.weights.precision);
+    out["weight_bytes"] = m.weights.bytes;
+    out["load_s"] = load_s;
+
+    nlohmann::ordered_json enc = nlohmann::ordered_json::array(), ftl = nlohmann::ordered_json::array();
+    for (int32_t L : parse_id_list(a->encoder_lengths, "--encoder-lengths")) {
+      check(L > 0, "--encoder-lengths must be positive");
+      auto ids = random_ids(L, V, static_cast<uint32_t>(L));
+      std::vector<double> te, tf;
+      for (int r = 0; r < a->repeats; ++r) {
+        auto t = Clock::now();
+        omp_set_num_threads(model->threads());
+        run_encoder(m.weights, m.config, EncoderInput{ids.data(), L, nullptr, 0});
+        te.push_back(seconds_since(t));
+        GenerateRequest req;
+        req.input_ids = ids;
+        req.max_new_tokens = 1;
+        req.ignore_eos = true;
+        t = Clock::now();
+        model->generate({req});
+        tf.push_back(seconds_since(t));
+      }
+      const double s = median(te);
+      enc.push_back({{"tokens", L}, {"seconds", s}, {"tokens_per_s", L / s}});
+      ftl.push_back({{"tokens", L}, {"seconds", median(tf)}});
+    }
+    out["encoder"] = enc;
+    out["first_token"] = ftl;
+
+    omp_set_num_threads(model->threads());
+    const double bw = measure_bandwidth_gbs();
+    // Each decode step reads every decoder weight and the tied LM head once.
+    uint64_t step_bytes = 0;
+    for (const auto& l : m.weights.decoder)
+      for (const WeightMatrix* w : {&l.attn.q, &l.attn.k, &l.attn.v, &l.attn.o, &l.mlp.gate, &l.mlp.up, &l.mlp.down})
+        step_bytes += static_cast<uint64_t>(w->rows * w->cols * weight_type_bytes(w->type));
+    step_bytes += static_cast<uint64_t>(m.weights.embed.rows * m.weights.embed.cols * weight_type_bytes(m.weights.embed.type));
+    out["memory_bandwidth_gbs"] = bw;
+    out["decode_step_weight_bytes"] = step_bytes;
+
+    nlohmann::ordered_json dec = nlohmann::ordered_json::array();
+    for (int32_t B : parse_id_list(a->decode_batches, "--decode-batches")) {
+      check(B > 0, "--decode-batches must be positive");
+      std::vector<GenerateRequest> reqs;
+      for (int32_t b = 0; b < B; ++b) {
+        GenerateRequest r;
+        r.input_ids = random_ids(128, V, 1000 + b);
+        r.max_new_tokens = a->decode_tokens;
+        r.ignore_eos = true;
+        reqs.push_back(std::move(r));
+      }
+      std::vector<double> rates;
+      for (int rep = 0; rep < a->repeats; ++rep) {
+        // Decode time: from the first token of the batch (after encoder + first step) to the last.
+        int64_t count = 0;
+        Clock::time_point first, last;
+        model->generate(reqs, [&](size_t, int32_t) {
+          auto now = Clock::now();
+          if (count++ == B - 1) first = now;
+          last = now;
+        });
+        const double s = std::chrono::duration<double>(last - first).count();
+        rates.push_back(static_cast<double>(B) * (a->decode_tokens - 1) / s);
+      }
+      const double rate = median(rates);
+      const double bound = B * bw * 1e9 / static_cast<double>(step_bytes);
+      dec.push_back({{"batch", B},
+                     {"new_tokens", a->decode_tokens},
+                     {"tokens_per_s", rate},
+                     {"bandwidth_bound_tokens_per_s", bound},
+                     {"fraction_of_bound", rate / bound}});
+    }
+    out["decode"] = dec;
+    out["peak_rss_mb"] = static_cast<double>(peak_rss_bytes()) / (1 << 20);
+    print_json(out);
+    return 0;
+  };
+}
+
+}  // namespace t5g::cli
