@@ -37,7 +37,7 @@ std::vector<float> run_encoder(const ModelWeights& w, const ModelConfig& cfg, co
   if (hook) hook(0, h.data(), L);
 
   std::vector<int64_t> pos(static_cast<size_t>(L));
-  std::iota(pos.begin(), pos.end(), 0);
+  std::iota(pos.begin(), pos.end(), in.position_offset);
   const RopeTable rope_sliding = make_rope_table(pos.data(), L, c.head_dim, c.rope_sliding.theta,
                                                  c.rope_sliding.linear_factor, p);
   const RopeTable rope_full = make_rope_table(pos.data(), L, c.head_dim, c.rope_full.theta, c.rope_full.linear_factor, p);

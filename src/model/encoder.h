@@ -23,6 +23,9 @@ struct EncoderInput {
   // the input has no image tokens).
   const float* image_features = nullptr;
   int64_t image_feature_rows = 0;
+  // Position of the first token. 0 normally; a left-padded row of a reference batch has its
+  // tokens at positions [pad, L) (positions are not padding-aware in the reference).
+  int64_t position_offset = 0;
 };
 
 // Returns the final encoder hidden states [L, H] (after encoder.norm).

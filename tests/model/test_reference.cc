@@ -65,7 +65,7 @@ double max_diff(const Array& ref, int64_t b, int64_t first, const float* ours, i
 
 EncoderInput as_input(const Row& r) {
   return EncoderInput{r.ids.data(), static_cast<int64_t>(r.ids.size()),
-                      r.image_rows ? r.image_features.data() : nullptr, r.image_rows};
+                      r.image_rows ? r.image_features.data() : nullptr, r.image_rows, r.first};
 }
 
 struct Param {
