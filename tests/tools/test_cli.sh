@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The t5g command-line contract: JSON shapes and keys, greedy ids equal to the reference, batch
+# rows equal to single runs, and one-line "error: ..." failures with a non-zero exit.
+set -u
+T5G=$1
+DATA=$2
+MODEL=$DATA/vectors/tiny/model
+pass=0; fail=0
+ok()   { pass=$((pass+1)); }
+bad()  { fail=$((fail+1)); echo "FAIL: $*"; }
+expect_eq() { if [ "$1" == "$2" ]; then ok; else bad "$3: got [$1] expected [$2]"; fi; }
+expect_error() {  # expect_error NAME SUBSTRING CMD...
+  local name=$1 sub=$2; shift 2
+  local out rc
+  out=$("$@" 2>&1 >/dev/null); rc=$?
+  if [ $rc -eq 0 ]; then bad "$name: exit 0"; return; fi
+  if [ "$(printf '%s\n' "$out" | wc -l)" -ne 1 ]; then bad "$name: expected one line, got: $out"; return; fi
+  case "$out" in "error: "*"$sub"*) ok ;; *) bad "$name: got: $out" ;; esac
+}
+
+# text_single of the reference: input ids and HF generate() output (12 new tokens, no EOS)
+IN=2,261,266,335,275,123,103,176,292,383,182,67,363
+REF='{"outputs":[{"ids":[349,274,261,203,228,511,376,56,280,280,280,280]}]}'
+expect_eq "$($T5G generate -m $MODEL --input-ids $IN --max-new-tokens 12 --json)" "$REF" "generate json"
+expect_eq "$($T5G generate -m $MODEL --input-ids $IN --max-new-tokens 12 --json --threads 1)" "$REF" "threads=1"
+# a batch of two: each row equals its single run
+A=$($T5G generate -m $MODEL --input-ids 2,5,6,7 --max-new-tokens 6 --json)
+B=$($T5G generate -m $MODEL --input-ids $IN --input-ids 2,5,6,7 --max-new-tokens 6 --json)
+expect_eq "$(echo "$B" | sed 's/.*},{//; s/}]}$//')" "$(echo "$A" | sed 's/.*\[{//; s/}]}$//')" "batch row equals single run"
+# --ignore-eos gives exactly N tokens
+N=$($T5G generate -m $MODEL --input-ids 2,5 --max-new-tokens 20 --ignore-eos --json | grep -o ',' | wc -l)
+expect_eq "$N" "19" "ignore-eos token count"
+# score: JSON key and one value per target token
+S=$($T5G score -m $MODEL --input-ids $IN --target-ids 349,274,261 --json)
+case "$S" in '{"logprobs":['*','*','*']}') ok ;; *) bad "score json: $S" ;; esac
+# help
+$T5G --help | grep -q generate && ok || bad "t5g --help"
+$T5G generate --help | grep -q -- --input-ids && ok || bad "t5g generate --help"
+
+expect_error "missing model folder" "/nonexistent" $T5G generate -m /nonexistent --input-ids 2
+expect_error "bad id" "--input-ids" $T5G generate -m $MODEL --input-ids 2,abc
+expect_error "id out of vocab" "outside the vocabulary" $T5G generate -m $MODEL --input-ids 2,100000
+expect_error "score count mismatch" "target" $T5G score -m $MODEL --input-ids 2,3 --input-ids 2,4 --target-ids 5
+expect_error "unknown flag" "" $T5G generate -m $MODEL --input-ids 2 --bogus
+expect_error "not a checkpoint" "no model.safetensors" $T5G generate -m $DATA/tokenizer --input-ids 2
+
+echo "cli: $pass passed, $fail failed"
+[ $fail -eq 0 ]
