@@ -36,6 +36,12 @@ struct GenerateResult {
 // Called as each token is generated: (request index, token id).
 using TokenCallback = std::function<void(size_t request, int32_t token)>;
 
+struct EncodeResult {
+  int64_t tokens = 0, dim = 0;
+  std::vector<float> hidden;  // [tokens, dim]: final encoder hidden states (after the final norm)
+  std::vector<float> pooled;  // [dim]: mean over the tokens, L2-normalised when asked
+};
+
 struct ModelInfo {
   int64_t vocab_size, hidden_size, encoder_layers, decoder_layers;
   int32_t decoder_start_token_id;
@@ -59,6 +65,9 @@ class Model {
   // Log-probabilities of each target token under teacher forcing, from fp32 logits.
   std::vector<std::vector<float>> score(const std::vector<std::vector<int32_t>>& inputs,
                                         const std::vector<std::vector<int32_t>>& targets) const;
+
+  // Encoder embeddings of each input (each at its own length: the mean is over its own tokens).
+  std::vector<EncodeResult> encode(const std::vector<std::vector<int32_t>>& inputs, bool l2_normalize = false) const;
 
   ModelInfo info() const;
   int threads() const { return threads_; }

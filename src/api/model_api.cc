@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "model/model.h"
+#include "runtime/embed.h"
 #include "runtime/generate.h"
 #include "t5g/t5g.h"
 #include "util/error.h"
@@ -73,6 +74,19 @@ std::vector<std::vector<float>> Model::score(const std::vector<std::vector<int32
     in.push_back(EncoderInput{ids.data(), static_cast<int64_t>(ids.size()), nullptr, 0});
   }
   return score_targets(*m_, in, targets);
+}
+
+std::vector<EncodeResult> Model::encode(const std::vector<std::vector<int32_t>>& inputs, bool l2_normalize) const {
+  ThreadScope ts(threads_);
+  std::vector<EncoderInput> in;
+  for (const auto& ids : inputs) {
+    check(!ids.empty(), "encode: an input has no ids");
+    in.push_back(EncoderInput{ids.data(), static_cast<int64_t>(ids.size()), nullptr, 0});
+  }
+  std::vector<EncodeResult> out;
+  for (auto& e : embed_inputs(*m_, in, l2_normalize))
+    out.push_back(EncodeResult{e.tokens, e.dim, std::move(e.hidden), std::move(e.pooled)});
+  return out;
 }
 
 ModelInfo Model::info() const {

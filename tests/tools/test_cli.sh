@@ -33,6 +33,13 @@ expect_eq "$N" "19" "ignore-eos token count"
 # score: JSON key and one value per target token
 S=$($T5G score -m $MODEL --input-ids $IN --target-ids 349,274,261 --json)
 case "$S" in '{"logprobs":['*','*','*']}') ok ;; *) bad "score json: $S" ;; esac
+# encode: pooled = mean of the per-token states; --normalize gives unit length; .npy files
+E=$($T5G encode -m $MODEL --input-ids 2,5,6 --json)
+case "$E" in '{"outputs":[{"tokens":3,"dim":48,"pooled":['*'"hidden":[['*) ok ;; *) bad "encode json: ${E:0:80}" ;; esac
+TMPD=$(mktemp -d)
+$T5G encode -m $MODEL --input-ids 2,5,6 --input-ids 2,7 --normalize --output $TMPD/emb.npy && \
+  [ -s $TMPD/emb.npy ] && [ -s $TMPD/emb.hidden.0.npy ] && [ -s $TMPD/emb.hidden.1.npy ] && ok || bad "encode --output"
+rm -rf "$TMPD"
 # help
 $T5G --help | grep -q generate && ok || bad "t5g --help"
 $T5G generate --help | grep -q -- --input-ids && ok || bad "t5g generate --help"
