@@ -18,19 +18,23 @@
 namespace t5g {
 
 struct LoadedModel;
+class Tokenizer;
 
 struct LoadOptions {
   int threads = 0;  // compute threads per call; 0 = all cores
 };
 
 struct GenerateRequest {
-  std::vector<int32_t> input_ids;  // the complete encoder input (nothing is added)
+  std::vector<int32_t> input_ids;  // the complete encoder input (nothing is added), or empty to use `prompt`
+  std::string prompt;               // text, tokenized as the model input is built (BOS per tokenizer_config)
+  bool return_text = false;         // also decode the result to text (always done for a prompt)
   int64_t max_new_tokens = 32;
   bool ignore_eos = false;          // generate exactly max_new_tokens
 };
 
 struct GenerateResult {
   std::vector<int32_t> ids;  // generated ids: start token excluded, EOS included when produced
+  std::string text;          // ids decoded, special tokens skipped (for prompts, or when return_text is set)
 };
 
 // Called as each token is generated: (request index, token id).
@@ -51,6 +55,22 @@ struct ModelInfo {
   bool has_vision;
 };
 
+class Model;
+
+// Turns generated ids into text piece by piece as they arrive: a piece is returned as soon as it
+// is complete UTF-8, and the pieces concatenate to the full decode.
+class TextStream {
+ public:
+  TextStream(const Model& model, bool skip_special_tokens = true);
+  ~TextStream();
+  std::string push(int32_t id);
+  std::string flush();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 class Model {
  public:
   // Loads a checkpoint folder in the Hugging Face layout (config.json, generation_config.json,
@@ -69,14 +89,24 @@ class Model {
   // Encoder embeddings of each input (each at its own length: the mean is over its own tokens).
   std::vector<EncodeResult> encode(const std::vector<std::vector<int32_t>>& inputs, bool l2_normalize = false) const;
 
+  // The model's tokenizer (tokenizer.json + tokenizer_config.json in the checkpoint folder),
+  // loaded on first use. tokenize() builds the model input exactly (BOS per tokenizer_config).
+  bool has_tokenizer() const;
+  std::vector<int32_t> tokenize(const std::string& text, bool add_special_tokens = true) const;
+  std::string detokenize(const std::vector<int32_t>& ids, bool skip_special_tokens = true) const;
+
   ModelInfo info() const;
   int threads() const { return threads_; }
   const LoadedModel& internals() const { return *m_; }  // for tools and tests in this project
 
  private:
   Model() = default;
+  const Tokenizer& tokenizer() const;
+  friend class TextStream;
   std::unique_ptr<LoadedModel> m_;
   int threads_ = 1;
+  struct TokenizerSlot;
+  std::unique_ptr<TokenizerSlot> tok_;
 };
 
 }  // namespace t5g

@@ -1,11 +1,15 @@
 // The public Model facade over the internal model and runtime.
 #include <omp.h>
 
+#include <sys/stat.h>
+
+#include <mutex>
 #include <thread>
 
 #include "model/model.h"
 #include "runtime/embed.h"
 #include "runtime/generate.h"
+#include "tokenizer/tokenizer.h"
 #include "t5g/t5g.h"
 #include "util/error.h"
 
@@ -18,16 +22,55 @@ struct ThreadScope {
 };
 }  // namespace
 
+// The tokenizer is loaded on first use: generation from ids never pays for it.
+struct Model::TokenizerSlot {
+  std::once_flag once;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::string error;
+};
+
 std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOptions& options) {
   check(options.threads >= 0, "threads must be >= 0");
   std::shared_ptr<Model> m(new Model());
   m->m_ = load_model(path);
   const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   m->threads_ = options.threads > 0 ? options.threads : hw;
+  m->tok_ = std::make_unique<TokenizerSlot>();
   return m;
 }
 
 Model::~Model() = default;
+
+bool Model::has_tokenizer() const {
+  struct stat st {};
+  return ::stat(m_->checkpoint->file_path("tokenizer.json").c_str(), &st) == 0;
+}
+
+const Tokenizer& Model::tokenizer() const {
+  std::call_once(tok_->once, [&] {
+    check(has_tokenizer(), "no tokenizer.json in ", m_->checkpoint->dir(),
+          "; give token ids (--input-ids) or add the checkpoint's tokenizer files");
+    tok_->tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(m_->checkpoint->dir()));
+  });
+  return *tok_->tokenizer;
+}
+
+std::vector<int32_t> Model::tokenize(const std::string& text, bool add_special_tokens) const {
+  return tokenizer().encode(text, add_special_tokens);
+}
+
+std::string Model::detokenize(const std::vector<int32_t>& ids, bool skip_special_tokens) const {
+  return tokenizer().decode(ids, skip_special_tokens);
+}
+
+struct TextStream::Impl {
+  StreamDecoder decoder;
+};
+TextStream::TextStream(const Model& model, bool skip_special_tokens)
+    : impl_(new Impl{StreamDecoder(model.tokenizer(), skip_special_tokens)}) {}
+TextStream::~TextStream() = default;
+std::string TextStream::push(int32_t id) { return impl_->decoder.push(id); }
+std::string TextStream::flush() { return impl_->decoder.flush(); }
 
 std::vector<GenerateResult> Model::generate(const std::vector<GenerateRequest>& requests,
                                             const TokenCallback& on_token) const {
@@ -35,14 +78,20 @@ std::vector<GenerateResult> Model::generate(const std::vector<GenerateRequest>& 
   std::vector<GenerateResult> results(requests.size());
   if (requests.empty()) return results;
   // Requests with the same options decode together; different limits are honoured per row.
+  std::vector<std::vector<int32_t>> ids(requests.size());
   std::vector<EncoderInput> inputs;
-  int64_t max_new = 0;
-  for (const auto& r : requests) {
-    check(!r.input_ids.empty(), "generate: a request has no input ids");
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const auto& r = requests[i];
+    ids[i] = r.input_ids.empty() ? tokenize(r.prompt) : r.input_ids;
+    check(!ids[i].empty(), "generate: request ", i, " has no input (neither ids nor a prompt)");
     check(r.max_new_tokens >= 0, "generate: max_new_tokens must be >= 0");
-    inputs.push_back(EncoderInput{r.input_ids.data(), static_cast<int64_t>(r.input_ids.size()), nullptr, 0});
-    max_new = std::max(max_new, r.max_new_tokens);
   }
+  for (const auto& v : ids) inputs.push_back(EncoderInput{v.data(), static_cast<int64_t>(v.size()), nullptr, 0});
+  auto finish = [&] {
+    for (size_t i = 0; i < results.size(); ++i)
+      if (requests[i].input_ids.empty() || requests[i].return_text) results[i].text = detokenize(results[i].ids, true);
+    return results;
+  };
   bool same = true;
   for (const auto& r : requests)
     same = same && r.max_new_tokens == requests[0].max_new_tokens && r.ignore_eos == requests[0].ignore_eos;
@@ -52,7 +101,7 @@ std::vector<GenerateResult> Model::generate(const std::vector<GenerateRequest>& 
     p.ignore_eos = requests[0].ignore_eos;
     auto outs = generate_greedy(*m_, inputs, p, on_token);
     for (size_t i = 0; i < outs.size(); ++i) results[i].ids = std::move(outs[i].ids);
-    return results;
+    return finish();
   }
   for (size_t i = 0; i < requests.size(); ++i) {  // mixed options: one at a time
     GreedyParams p;
@@ -62,7 +111,7 @@ std::vector<GenerateResult> Model::generate(const std::vector<GenerateRequest>& 
                                 on_token ? TokenCallback([&](size_t, int32_t t) { on_token(i, t); }) : TokenCallback{});
     results[i].ids = std::move(outs[0].ids);
   }
-  return results;
+  return finish();
 }
 
 std::vector<std::vector<float>> Model::score(const std::vector<std::vector<int32_t>>& inputs,

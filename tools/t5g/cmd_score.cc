@@ -10,7 +10,8 @@ namespace t5g::cli {
 namespace {
 struct ScoreArgs {
   std::string model;
-  std::vector<std::string> input_ids, target_ids;
+  InputArgs in;
+  std::vector<std::string> target_ids, targets;
   int threads = 0;
   bool json = false;
 };
@@ -22,23 +23,28 @@ Action add_score(CLI::App& app) {
       "score", "Log-probability of each target token given the input (teacher forcing: the decoder reads the "
                "start token + target without its last token), from fp32 logits");
   c->add_option("-m,--model", a->model, "Checkpoint folder (Hugging Face layout)")->required();
-  c->add_option("--input-ids", a->input_ids, "Encoder input ids, comma-separated; repeat for a batch")
-      ->required()
+  a->in.add_to(c, "to condition on");
+  c->add_option("--target-ids", a->target_ids, "Target ids, comma-separated; one per input, in order")
       ->expected(1)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  c->add_option("--target-ids", a->target_ids, "Target ids, comma-separated; one per --input-ids, in order")
-      ->required()
+  c->add_option("--target", a->targets,
+                "Target text, tokenized without special tokens (no BOS/EOS; add them as ids if wanted); one per input")
       ->expected(1)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   c->add_option("--threads", a->threads, "Compute threads (0 = all cores)")->capture_default_str();
   c->add_flag("--json", a->json, "Print {\"logprobs\":[...]} (a list of lists for a batch)");
   return [a]() {
-    check(a->input_ids.size() == a->target_ids.size(), "score: ", a->input_ids.size(), " --input-ids but ",
-          a->target_ids.size(), " --target-ids; give one target per input");
-    std::vector<std::vector<int32_t>> inputs, targets;
-    for (const auto& s : a->input_ids) inputs.push_back(parse_id_list(s, "--input-ids"));
-    for (const auto& s : a->target_ids) targets.push_back(parse_id_list(s, "--target-ids"));
+    check(a->target_ids.empty() != a->targets.empty(), "give the targets either as --target-ids or as --target");
     auto model = open_model(a->model, a->threads);
+    const auto inputs = a->in.resolve(*model);
+    std::vector<std::vector<int32_t>> targets;
+    for (const auto& s : a->target_ids) targets.push_back(parse_id_list(s, "--target-ids"));
+    for (const auto& t : a->targets) {
+      targets.push_back(model->tokenize(t, /*add_special_tokens=*/false));
+      check(!targets.back().empty(), "--target '", t, "' tokenizes to nothing");
+    }
+    check(inputs.size() == targets.size(), "score: ", inputs.size(), " inputs but ", targets.size(),
+          " targets; give one target per input");
     auto lp = model->score(inputs, targets);
     if (a->json) {
       nlohmann::ordered_json out;

@@ -11,6 +11,8 @@ using Action = std::function<int()>;
 Action add_generate(CLI::App& app);
 Action add_score(CLI::App& app);
 Action add_encode(CLI::App& app);
+Action add_tokenize(CLI::App& app);
+Action add_detokenize(CLI::App& app);
 Action add_bench(CLI::App& app);
 Action add_init_random(CLI::App& app);
 

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "util/error.h"
+#include "util/mapped_file.h"
 
 namespace t5g::cli {
 
@@ -29,6 +30,42 @@ std::vector<int32_t> parse_id_list(const std::string& text, const std::string& f
   return ids;
 }
 
+std::string read_prompt_file(const std::string& path) { return read_text_file(path); }
+
+void InputArgs::add_to(CLI::App* c, const std::string& what) {
+  c->add_option("--input-ids", input_ids,
+                "Encoder input ids, comma-separated, used exactly as given (no BOS/EOS added). Repeat the flag to "
+                "make a batch; each row's result equals running it alone.")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  c->add_option("-p,--prompt", prompts, "Input text " + what + ", tokenized as the model input is built (BOS per "
+                "tokenizer_config). Repeatable (a batch).")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  c->add_option("--prompt-file", prompt_files, "Read the input text from a file (repeatable)")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+}
+
+std::vector<std::string> InputArgs::texts() const {
+  std::vector<std::string> t = prompts;
+  for (const auto& f : prompt_files) t.push_back(read_prompt_file(f));
+  return t;
+}
+
+std::vector<std::vector<int32_t>> InputArgs::resolve(const Model& model) const {
+  const bool ids = !input_ids.empty(), text = !prompts.empty() || !prompt_files.empty();
+  check(ids || text, "give the input with --input-ids, -p/--prompt or --prompt-file");
+  check(!(ids && text), "give the input either as --input-ids or as text (-p/--prompt-file), not both");
+  std::vector<std::vector<int32_t>> out;
+  for (const auto& s : input_ids) out.push_back(parse_id_list(s, "--input-ids"));
+  for (const auto& t : texts()) {
+    out.push_back(model.tokenize(t));
+    check(!out.back().empty(), "the prompt tokenizes to nothing");
+  }
+  return out;
+}
+
 std::shared_ptr<const Model> open_model(const std::string& path, int threads) {
   LoadOptions o;
   o.threads = threads;
@@ -36,7 +73,8 @@ std::shared_ptr<const Model> open_model(const std::string& path, int threads) {
 }
 
 void print_json(const nlohmann::ordered_json& j) {
-  std::string s = j.dump();
+  // Invalid UTF-8 (a text cut inside a character) is replaced, never an exception.
+  std::string s = j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
   std::fwrite(s.data(), 1, s.size(), stdout);
   std::fputc('\n', stdout);
   std::fflush(stdout);

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "t5g/t5g.h"
@@ -13,6 +14,19 @@ namespace t5g::cli {
 
 // "2,17,33" -> {2, 17, 33}; throws t5g::Error naming the flag on anything else.
 std::vector<int32_t> parse_id_list(const std::string& text, const std::string& flag);
+
+// Reads a whole text file for --prompt-file.
+std::string read_prompt_file(const std::string& path);
+
+// The encoder inputs named on the command line: --input-ids lists, -p texts and --prompt-file
+// files (exactly one kind), tokenized with the model's tokenizer for text.
+struct InputArgs {
+  std::vector<std::string> input_ids, prompts, prompt_files;
+  void add_to(CLI::App* c, const std::string& what);
+  bool is_text() const { return input_ids.empty(); }
+  std::vector<std::vector<int32_t>> resolve(const Model& model) const;
+  std::vector<std::string> texts() const;  // prompts then prompt files' contents
+};
 
 // Loads the model named by -m (a checkpoint folder) with the thread count of --threads.
 std::shared_ptr<const Model> open_model(const std::string& path, int threads);

@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
   reg(t5g::cli::add_generate);
   reg(t5g::cli::add_score);
   reg(t5g::cli::add_encode);
+  reg(t5g::cli::add_tokenize);
+  reg(t5g::cli::add_detokenize);
   reg(t5g::cli::add_bench);
   reg(t5g::cli::add_init_random);
   try {
