@@ -20,8 +20,12 @@ namespace t5g {
 struct LoadedModel;
 class Tokenizer;
 
+// Progress of a download while a hub model is fetched: file name, bytes done, total (-1 unknown).
+using DownloadProgress = std::function<void(const std::string& file, int64_t done, int64_t total)>;
+
 struct LoadOptions {
   int threads = 0;  // compute threads per call; 0 = all cores
+  DownloadProgress on_download;  // called while missing hub files are downloaded
 };
 
 struct GenerateRequest {
@@ -73,8 +77,10 @@ class TextStream {
 
 class Model {
  public:
-  // Loads a checkpoint folder in the Hugging Face layout (config.json, generation_config.json,
-  // model.safetensors or sharded index). Weights are memory-mapped, not copied.
+  // Loads a checkpoint: a folder in the Hugging Face layout (config.json, generation_config.json,
+  // model.safetensors or sharded index), or a hub repo id "org/name[@revision]" resolved in the
+  // standard hub cache (HF_HOME, HF_HUB_CACHE, HF_TOKEN, HF_HUB_OFFLINE, HF_ENDPOINT as
+  // huggingface_hub), downloading what is missing. Weights are memory-mapped, not copied.
   static std::shared_ptr<const Model> load(const std::string& path, const LoadOptions& options = {});
   ~Model();
 

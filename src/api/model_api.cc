@@ -6,6 +6,7 @@
 #include <mutex>
 #include <thread>
 
+#include "hub/hub.h"
 #include "model/model.h"
 #include "runtime/embed.h"
 #include "runtime/generate.h"
@@ -32,7 +33,15 @@ struct Model::TokenizerSlot {
 std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOptions& options) {
   check(options.threads >= 0, "threads must be >= 0");
   std::shared_ptr<Model> m(new Model());
-  m->m_ = load_model(path);
+  struct stat st {};
+  std::string dir = path;
+  if (::stat(path.c_str(), &st) != 0 && looks_like_repo_id(path)) {
+    PullProgressFn progress;
+    if (options.on_download)
+      progress = [&](const PullProgress& p) { options.on_download(p.file, p.done, p.total); };
+    dir = resolve_model(path, HubOptions::from_env(), progress);
+  }
+  m->m_ = load_model(dir);
   const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   m->threads_ = options.threads > 0 ? options.threads : hw;
   m->tok_ = std::make_unique<TokenizerSlot>();

@@ -40,6 +40,11 @@ TMPD=$(mktemp -d)
 $T5G encode -m $MODEL --input-ids 2,5,6 --input-ids 2,7 --normalize --output $TMPD/emb.npy && \
   [ -s $TMPD/emb.npy ] && [ -s $TMPD/emb.hidden.0.npy ] && [ -s $TMPD/emb.hidden.1.npy ] && ok || bad "encode --output"
 rm -rf "$TMPD"
+# inspect: sizes and parameter counts from config.json + headers (tiny: V=512, H=48: embedding 512*48 + 48 for eoi)
+I=$($T5G inspect -m $MODEL --json)
+case "$I" in *'"vocab_size":512'*'"parameters":{"text":'*'"embedding":24624'*'"memory_bytes":{'*) ok ;; *) bad "inspect: ${I:0:200}" ;; esac
+# a hub repo id that is not cached, offline: a clear error, no network
+expect_error "offline uncached repo" "HF_HUB_OFFLINE" env HF_HUB_OFFLINE=1 HF_HOME=/nonexistent-hf $T5G generate -m org/model --input-ids 2
 # help
 $T5G --help | grep -q generate && ok || bad "t5g --help"
 $T5G generate --help | grep -q -- --input-ids && ok || bad "t5g generate --help"

@@ -66,7 +66,7 @@ double measure_bandwidth_gbs() {
 Action add_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   CLI::App* c = app.add_subcommand("bench", "Measure speed and memory on a checkpoint (JSON output)");
-  c->add_option("-m,--model", a->model, "Checkpoint folder")->required();
+  c->add_option("-m,--model", a->model, kModelHelp)->required();
   c->add_option("--threads", a->threads, "Compute threads (0 = all cores)")->capture_default_str();
   c->add_option("--encoder-lengths", a->encoder_lengths, "Input lengths for encoder/first-token timings")
       ->capture_default_str();

@@ -21,7 +21,7 @@ Action add_encode(CLI::App& app) {
   auto a = std::make_shared<EncodeArgs>();
   CLI::App* c = app.add_subcommand("encode", "Encoder embeddings: final hidden states per token and a pooled vector "
                                              "(mean over the input's tokens)");
-  c->add_option("-m,--model", a->model, "Checkpoint folder (Hugging Face layout)")->required();
+  c->add_option("-m,--model", a->model, kModelHelp)->required();
   c->add_option("--input-ids", a->input_ids, "Encoder input ids, comma-separated; repeat for a batch")
       ->required()
       ->expected(1)

@@ -25,7 +25,7 @@ Action add_generate(CLI::App& app) {
   CLI::App* c = app.add_subcommand(
       "generate", "Generate text (greedy) for one input or a batch. Generation stops at any EOS id of "
                   "generation_config.json or after --max-new-tokens.");
-  c->add_option("-m,--model", a->model, "Checkpoint folder (Hugging Face layout)")->required();
+  c->add_option("-m,--model", a->model, kModelHelp)->required();
   a->in.add_to(c, "to continue");
   c->add_option("--max-new-tokens", a->max_new_tokens, "Most tokens to generate per input")->capture_default_str();
   c->add_flag("--ignore-eos", a->ignore_eos, "Do not stop at EOS: generate exactly --max-new-tokens (benchmarks)");

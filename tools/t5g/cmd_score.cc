@@ -22,7 +22,7 @@ Action add_score(CLI::App& app) {
   CLI::App* c = app.add_subcommand(
       "score", "Log-probability of each target token given the input (teacher forcing: the decoder reads the "
                "start token + target without its last token), from fp32 logits");
-  c->add_option("-m,--model", a->model, "Checkpoint folder (Hugging Face layout)")->required();
+  c->add_option("-m,--model", a->model, kModelHelp)->required();
   a->in.add_to(c, "to condition on");
   c->add_option("--target-ids", a->target_ids, "Target ids, comma-separated; one per input, in order")
       ->expected(1)

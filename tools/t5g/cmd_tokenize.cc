@@ -22,7 +22,7 @@ Action add_tokenize(CLI::App& app) {
   auto a = std::make_shared<TokenizeArgs>();
   CLI::App* c = app.add_subcommand("tokenize", "Token ids of a text, exactly as the model input is built "
                                                "(BOS per tokenizer_config.json)");
-  c->add_option("-m,--model", a->model, "Checkpoint folder with tokenizer.json")->required();
+  c->add_option("-m,--model", a->model, kModelHelp)->required();
   auto* p = c->add_option("-p,--prompt", a->prompt, "Text to tokenize");
   auto* f = c->add_option("--prompt-file", a->prompt_file, "Read the text from a file");
   p->excludes(f);
@@ -47,7 +47,7 @@ Action add_tokenize(CLI::App& app) {
 Action add_detokenize(CLI::App& app) {
   auto a = std::make_shared<DetokenizeArgs>();
   CLI::App* c = app.add_subcommand("detokenize", "Text of token ids (special tokens skipped unless --keep-special)");
-  c->add_option("-m,--model", a->model, "Checkpoint folder with tokenizer.json")->required();
+  c->add_option("-m,--model", a->model, kModelHelp)->required();
   c->add_option("--ids", a->ids, "Token ids, comma-separated")->required();
   c->add_flag("--keep-special", a->keep_special, "Show special tokens");
   c->add_flag("--json", a->json, "Print {\"text\":\"...\"}");

@@ -13,6 +13,8 @@ Action add_score(CLI::App& app);
 Action add_encode(CLI::App& app);
 Action add_tokenize(CLI::App& app);
 Action add_detokenize(CLI::App& app);
+Action add_pull(CLI::App& app);
+Action add_inspect(CLI::App& app);
 Action add_bench(CLI::App& app);
 Action add_init_random(CLI::App& app);
 

@@ -1,6 +1,7 @@
 #include "common.h"
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <charconv>
 #include <cstdio>
@@ -66,9 +67,32 @@ std::vector<std::vector<int32_t>> InputArgs::resolve(const Model& model) const {
   return out;
 }
 
+DownloadProgress progress_bar() {
+  const bool tty = ::isatty(2);
+  auto last_file = std::make_shared<std::string>();
+  return [tty, last_file](const std::string& file, int64_t done, int64_t total) {
+    if (!tty) {
+      if (file != *last_file) std::fprintf(stderr, "downloading %s\n", file.c_str());
+      *last_file = file;
+      return;
+    }
+    const double mb = done / 1e6;
+    if (total > 0) {
+      const int width = 30, filled = static_cast<int>(width * static_cast<double>(done) / static_cast<double>(total));
+      std::fprintf(stderr, "\r%-40.40s [%.*s%*s] %7.1f / %.1f MB", file.c_str(), filled,
+                   "##############################", width - filled, "", mb, total / 1e6);
+    } else {
+      std::fprintf(stderr, "\r%-40.40s %7.1f MB", file.c_str(), mb);
+    }
+    if (total > 0 && done >= total) std::fputc('\n', stderr);
+    std::fflush(stderr);
+  };
+}
+
 std::shared_ptr<const Model> open_model(const std::string& path, int threads) {
   LoadOptions o;
   o.threads = threads;
+  o.on_download = progress_bar();
   return Model::load(path, o);
 }
 

@@ -12,6 +12,11 @@
 
 namespace t5g::cli {
 
+inline constexpr const char* kModelHelp =
+    "Checkpoint folder (Hugging Face layout) or hub repo id org/name[@revision], resolved in the hub cache "
+    "($HF_HOME, $HF_HUB_CACHE) and downloaded when missing ($HF_TOKEN for gated repos, $HF_HUB_OFFLINE=1 "
+    "never downloads, $HF_ENDPOINT sets the server)";
+
 // "2,17,33" -> {2, 17, 33}; throws t5g::Error naming the flag on anything else.
 std::vector<int32_t> parse_id_list(const std::string& text, const std::string& flag);
 
@@ -30,6 +35,9 @@ struct InputArgs {
 
 // Loads the model named by -m (a checkpoint folder) with the thread count of --threads.
 std::shared_ptr<const Model> open_model(const std::string& path, int threads);
+
+// A one-line download progress bar on stderr (only when stderr is a terminal, else a line per file).
+DownloadProgress progress_bar();
 
 // Prints a JSON document on one line to stdout.
 void print_json(const nlohmann::ordered_json& j);

@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
   reg(t5g::cli::add_encode);
   reg(t5g::cli::add_tokenize);
   reg(t5g::cli::add_detokenize);
+  reg(t5g::cli::add_pull);
+  reg(t5g::cli::add_inspect);
   reg(t5g::cli::add_bench);
   reg(t5g::cli::add_init_random);
   try {
