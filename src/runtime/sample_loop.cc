@@ -1,0 +1,83 @@
+#include "runtime/sample_loop.h"
+
+#include <span>
+
+#include "model/decoder.h"
+#include "util/error.h"
+
+namespace t5g {
+
+std::vector<SampleOutput> generate_sampled(const LoadedModel& m, const std::vector<EncoderInput>& inputs,
+                                           const SampleParams& params, const TokenCallback& on_token) {
+  const ModelWeights& w = m.weights;
+  const ModelConfig& cfg = m.config;
+  check(params.max_new_tokens >= 0, "max_new_tokens must be >= 0");
+  params.sampling.validate();
+  const size_t B = inputs.size();
+  check(params.seeds.empty() || params.seeds.size() == B, "seeds: ", params.seeds.size(), " seeds for ", B,
+        " inputs");
+  check(params.stop_strings.empty() || static_cast<bool>(params.decode), "stop strings need a decode function");
+  const std::vector<int32_t> stop_ids = params.stop_ids.empty() ? m.generation.eos_token_ids : params.stop_ids;
+
+  std::vector<SampleOutput> out(B);
+  std::vector<DecoderState> states;
+  std::vector<TokenSelector> selectors;
+  std::vector<StopStringMatcher> matchers;
+  std::vector<std::vector<int32_t>> history(B, std::vector<int32_t>{m.generation.decoder_start_token_id});
+  states.reserve(B);
+  selectors.reserve(B);
+  matchers.reserve(B);
+  for (size_t b = 0; b < B; ++b) {
+    std::vector<float> enc = run_encoder(w, cfg, inputs[b]);
+    states.push_back(start_decoder(w, cfg, enc.data(), inputs[b].length));
+    SamplingParams sp = params.sampling;
+    if (!params.seeds.empty()) sp.seed = params.seeds[b];
+    selectors.emplace_back(sp, stop_ids);
+    matchers.emplace_back(params.stop_strings, params.decode);
+  }
+  const int64_t V = cfg.decoder.vocab_size;
+  std::vector<size_t> active;
+  if (params.max_new_tokens > 0)
+    for (size_t b = 0; b < B; ++b) active.push_back(b);
+  std::vector<float> hidden, logits;
+  while (!active.empty()) {
+    std::vector<DecoderState*> st;
+    std::vector<std::span<const int32_t>> toks;
+    for (size_t b : active) {
+      st.push_back(&states[b]);
+      toks.emplace_back(&history[b].back(), 1);
+    }
+    decoder_forward(w, cfg, st, toks, hidden);
+    const int64_t n = static_cast<int64_t>(active.size());
+    logits.resize(static_cast<size_t>(n * V));
+    lm_head(w, cfg, hidden.data(), n, logits.data());
+    std::vector<size_t> still;
+    for (int64_t r = 0; r < n; ++r) {
+      const size_t b = active[r];
+      float* lr = logits.data() + r * V;
+      if (params.keep_step_logits) out[b].step_logits.emplace_back(lr, lr + V);
+      const int32_t id = selectors[b].select(lr, V, history[b]);
+      history[b].push_back(id);
+      out[b].ids.push_back(id);
+      if (on_token) on_token(b, id);
+      bool done = false;
+      if (!params.ignore_eos && is_stop_token(id, stop_ids)) {
+        out[b].finish = FinishReason::kStopToken;
+        done = true;
+      } else if (!matchers[b].empty() && matchers[b].push(id)) {
+        out[b].finish = FinishReason::kStopString;
+        out[b].stop_string = matchers[b].match_index();
+        out[b].stop_text_offset = matchers[b].match_offset();
+        done = true;
+      } else if (static_cast<int64_t>(out[b].ids.size()) >= params.max_new_tokens) {
+        out[b].finish = FinishReason::kLength;
+        done = true;
+      }
+      if (!done) still.push_back(b);
+    }
+    active.swap(still);
+  }
+  return out;
+}
+
+}  // namespace t5g
