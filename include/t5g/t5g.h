@@ -28,9 +28,26 @@ struct LoadOptions {
   DownloadProgress on_download;  // called while missing hub files are downloaded
 };
 
-struct GenerateRequest {
-  std::vector<int32_t> input_ids;  // the complete encoder input (nothing is added), or empty to use `prompt`
-  std::string prompt;               // text, tokenized as the model input is built (BOS per tokenizer_config)
+// An image for the encoder: a file, or encoded file bytes (JPEG, PNG, WebP, GIF, BMP).
+struct Image {
+  std::string path;           // read when `data` is empty
+  std::vector<uint8_t> data;  // encoded bytes
+  std::string name;           // for error messages (defaults to the path)
+};
+
+// One encoder input: token ids, or text; plus images.
+//  - ids: used exactly (nothing added); the images fill the image-token positions in order
+//    (mm_tokens_per_image positions per image).
+//  - text (when ids is empty): each "<start_of_image>" expands as the reference processor does
+//    ("\n\n", BOI, mm_tokens_per_image image tokens, EOI, "\n\n"), then the text is tokenized
+//    (BOS per tokenizer_config). Images given without markers get the markers prepended.
+struct Input {
+  std::vector<int32_t> input_ids;
+  std::string prompt;
+  std::vector<Image> images;
+};
+
+struct GenerateRequest : Input {
   bool return_text = false;         // also decode the result to text (always done for a prompt)
   int64_t max_new_tokens = 32;
   bool ignore_eos = false;          // generate exactly max_new_tokens
@@ -57,6 +74,8 @@ struct ModelInfo {
   std::string weight_dtype;  // dtype of the embedding: f32 / bf16 / f16
   uint64_t weight_bytes;     // bytes of tensor data in use
   bool has_vision;
+  int32_t image_token_id;
+  int64_t mm_tokens_per_image;
 };
 
 class Model;
@@ -89,11 +108,17 @@ class Model {
                                        const TokenCallback& on_token = {}) const;
 
   // Log-probabilities of each target token under teacher forcing, from fp32 logits.
+  std::vector<std::vector<float>> score(const std::vector<Input>& inputs,
+                                        const std::vector<std::vector<int32_t>>& targets) const;
   std::vector<std::vector<float>> score(const std::vector<std::vector<int32_t>>& inputs,
                                         const std::vector<std::vector<int32_t>>& targets) const;
 
   // Encoder embeddings of each input (each at its own length: the mean is over its own tokens).
+  std::vector<EncodeResult> encode(const std::vector<Input>& inputs, bool l2_normalize = false) const;
   std::vector<EncodeResult> encode(const std::vector<std::vector<int32_t>>& inputs, bool l2_normalize = false) const;
+
+  // The encoder input ids an Input becomes (prompt expansion and tokenization done).
+  std::vector<int32_t> input_ids(const Input& input) const;
 
   // The model's tokenizer (tokenizer.json + tokenizer_config.json in the checkpoint folder),
   // loaded on first use. tokenize() builds the model input exactly (BOS per tokenizer_config).
@@ -108,6 +133,8 @@ class Model {
  private:
   Model() = default;
   const Tokenizer& tokenizer() const;
+  struct Prepared;
+  Prepared prepare(const Input& input, bool features = true) const;
   friend class TextStream;
   std::unique_ptr<LoadedModel> m_;
   int threads_ = 1;

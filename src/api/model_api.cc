@@ -6,6 +6,7 @@
 #include <mutex>
 #include <thread>
 
+#include "api/prepare_input.h"
 #include "hub/hub.h"
 #include "model/model.h"
 #include "runtime/embed.h"
@@ -86,65 +87,82 @@ std::vector<GenerateResult> Model::generate(const std::vector<GenerateRequest>& 
   ThreadScope ts(threads_);
   std::vector<GenerateResult> results(requests.size());
   if (requests.empty()) return results;
-  // Requests with the same options decode together; different limits are honoured per row.
-  std::vector<std::vector<int32_t>> ids(requests.size());
-  std::vector<EncoderInput> inputs;
+  std::vector<Prepared> prepared;
   for (size_t i = 0; i < requests.size(); ++i) {
-    const auto& r = requests[i];
-    ids[i] = r.input_ids.empty() ? tokenize(r.prompt) : r.input_ids;
-    check(!ids[i].empty(), "generate: request ", i, " has no input (neither ids nor a prompt)");
-    check(r.max_new_tokens >= 0, "generate: max_new_tokens must be >= 0");
+    check(requests[i].max_new_tokens >= 0, "generate: max_new_tokens must be >= 0");
+    prepared.push_back(prepare(requests[i]));
+    check(!prepared.back().ids.empty(), "generate: request ", i, " has no input");
   }
-  for (const auto& v : ids) inputs.push_back(EncoderInput{v.data(), static_cast<int64_t>(v.size()), nullptr, 0});
-  auto finish = [&] {
-    for (size_t i = 0; i < results.size(); ++i)
-      if (requests[i].input_ids.empty() || requests[i].return_text) results[i].text = detokenize(results[i].ids, true);
-    return results;
-  };
+  std::vector<EncoderInput> inputs;
+  for (const auto& p : prepared) inputs.push_back(p.encoder_input());
+  // Requests with the same limits decode together in one batch; otherwise one at a time.
   bool same = true;
   for (const auto& r : requests)
     same = same && r.max_new_tokens == requests[0].max_new_tokens && r.ignore_eos == requests[0].ignore_eos;
+  auto params = [](const GenerateRequest& r) {
+    GreedyParams p;
+    p.max_new_tokens = r.max_new_tokens;
+    p.ignore_eos = r.ignore_eos;
+    return p;
+  };
   if (same) {
-    GreedyParams p;
-    p.max_new_tokens = requests[0].max_new_tokens;
-    p.ignore_eos = requests[0].ignore_eos;
-    auto outs = generate_greedy(*m_, inputs, p, on_token);
+    auto outs = generate_greedy(*m_, inputs, params(requests[0]), on_token);
     for (size_t i = 0; i < outs.size(); ++i) results[i].ids = std::move(outs[i].ids);
-    return finish();
+  } else {
+    for (size_t i = 0; i < requests.size(); ++i) {
+      auto outs = generate_greedy(*m_, {inputs[i]}, params(requests[i]),
+                                  on_token ? TokenCallback([&](size_t, int32_t t) { on_token(i, t); }) : TokenCallback{});
+      results[i].ids = std::move(outs[0].ids);
+    }
   }
-  for (size_t i = 0; i < requests.size(); ++i) {  // mixed options: one at a time
-    GreedyParams p;
-    p.max_new_tokens = requests[i].max_new_tokens;
-    p.ignore_eos = requests[i].ignore_eos;
-    auto outs = generate_greedy(*m_, {inputs[i]}, p,
-                                on_token ? TokenCallback([&](size_t, int32_t t) { on_token(i, t); }) : TokenCallback{});
-    results[i].ids = std::move(outs[0].ids);
-  }
-  return finish();
+  for (size_t i = 0; i < results.size(); ++i)
+    if (requests[i].input_ids.empty() || requests[i].return_text) results[i].text = detokenize(results[i].ids, true);
+  return results;
 }
 
-std::vector<std::vector<float>> Model::score(const std::vector<std::vector<int32_t>>& inputs,
+namespace {
+std::vector<Input> id_inputs(const std::vector<std::vector<int32_t>>& ids) {
+  std::vector<Input> in(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) in[i].input_ids = ids[i];
+  return in;
+}
+}  // namespace
+
+std::vector<std::vector<float>> Model::score(const std::vector<Input>& inputs,
                                              const std::vector<std::vector<int32_t>>& targets) const {
   ThreadScope ts(threads_);
+  std::vector<Prepared> prepared;
   std::vector<EncoderInput> in;
-  for (const auto& ids : inputs) {
-    check(!ids.empty(), "score: an input has no ids");
-    in.push_back(EncoderInput{ids.data(), static_cast<int64_t>(ids.size()), nullptr, 0});
+  for (const auto& i : inputs) prepared.push_back(prepare(i));
+  for (const auto& p : prepared) {
+    check(!p.ids.empty(), "score: an input is empty");
+    in.push_back(p.encoder_input());
   }
   return score_targets(*m_, in, targets);
 }
 
-std::vector<EncodeResult> Model::encode(const std::vector<std::vector<int32_t>>& inputs, bool l2_normalize) const {
+std::vector<std::vector<float>> Model::score(const std::vector<std::vector<int32_t>>& inputs,
+                                             const std::vector<std::vector<int32_t>>& targets) const {
+  return score(id_inputs(inputs), targets);
+}
+
+std::vector<EncodeResult> Model::encode(const std::vector<Input>& inputs, bool l2_normalize) const {
   ThreadScope ts(threads_);
+  std::vector<Prepared> prepared;
   std::vector<EncoderInput> in;
-  for (const auto& ids : inputs) {
-    check(!ids.empty(), "encode: an input has no ids");
-    in.push_back(EncoderInput{ids.data(), static_cast<int64_t>(ids.size()), nullptr, 0});
+  for (const auto& i : inputs) prepared.push_back(prepare(i));
+  for (const auto& p : prepared) {
+    check(!p.ids.empty(), "encode: an input is empty");
+    in.push_back(p.encoder_input());
   }
   std::vector<EncodeResult> out;
   for (auto& e : embed_inputs(*m_, in, l2_normalize))
     out.push_back(EncodeResult{e.tokens, e.dim, std::move(e.hidden), std::move(e.pooled)});
   return out;
+}
+
+std::vector<EncodeResult> Model::encode(const std::vector<std::vector<int32_t>>& inputs, bool l2_normalize) const {
+  return encode(id_inputs(inputs), l2_normalize);
 }
 
 ModelInfo Model::info() const {
@@ -159,6 +177,8 @@ ModelInfo Model::info() const {
   i.weight_dtype = precision_name(m_->weights.precision);
   i.weight_bytes = m_->weights.bytes;
   i.has_vision = m_->weights.vision.present;
+  i.image_token_id = c.image_token_id;
+  i.mm_tokens_per_image = c.mm_tokens_per_image;
   return i;
 }
 

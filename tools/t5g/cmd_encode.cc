@@ -11,7 +11,7 @@ namespace t5g::cli {
 namespace {
 struct EncodeArgs {
   std::string model, output;
-  std::vector<std::string> input_ids;
+  InputArgs in;
   int threads = 0;
   bool json = false, normalize = false, no_hidden = false;
 };
@@ -22,10 +22,7 @@ Action add_encode(CLI::App& app) {
   CLI::App* c = app.add_subcommand("encode", "Encoder embeddings: final hidden states per token and a pooled vector "
                                              "(mean over the input's tokens)");
   c->add_option("-m,--model", a->model, kModelHelp)->required();
-  c->add_option("--input-ids", a->input_ids, "Encoder input ids, comma-separated; repeat for a batch")
-      ->required()
-      ->expected(1)
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  a->in.add_to(c, "to encode");
   c->add_flag("--normalize", a->normalize, "L2-normalise the pooled vectors");
   c->add_flag("--json", a->json,
               "Print {\"outputs\":[{\"tokens\":N,\"dim\":H,\"pooled\":[...],\"hidden\":[[...],...]}]}");
@@ -35,10 +32,8 @@ Action add_encode(CLI::App& app) {
                 "states [tokens, H] of input i");
   c->add_option("--threads", a->threads, "Compute threads (0 = all cores)")->capture_default_str();
   return [a]() {
-    std::vector<std::vector<int32_t>> inputs;
-    for (const auto& s : a->input_ids) inputs.push_back(parse_id_list(s, "--input-ids"));
     auto model = open_model(a->model, a->threads);
-    auto res = model->encode(inputs, a->normalize);
+    auto res = model->encode(a->in.resolve(*model), a->normalize);
     if (!a->output.empty()) {
       std::string stem = a->output;
       if (stem.size() > 4 && stem.substr(stem.size() - 4) == ".npy") stem.resize(stem.size() - 4);

@@ -41,9 +41,9 @@ Action add_generate(CLI::App& app) {
     const auto inputs = a->in.resolve(*model);
     const bool text = a->in.is_text();
     std::vector<GenerateRequest> reqs;
-    for (const auto& ids : inputs) {
+    for (const auto& in : inputs) {
       GenerateRequest r;
-      r.input_ids = ids;
+      static_cast<Input&>(r) = in;
       r.max_new_tokens = a->max_new_tokens;
       r.ignore_eos = a->ignore_eos;
       r.return_text = text;

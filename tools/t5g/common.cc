@@ -46,6 +46,12 @@ void InputArgs::add_to(CLI::App* c, const std::string& what) {
   c->add_option("--prompt-file", prompt_files, "Read the input text from a file (repeatable)")
       ->expected(1)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  c->add_option("--image", images,
+                "Image file (JPEG, PNG, WebP, GIF, BMP), repeatable. With text, each <start_of_image> in the prompt "
+                "takes the next image (markers are prepended when the prompt has none); with --input-ids the images "
+                "fill the image-token positions in order.")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
 }
 
 std::vector<std::string> InputArgs::texts() const {
@@ -54,16 +60,43 @@ std::vector<std::string> InputArgs::texts() const {
   return t;
 }
 
-std::vector<std::vector<int32_t>> InputArgs::resolve(const Model& model) const {
+std::vector<Input> InputArgs::resolve(const Model& model) const {
   const bool ids = !input_ids.empty(), text = !prompts.empty() || !prompt_files.empty();
-  check(ids || text, "give the input with --input-ids, -p/--prompt or --prompt-file");
+  check(ids || text || !images.empty(), "give the input with --input-ids, -p/--prompt or --prompt-file");
   check(!(ids && text), "give the input either as --input-ids or as text (-p/--prompt-file), not both");
-  std::vector<std::vector<int32_t>> out;
-  for (const auto& s : input_ids) out.push_back(parse_id_list(s, "--input-ids"));
-  for (const auto& t : texts()) {
-    out.push_back(model.tokenize(t));
-    check(!out.back().empty(), "the prompt tokenizes to nothing");
+  std::vector<Input> out;
+  for (const auto& s : input_ids) {
+    out.emplace_back();
+    out.back().input_ids = parse_id_list(s, "--input-ids");
   }
+  for (const auto& t : texts()) {
+    out.emplace_back();
+    out.back().prompt = t;
+    check(!t.empty() || !images.empty(), "a prompt is empty");
+  }
+  if (out.empty()) out.emplace_back();  // images alone
+  if (out.size() == 1) {
+    for (const auto& f : images) out[0].images.push_back(Image{f, {}, f});
+    return out;
+  }
+  const ModelInfo info = model.info();
+  size_t next = 0;
+  for (auto& in : out) {
+    size_t want = 0;
+    if (!in.input_ids.empty()) {
+      for (int32_t id : in.input_ids) want += id == info.image_token_id;
+      want /= static_cast<size_t>(std::max<int64_t>(1, info.mm_tokens_per_image));
+    } else {
+      for (size_t p = in.prompt.find("<start_of_image>"); p != std::string::npos; p = in.prompt.find("<start_of_image>", p + 1))
+        ++want;
+    }
+    for (size_t k = 0; k < want; ++k, ++next) {
+      check(next < images.size(), "the batch has more image markers than --image files (", images.size(), ")");
+      out[&in - out.data()].images.push_back(Image{images[next], {}, images[next]});
+    }
+  }
+  check(next == images.size(), images.size(), " --image files but the batch's inputs have ", next,
+        " image markers; in a batch each image needs its marker (<start_of_image> or image-token block)");
   return out;
 }
 

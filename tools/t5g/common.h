@@ -26,10 +26,12 @@ std::string read_prompt_file(const std::string& path);
 // The encoder inputs named on the command line: --input-ids lists, -p texts and --prompt-file
 // files (exactly one kind), tokenized with the model's tokenizer for text.
 struct InputArgs {
-  std::vector<std::string> input_ids, prompts, prompt_files;
+  std::vector<std::string> input_ids, prompts, prompt_files, images;
   void add_to(CLI::App* c, const std::string& what);
   bool is_text() const { return input_ids.empty(); }
-  std::vector<std::vector<int32_t>> resolve(const Model& model) const;
+  // The inputs, with the --image files given to them in order: a single input takes them all; in a
+  // batch each input takes as many as it has image markers (text) or image-token blocks (ids).
+  std::vector<Input> resolve(const Model& model) const;
   std::vector<std::string> texts() const;  // prompts then prompt files' contents
 };
 
