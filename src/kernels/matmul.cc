@@ -1,17 +1,74 @@
 // Entry points of the matrix products: pick the kernel for this CPU and the weight format.
 #include "kernels/matmul.h"
 
+#include <cstdlib>
+
+#include "kernels/cpu_features.h"
+#include "kernels/matmul_internal.h"
+
 namespace t5g {
+
+namespace kern {
+
+void* scratch(int slot, size_t bytes) {
+  struct Buf {
+    void* p = nullptr;
+    size_t n = 0;
+    ~Buf() { std::free(p); }
+  };
+  thread_local Buf bufs[kNumScratch];
+  Buf& b = bufs[slot];
+  if (b.p == nullptr || b.n < bytes) {
+    size_t n = bytes + bytes / 4;
+    n = (n + 63) / 64 * 64;
+    if (n < 64) n = 64;
+    std::free(b.p);
+    b.p = std::aligned_alloc(64, n);
+    b.n = b.p ? n : 0;
+    if (!b.p) std::abort();
+  }
+  return b.p;
+}
+
+}  // namespace kern
+
+static Isa clamp_isa(Isa isa) {
+  const Isa best = active_isa();
+  return static_cast<int>(isa) > static_cast<int>(best) ? best : isa;
+}
+
+void matmul_isa(Isa isa, const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy,
+                const MatmulOptions& opt) {
+  switch (clamp_isa(isa)) {
+    case Isa::kAvx512: {
+      const bool bf16_dot = opt.x_is_bf16 && W.type == WeightType::kBF16 && cpu_features().avx512bf16;
+      kern::avx512::matmul(X, M, ldx, W, Y, ldy, bf16_dot);
+      return;
+    }
+    case Isa::kAvx2: kern::avx2::matmul(X, M, ldx, W, Y, ldy); return;
+    case Isa::kScalar: break;
+  }
+  ref::matmul(X, M, ldx, W, Y, ldy);
+}
+
+void gemm_f32_isa(Isa isa, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+                  bool b_transposed, float* C, int64_t ldc, bool accumulate) {
+  switch (clamp_isa(isa)) {
+    case Isa::kAvx512: kern::avx512::gemm_f32(M, N, K, A, lda, B, ldb, b_transposed, C, ldc, accumulate); return;
+    case Isa::kAvx2: kern::avx2::gemm_f32(M, N, K, A, lda, B, ldb, b_transposed, C, ldc, accumulate); return;
+    case Isa::kScalar: break;
+  }
+  ref::gemm_f32(M, N, K, A, lda, B, ldb, b_transposed, C, ldc, accumulate);
+}
 
 void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy,
             const MatmulOptions& opt) {
-  (void)opt;
-  ref::matmul(X, M, ldx, W, Y, ldy);
+  matmul_isa(active_isa(), X, M, ldx, W, Y, ldy, opt);
 }
 
 void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
               bool b_transposed, float* C, int64_t ldc, bool accumulate) {
-  ref::gemm_f32(M, N, K, A, lda, B, ldb, b_transposed, C, ldc, accumulate);
+  gemm_f32_isa(active_isa(), M, N, K, A, lda, B, ldb, b_transposed, C, ldc, accumulate);
 }
 
 }  // namespace t5g

@@ -1,0 +1,261 @@
+// AVX-512 matrix products (F, BW, VL, DQ; plus AVX512_BF16 for the vdpbf16ps path). Compiled with the
+// AVX-512 flags (see CMakeLists.txt); called only when active_isa() >= kAvx512, and the bf16-dot path
+// only when cpu_features().avx512bf16.
+#include <immintrin.h>
+#include <omp.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/matmul_internal.h"
+
+namespace t5g::kern::avx512 {
+namespace {
+
+struct V {
+  static constexpr int L = 16;
+  using F = __m512;
+  using Mask = __mmask16;
+  static F zero() { return _mm512_setzero_ps(); }
+  static F load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
+  static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static F bcast(const float* p) { return _mm512_set1_ps(*p); }
+  static Mask mask(int n) { return static_cast<Mask>((1u << n) - 1u); }
+  static F loadm(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
+  static void storem(float* p, Mask m, F v) { _mm512_mask_storeu_ps(p, m, v); }
+  static float hsum(F v) {
+    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+  }
+  static F bf16_even(const uint16_t* p) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_loadu_si512(p), 16)); }
+  static F bf16_odd(const uint16_t* p) {
+    return _mm512_castsi512_ps(_mm512_and_si512(_mm512_loadu_si512(p), _mm512_set1_epi32(static_cast<int>(0xffff0000u))));
+  }
+  static F f16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+};
+
+constexpr int kMR = 12;
+constexpr int kNV = 2;
+
+#include "kernels/matmul_impl.inl"
+
+// ---------------------------------------------------------------------------------------------
+// AVX512_BF16 path: X is bf16-representable (MatmulOptions::x_is_bf16) and W is bf16, so both are fed
+// to vdpbf16ps as (k, k+1) pairs; fp32 accumulation. Per output element the pair order is fixed by K.
+
+inline __m512bh as_bh(__m512i v) { return (__m512bh)v; }
+inline uint32_t hi16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u >> 16;  // exact: the caller guarantees f is a bf16 value
+}
+
+// Decode regime.
+template <int M, int R>
+void bd_gemv_rows(const uint16_t* xb, int64_t K2, const WeightMatrix& W, int64_t n0, float* Y, int64_t ldy) {
+  const int64_t K = W.cols;
+  const uint16_t* base = static_cast<const uint16_t*>(W.data) + n0 * K;
+  __m512 acc[R][M];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+    for (int m = 0; m < M; ++m) acc[r][m] = _mm512_setzero_ps();
+  const int64_t nfull = K / 32;
+  const int64_t pf = cdiv(kGemvPrefetchBytes, K * 2) * K * 2;
+  for (int64_t blk = 0; blk < nfull; ++blk) {
+    const int64_t k = blk * 32;
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const uint16_t* wp = base + r * K + k;
+      _mm_prefetch(reinterpret_cast<const char*>(wp) + pf, _MM_HINT_T1);
+      const __m512i w = _mm512_loadu_si512(wp);
+#pragma GCC unroll 16
+      for (int m = 0; m < M; ++m)
+        acc[r][m] = _mm512_dpbf16_ps(acc[r][m], as_bh(_mm512_loadu_si512(xb + m * K2 + k)), as_bh(w));
+    }
+  }
+  const int64_t k = nfull * 32;
+  if (k < K) {
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      alignas(64) uint16_t buf[32];
+      std::memset(buf, 0, sizeof(buf));
+      std::memcpy(buf, base + r * K + k, static_cast<size_t>(K - k) * 2);
+      const __m512i w = _mm512_load_si512(buf);
+#pragma GCC unroll 16
+      for (int m = 0; m < M; ++m)
+        acc[r][m] = _mm512_dpbf16_ps(acc[r][m], as_bh(_mm512_loadu_si512(xb + m * K2 + k)), as_bh(w));
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+    for (int m = 0; m < M; ++m) Y[m * ldy + n0 + r] = V::hsum(acc[r][m]);
+}
+
+template <int MC>
+void bd_gemv_chunk(const uint16_t* xb, int64_t K2, const WeightMatrix& W, int64_t n0, int64_t n1, float* Y, int64_t ldy) {
+  constexpr int R = gemv_rows_per_step<MC>();
+  int64_t n = n0;
+  for (; n + R <= n1; n += R) bd_gemv_rows<MC, R>(xb, K2, W, n, Y, ldy);
+  for (; n < n1; ++n) bd_gemv_rows<MC, 1>(xb, K2, W, n, Y, ldy);
+}
+
+template <int MC = kGemvMC>
+void bd_gemv_chunk_dispatch(int mc, const uint16_t* xb, int64_t K2, const WeightMatrix& W, int64_t n0, int64_t n1,
+                            float* Y, int64_t ldy) {
+  if (mc == MC) bd_gemv_chunk<MC>(xb, K2, W, n0, n1, Y, ldy);
+  else if constexpr (MC > 1) bd_gemv_chunk_dispatch<MC - 1>(mc, xb, K2, W, n0, n1, Y, ldy);
+}
+
+void bd_gemv(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy) {
+  const int64_t K = W.cols, N = W.rows;
+  const int64_t K2 = cdiv(K, 32) * 32;
+  uint16_t* xb = static_cast<uint16_t*>(kern::scratch(kern::kScratchX, static_cast<size_t>(M * K2 + 32) * 2));
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t k = 0; k < K2; ++k) xb[m * K2 + k] = k < K ? static_cast<uint16_t>(hi16(X[m * ldx + k])) : 0;
+  const int64_t nblocks = cdiv(N, kGemvRowBlock);
+#pragma omp parallel for schedule(dynamic, 2) if (N * K * 2 >= kGemvParallelBytes)
+  for (int64_t b = 0; b < nblocks; ++b) {
+    const int64_t n0 = b * kGemvRowBlock, n1 = imin(N, n0 + kGemvRowBlock);
+    for (int64_t m0 = 0; m0 < M; m0 += kGemvMC)
+      bd_gemv_chunk_dispatch(static_cast<int>(imin(kGemvMC, M - m0)), xb + m0 * K2, K2, W, n0, n1, Y + m0 * ldy, ldy);
+  }
+}
+
+// GEMM regime: A packed as [k/2][kMR] and B as [k/2][kNR] 32-bit bf16 pairs (low half = even k).
+template <int MR, bool EDGE>
+void bd_ukernel(int64_t kp, const uint32_t* Ap, const uint32_t* Bp, float* C, int64_t ldc, int nvalid, bool accumulate) {
+  __m512 c[MR][kNV];
+  __mmask16 mk[kNV];
+#pragma GCC unroll 8
+  for (int j = 0; j < kNV; ++j) mk[j] = V::mask(static_cast<int>(imax(0, imin(16, nvalid - j * 16))));
+  if (accumulate) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+      for (int j = 0; j < kNV; ++j)
+        c[i][j] = EDGE ? _mm512_maskz_loadu_ps(mk[j], C + i * ldc + j * 16) : _mm512_loadu_ps(C + i * ldc + j * 16);
+  } else {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+      for (int j = 0; j < kNV; ++j) c[i][j] = _mm512_setzero_ps();
+  }
+  for (int64_t k = 0; k < kp; ++k) {
+    __m512i b[kNV];
+#pragma GCC unroll 8
+    for (int j = 0; j < kNV; ++j) b[j] = _mm512_loadu_si512(Bp + j * 16);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const __m512i a = _mm512_set1_epi32(static_cast<int>(Ap[i]));
+#pragma GCC unroll 8
+      for (int j = 0; j < kNV; ++j) c[i][j] = _mm512_dpbf16_ps(c[i][j], as_bh(a), as_bh(b[j]));
+    }
+    Bp += kNR;
+    Ap += kMR;
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < kNV; ++j) {
+      if constexpr (EDGE) _mm512_mask_storeu_ps(C + i * ldc + j * 16, mk[j], c[i][j]);
+      else _mm512_storeu_ps(C + i * ldc + j * 16, c[i][j]);
+    }
+}
+
+using BdUkernelFn = void (*)(int64_t, const uint32_t*, const uint32_t*, float*, int64_t, int, bool);
+
+template <int MR>
+constexpr void bd_fill(BdUkernelFn full[], BdUkernelFn edge[]) {
+  full[MR] = &bd_ukernel<MR, false>;
+  edge[MR] = &bd_ukernel<MR, true>;
+  if constexpr (MR > 1) bd_fill<MR - 1>(full, edge);
+}
+
+struct BdUkernels {
+  BdUkernelFn full[kMR + 1] = {};
+  BdUkernelFn edge[kMR + 1] = {};
+  constexpr BdUkernels() { bd_fill<kMR>(full, edge); }
+};
+constexpr BdUkernels g_bd_uk;
+
+inline uint32_t w_pair(const uint16_t* row, int64_t k, int64_t kend) {
+  const uint32_t lo = k < kend ? row[k] : 0u;
+  const uint32_t hi = k + 1 < kend ? row[k + 1] : 0u;
+  return lo | (hi << 16);
+}
+
+struct PackBf16Dot {
+  static int64_t kp(int64_t kc) { return (kc + 1) / 2; }
+  static void pack_b(const WeightMatrix& W, int64_t n0, int nr, int64_t k0, int64_t kc, float* Bpf) {
+    uint32_t* Bp = reinterpret_cast<uint32_t*>(Bpf);
+    const uint16_t* w = static_cast<const uint16_t*>(W.data);
+    const int64_t K = W.cols;
+    const int64_t kpp = kc / 2;  // whole pairs
+    const int64_t np = kp(kc);
+    int j0 = 0;
+    for (; j0 + 8 <= nr; j0 += 8) {
+      int64_t kk = 0;
+      for (; kk + 8 <= kpp; kk += 8) {
+        __m256 r[8];
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; ++j)
+          r[j] = _mm256_castsi256_ps(
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + (n0 + j0 + j) * K + k0 + 2 * kk)));
+        transpose8(r);
+#pragma GCC unroll 8
+        for (int t = 0; t < 8; ++t)
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(Bp + (kk + t) * kNR + j0), _mm256_castps_si256(r[t]));
+      }
+      for (; kk < np; ++kk)
+        for (int j = 0; j < 8; ++j) Bp[kk * kNR + j0 + j] = w_pair(w + (n0 + j0 + j) * K + k0, 2 * kk, kc);
+    }
+    for (int64_t kk = 0; kk < np; ++kk) {
+      for (int j = j0; j < nr; ++j) Bp[kk * kNR + j] = w_pair(w + (n0 + j) * K + k0, 2 * kk, kc);
+      for (int j = nr; j < kNR; ++j) Bp[kk * kNR + j] = 0u;
+    }
+  }
+  static void pack_a(const float* X, int64_t ldx, int64_t m0, int mr, int64_t k0, int64_t kc, float* Apf) {
+    uint32_t* Ap = reinterpret_cast<uint32_t*>(Apf);
+    const int64_t np = kp(kc);
+    for (int i = 0; i < kMR; ++i) {
+      if (i < mr) {
+        const float* x = X + (m0 + i) * ldx + k0;
+        for (int64_t kk = 0; kk < np; ++kk) {
+          const uint32_t lo = hi16(x[2 * kk]);
+          const uint32_t hi = 2 * kk + 1 < kc ? hi16(x[2 * kk + 1]) : 0u;
+          Ap[kk * kMR + i] = lo | (hi << 16);
+        }
+      } else {
+        for (int64_t kk = 0; kk < np; ++kk) Ap[kk * kMR + i] = 0u;
+      }
+    }
+  }
+  static void ukr(int mr, int64_t kc, const float* Ap, const float* Bp, float* C, int64_t ldc, int nvalid, bool acc) {
+    (nvalid == kNR ? g_bd_uk.full : g_bd_uk.edge)[mr](kp(kc), reinterpret_cast<const uint32_t*>(Ap),
+                                                      reinterpret_cast<const uint32_t*>(Bp), C, ldc, nvalid, acc);
+  }
+};
+
+}  // namespace
+
+void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy, bool bf16_dot) {
+  if (!bf16_dot || W.type != WeightType::kBF16 || M <= 0 || W.rows <= 0) {
+    matmul_f32acc(X, M, ldx, W, Y, ldy);
+    return;
+  }
+  if (M <= kGemvMaxM) bd_gemv(X, M, ldx, W, Y, ldy);
+  else gemm_packed<PackBf16Dot>(X, M, ldx, W, Y, ldy);
+}
+
+void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+              bool b_transposed, float* C, int64_t ldc, bool accumulate) {
+  gemm_f32_impl(M, N, K, A, lda, B, ldb, b_transposed, C, ldc, accumulate);
+}
+
+}  // namespace t5g::kern::avx512

@@ -1,0 +1,518 @@
+// Shared body of the SIMD matrix-product kernels, written once against a small vector-traits
+// struct and compiled once per ISA. Include it ONLY from a per-ISA translation unit, and only
+// inside an anonymous namespace, after defining:
+//
+//   struct V {                      // one SIMD register of fp32
+//     static constexpr int L;       // lanes
+//     using F; using Mask;          // register type, lane-mask type
+//     F zero(); F load(const float*); void store(float*, F); F fma(F a, F b, F c) /* a*b+c */;
+//     F bcast(const float*); Mask mask(int n) /* first n lanes */;
+//     F loadm(const float*, Mask); void storem(float*, Mask, F);
+//     float hsum(F)                 /* fixed summation order */;
+//     F bf16_even(const uint16_t* p), bf16_odd(const uint16_t* p);  // of 2L bf16 at p, as fp32
+//     F f16(const uint16_t* p);                                      // L f16 at p, as fp32
+//   };
+//   constexpr int kMR, kNV;         // GEMM register tile: kMR rows x (kNV * L) columns
+//
+// Everything here has internal linkage (anonymous namespace of the including file), so the copies
+// compiled for different ISAs never meet at link time. No std:: templates are used for the same reason.
+//
+// Determinism: every output element's K reduction is done by one thread in an order that depends only
+// on K (and the kernel chosen from M), never on the thread count or on how rows are grouped.
+
+constexpr int kL = V::L;
+constexpr int kNR = kNV * kL;  // GEMM register tile width (output features)
+using VF = typename V::F;
+
+inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
+inline int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+inline float bf16s(uint16_t h) {
+  uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+inline float f16s(uint16_t h) { return _cvtsh_ss(h); }
+
+template <WeightType WT>
+constexpr int64_t wbytes() {
+  return WT == WeightType::kF32 ? 4 : 2;
+}
+
+template <WeightType WT>
+inline float wscalar(const void* base, int64_t i) {
+  if constexpr (WT == WeightType::kF32) return static_cast<const float*>(base)[i];
+  else if constexpr (WT == WeightType::kBF16) return bf16s(static_cast<const uint16_t*>(base)[i]);
+  else return f16s(static_cast<const uint16_t*>(base)[i]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decode regime (small M): stream each weight row once, FMA against all M rows of X.
+// K is processed in blocks of 2L elements. For bf16 weights a block is loaded as L 32-bit lanes;
+// (lane << 16) gives the even elements and (lane & 0xffff0000) the odd ones, so X is pre-permuted
+// per block into [even | odd] order. For f32/f16 a block is [first L | next L] and X is copied as is.
+// K is zero-padded to a whole block (X in the scratch copy, W through a small stack buffer).
+
+template <WeightType WT>
+void gemv_prep_x(const float* X, int64_t M, int64_t ldx, int64_t K, int64_t K2, float* xp) {
+  for (int64_t m = 0; m < M; ++m) {
+    const float* x = X + m * ldx;
+    float* d = xp + m * K2;
+    if constexpr (WT == WeightType::kBF16) {
+      for (int64_t b = 0; b < K2; b += 2 * kL) {
+        for (int i = 0; i < kL; ++i) {
+          const int64_t k = b + 2 * i;
+          d[b + i] = k < K ? x[k] : 0.f;
+          d[b + kL + i] = k + 1 < K ? x[k + 1] : 0.f;
+        }
+      }
+    } else {
+      for (int64_t k = 0; k < K; ++k) d[k] = x[k];
+      for (int64_t k = K; k < K2; ++k) d[k] = 0.f;
+    }
+  }
+}
+
+constexpr int64_t kGemvPrefetchBytes = 32768;  // software prefetch distance (into L2), whole weight rows
+
+// Half h (0: even / first L elements, 1: odd / next L) of the 2L-element weight block at p, as fp32.
+template <WeightType WT>
+inline VF gemv_w(const char* p, int h) {
+  if constexpr (WT == WeightType::kBF16) {
+    return h == 0 ? V::bf16_even(reinterpret_cast<const uint16_t*>(p)) : V::bf16_odd(reinterpret_cast<const uint16_t*>(p));
+  } else if constexpr (WT == WeightType::kF16) {
+    return V::f16(reinterpret_cast<const uint16_t*>(p) + h * kL);
+  } else {
+    return V::load(reinterpret_cast<const float*>(p) + h * kL);
+  }
+}
+
+// One 2L-element block of K for R weight rows (block pointers wp[r]) and M rows of X (block at x,
+// row stride K2). X is held in registers per half and reused across the R rows. Each accumulator
+// receives its even/first-half FMA, then its odd/second-half FMA.
+template <WeightType WT, int M, int R>
+inline void gemv_step(const char* const* wp, const float* x, int64_t K2, VF (&acc)[R][M]) {
+#pragma GCC unroll 2
+  for (int h = 0; h < 2; ++h) {
+    VF xv[M];
+#pragma GCC unroll 16
+    for (int m = 0; m < M; ++m) xv[m] = V::load(x + m * K2 + h * kL);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const VF w = gemv_w<WT>(wp[r], h);
+#pragma GCC unroll 16
+      for (int m = 0; m < M; ++m) acc[r][m] = V::fma(xv[m], w, acc[r][m]);
+    }
+  }
+}
+
+// R consecutive weight rows starting at n0, M rows of X. The per-row instruction sequence is the same
+// for every R, so a row's result does not depend on how rows are grouped.
+template <WeightType WT, int M, int R>
+void gemv_rows(const float* xp, int64_t K2, const WeightMatrix& W, int64_t n0, float* Y, int64_t ldy) {
+  constexpr int64_t es = wbytes<WT>();
+  const int64_t K = W.cols;
+  const int64_t rs = K * es;  // row stride in bytes
+  const char* base = static_cast<const char*>(W.data) + n0 * rs;
+  VF acc[R][M];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+    for (int m = 0; m < M; ++m) acc[r][m] = V::zero();
+  const int64_t nfull = K / (2 * kL);
+  const int64_t pf = cdiv(kGemvPrefetchBytes, rs) * rs;
+  const char* wp[R];
+  for (int64_t blk = 0; blk < nfull; ++blk) {
+    const int64_t k = blk * 2 * kL;
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      wp[r] = base + r * rs + k * es;
+      _mm_prefetch(wp[r] + pf, _MM_HINT_T1);  // same offset, whole rows ahead: one line per line used
+    }
+    gemv_step<WT, M, R>(wp, xp + k, K2, acc);
+  }
+  const int64_t k = nfull * 2 * kL;
+  if (k < K) {  // partial last block: zero-padded copies of the weight rows (X is zero-padded already)
+    alignas(64) unsigned char buf[R][2 * kL * es];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      std::memset(buf[r], 0, sizeof(buf[r]));
+      std::memcpy(buf[r], base + r * rs + k * es, static_cast<size_t>((K - k) * es));
+      wp[r] = reinterpret_cast<const char*>(buf[r]);
+    }
+    gemv_step<WT, M, R>(wp, xp + k, K2, acc);
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+    for (int m = 0; m < M; ++m) Y[m * ldy + n0 + r] = V::hsum(acc[r][m]);
+}
+
+// X rows are processed in chunks of up to kGemvMC rows, R weight rows at a time, so that R * MC
+// accumulators (plus the weight registers) fit the register file: 12 of 16 ymm, 24 of 32 zmm. With
+// M > kGemvMC a block of weight rows is streamed from memory once and re-read from L1/L2 per chunk.
+constexpr int kGemvMC = kL == 16 ? 8 : 4;
+constexpr int kGemvRegs = kL == 16 ? 32 : 16;
+constexpr int64_t kGemvRowBlock = 24;  // weight rows per scheduling unit (a multiple of every R)
+constexpr int64_t kGemvParallelBytes = int64_t(1) << 19;  // smaller weight matrices: single-threaded
+constexpr int64_t kGemmParallelMacs = int64_t(1) << 21;   // smaller products: single-threaded
+
+template <int MC>
+constexpr int gemv_rows_per_step() {  // R: R*MC accumulators + MC X registers + 2 spare <= kGemvRegs
+  constexpr int rmax = 4;  // (kGemvRowBlock is a multiple of every R; 8 rows for MC = 1 measured slower)
+  return (kGemvRegs - 2 - MC) / MC >= rmax ? rmax : (kGemvRegs - 2 - MC) / MC;
+}
+
+// Rows of X in the next chunk, `rem` rows being left. With 16 registers a chunk of 4 gets only 8
+// accumulators (R = 2), too few independent FMA chains to keep both FMA pipes busy: prefer chunks of 3
+// (R = 3; M = 8 runs as 3 + 3 + 2). M = 4 stays one chunk (measured no slower than 3 + 1).
+inline int gemv_next_chunk(int64_t rem) {
+  if constexpr (kGemvMC == 4) return rem == 4 ? 4 : static_cast<int>(imin(rem, 3));
+  else return static_cast<int>(imin(rem, kGemvMC));
+}
+
+template <WeightType WT, int MC>
+void gemv_chunk(const float* xp, int64_t K2, const WeightMatrix& W, int64_t n0, int64_t n1, float* Y, int64_t ldy) {
+  constexpr int R = gemv_rows_per_step<MC>();
+  int64_t n = n0;
+  for (; n + R <= n1; n += R) gemv_rows<WT, MC, R>(xp, K2, W, n, Y, ldy);
+  for (; n < n1; ++n) gemv_rows<WT, MC, 1>(xp, K2, W, n, Y, ldy);
+}
+
+template <WeightType WT, int MC = kGemvMC>
+void gemv_chunk_dispatch(int mc, const float* xp, int64_t K2, const WeightMatrix& W, int64_t n0, int64_t n1, float* Y,
+                         int64_t ldy) {
+  if (mc == MC) gemv_chunk<WT, MC>(xp, K2, W, n0, n1, Y, ldy);
+  else if constexpr (MC > 1) gemv_chunk_dispatch<WT, MC - 1>(mc, xp, K2, W, n0, n1, Y, ldy);
+}
+
+template <WeightType WT>
+void gemv(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy) {
+  const int64_t K = W.cols, N = W.rows;
+  const int64_t K2 = cdiv(K, 2 * kL) * 2 * kL;
+  float* xp = static_cast<float*>(kern::scratch(kern::kScratchX, static_cast<size_t>(M * K2 + 1) * sizeof(float)));
+  gemv_prep_x<WT>(X, M, ldx, K, K2, xp);
+  const int64_t nblocks = cdiv(N, kGemvRowBlock);
+  // Dynamic scheduling only decides which thread computes a row block, never how: results do not
+  // depend on it, and a thread delayed by the OS does not hold the others up. Small matrices stay on
+  // the calling thread: a fork/join costs more than streaming them.
+#pragma omp parallel for schedule(dynamic, 2) if (N * K * wbytes<WT>() >= kGemvParallelBytes)
+  for (int64_t b = 0; b < nblocks; ++b) {
+    const int64_t n0 = b * kGemvRowBlock, n1 = imin(N, n0 + kGemvRowBlock);
+    for (int64_t m0 = 0; m0 < M;) {
+      const int mc = gemv_next_chunk(M - m0);
+      gemv_chunk_dispatch<WT>(mc, xp + m0 * K2, K2, W, n0, n1, Y + m0 * ldy, ldy);
+      m0 += mc;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// GEMM regime: packed, cache-blocked. A (= X rows) is packed into [k][kMR] micro-panels, B (= weight
+// rows, i.e. columns of Wᵀ) into [k][kNR] micro-panels converted to fp32. The register tile is kMR x kNR.
+// The micro-kernel accumulates into C directly (loading it for every K block but the first), so each
+// output element is one fp32 FMA chain over k = 0..K-1 in order.
+
+// 8x8 fp32 transpose (AVX), in place over r[0..7].
+inline void transpose8(__m256 r[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+  r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+  r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+  r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+  r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+template <WeightType WT>
+inline __m256 load8_f32(const void* base, int64_t i) {
+  if constexpr (WT == WeightType::kF32) {
+    return _mm256_loadu_ps(static_cast<const float*>(base) + i);
+  } else if constexpr (WT == WeightType::kBF16) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + i));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  } else {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + i));
+    return _mm256_cvtph_ps(h);
+  }
+}
+
+// Pack rows n0..n0+nr-1 (nr <= kNR), columns k0..k0+kc-1 of a row-major matrix (row stride rs elements)
+// into Bp[k * kNR + j], zero for j >= nr.
+template <WeightType WT>
+void pack_b_f32(const void* base, int64_t rs, int64_t n0, int nr, int64_t k0, int64_t kc, float* Bp) {
+  int j0 = 0;
+  for (; j0 + 8 <= nr; j0 += 8) {
+    int64_t k = 0;
+    for (; k + 8 <= kc; k += 8) {
+      __m256 r[8];
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; ++j) r[j] = load8_f32<WT>(base, (n0 + j0 + j) * rs + k0 + k);
+      transpose8(r);
+#pragma GCC unroll 8
+      for (int t = 0; t < 8; ++t) _mm256_storeu_ps(Bp + (k + t) * kNR + j0, r[t]);
+    }
+    for (; k < kc; ++k)
+      for (int j = 0; j < 8; ++j) Bp[k * kNR + j0 + j] = wscalar<WT>(base, (n0 + j0 + j) * rs + k0 + k);
+  }
+  for (int64_t k = 0; k < kc; ++k) {
+    for (int j = j0; j < nr; ++j) Bp[k * kNR + j] = wscalar<WT>(base, (n0 + j) * rs + k0 + k);
+    for (int j = nr; j < kNR; ++j) Bp[k * kNR + j] = 0.f;
+  }
+}
+
+// Copy kc rows of nvalid (<= kNR) columns of a row-major fp32 matrix (row stride ld) into Bp[k * kNR + j],
+// zero for j >= nvalid.
+inline void pack_b_copy(const float* B, int64_t ld, int nvalid, int64_t kc, float* Bp) {
+  typename V::Mask mk[kNV];
+#pragma GCC unroll 8
+  for (int j = 0; j < kNV; ++j) mk[j] = V::mask(static_cast<int>(imax(0, imin(kL, nvalid - j * kL))));
+  for (int64_t k = 0; k < kc; ++k)
+#pragma GCC unroll 8
+    for (int j = 0; j < kNV; ++j) V::store(Bp + k * kNR + j * kL, V::loadm(B + k * ld + j * kL, mk[j]));
+}
+
+// Pack rows m0..m0+mr-1 (mr <= kMR), columns k0..k0+kc-1 of A (row stride lda) into Ap[k * kMR + i].
+inline void pack_a_f32(const float* A, int64_t lda, int64_t m0, int mr, int64_t k0, int64_t kc, float* Ap) {
+  for (int i = 0; i < kMR; ++i) {
+    if (i < mr) {
+      const float* a = A + (m0 + i) * lda + k0;
+      for (int64_t k = 0; k < kc; ++k) Ap[k * kMR + i] = a[k];
+    } else {
+      for (int64_t k = 0; k < kc; ++k) Ap[k * kMR + i] = 0.f;
+    }
+  }
+}
+
+// C[0..MR) x [0..nvalid) (+)= A (MR x kc) · B (kc rows of kNR, row stride ldbk).
+// APACKED: A is a packed micro-panel Ap[k * kMR + i] (lda unused); else A[i * lda + k].
+// EDGE: nvalid < kNR; B and C are then accessed with lane masks only (never past column nvalid).
+template <int MR, bool EDGE, bool APACKED>
+void ukernel(int64_t kc, const float* A, int64_t lda, const float* B, int64_t ldbk, float* C, int64_t ldc, int nvalid,
+             bool accumulate) {
+  VF c[MR][kNV];
+  typename V::Mask mk[kNV];
+  if constexpr (EDGE) {
+#pragma GCC unroll 8
+    for (int j = 0; j < kNV; ++j) mk[j] = V::mask(static_cast<int>(imax(0, imin(kL, nvalid - j * kL))));
+  }
+  if (accumulate) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+      for (int j = 0; j < kNV; ++j)
+        c[i][j] = EDGE ? V::loadm(C + i * ldc + j * kL, mk[j]) : V::load(C + i * ldc + j * kL);
+  } else {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+      for (int j = 0; j < kNV; ++j) c[i][j] = V::zero();
+  }
+  const float* arow[MR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) arow[i] = APACKED ? A + i : A + i * lda;
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    VF b[kNV];
+#pragma GCC unroll 8
+    for (int j = 0; j < kNV; ++j) b[j] = EDGE ? V::loadm(B + j * kL, mk[j]) : V::load(B + j * kL);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const VF a = APACKED ? V::bcast(A + i) : V::bcast(arow[i] + k);
+#pragma GCC unroll 8
+      for (int j = 0; j < kNV; ++j) c[i][j] = V::fma(a, b[j], c[i][j]);
+    }
+    B += ldbk;
+    if constexpr (APACKED) A += kMR;
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < kNV; ++j) {
+      if constexpr (EDGE) V::storem(C + i * ldc + j * kL, mk[j], c[i][j]);
+      else V::store(C + i * ldc + j * kL, c[i][j]);
+    }
+}
+
+using UkernelFn = void (*)(int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t, int, bool);
+
+template <int MR, bool APACKED>
+constexpr void uk_fill(UkernelFn full[], UkernelFn edge[]) {
+  full[MR] = &ukernel<MR, false, APACKED>;
+  edge[MR] = &ukernel<MR, true, APACKED>;
+  if constexpr (MR > 1) uk_fill<MR - 1, APACKED>(full, edge);
+}
+
+template <bool APACKED>
+struct Ukernels {
+  UkernelFn full[kMR + 1] = {};
+  UkernelFn edge[kMR + 1] = {};
+  constexpr Ukernels() { uk_fill<kMR, APACKED>(full, edge); }
+  void run(int mr, int64_t kc, const float* A, int64_t lda, const float* B, int64_t ldbk, float* C, int64_t ldc,
+           int nvalid, bool accumulate) const {
+    (nvalid == kNR ? full : edge)[mr](kc, A, lda, B, ldbk, C, ldc, nvalid, accumulate);
+  }
+};
+constexpr Ukernels<true> g_uk;          // packed A
+constexpr Ukernels<false> g_uk_direct;  // A read in place
+
+// Blocking. kKC bounds the K block (B micro-panel kKC x kNR fp32 stays in L1), kMC the rows of X per
+// packed A block (L2), kNC the output features per packed B block (L3, shared by the threads).
+constexpr int64_t kKC = 4096 / kNR;  // 256 (AVX2, kNR = 16), 128 (AVX-512, kNR = 32): a 16 KiB B micro-panel
+constexpr int64_t kMC = 96;
+constexpr int64_t kNC = 4096;
+
+inline int64_t gemm_kc(int64_t K) {
+  const int64_t nk = cdiv(K, kKC);
+  return cdiv(cdiv(K, nk), 8) * 8;  // depends on K only: fixes the reduction blocking
+}
+
+// Packing + micro-kernel policy of the fp32 GEMM: weights of type WT converted to fp32 when packed.
+template <WeightType WT>
+struct PackF32 {
+  static int64_t kp(int64_t kc) { return kc; }  // packed rows per K block
+  static void pack_b(const WeightMatrix& W, int64_t n0, int nr, int64_t k0, int64_t kc, float* Bp) {
+    pack_b_f32<WT>(W.data, W.cols, n0, nr, k0, kc, Bp);
+  }
+  static void pack_a(const float* X, int64_t ldx, int64_t m0, int mr, int64_t k0, int64_t kc, float* Ap) {
+    pack_a_f32(X, ldx, m0, mr, k0, kc, Ap);
+  }
+  static void ukr(int mr, int64_t kc, const float* Ap, const float* Bp, float* C, int64_t ldc, int nvalid, bool acc) {
+    g_uk.run(mr, kc, Ap, 0, Bp, kNR, C, ldc, nvalid, acc);
+  }
+};
+
+// Y = X·Wᵀ for M > kGemvMaxM, all threads. P: packing / micro-kernel policy (PackF32 or an ISA's own).
+template <class P>
+void gemm_packed(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy) {
+  const int64_t N = W.rows, K = W.cols;
+  if (K == 0) {
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) Y[m * ldy + n] = 0.f;
+    return;
+  }
+  const int64_t kc_nom = gemm_kc(K);
+  const int64_t kp_nom = P::kp(kc_nom);
+  const int64_t nc_max = imin(kNC, cdiv(N, kNR) * kNR);
+  float* Bp = static_cast<float*>(kern::scratch(kern::kScratchB, static_cast<size_t>(kp_nom * nc_max) * sizeof(float)));
+  const int64_t P_ = cdiv(M, kMR);  // row panels
+#pragma omp parallel if (M * N * K >= kGemmParallelMacs)
+  {
+    const int T = omp_get_num_threads();
+    // Row blocks: a multiple of the thread count when there are enough panels; column splits otherwise.
+    // Items (row block x column split) are handed out dynamically, so a thread delayed by the OS does not
+    // hold the others up. (This only decides who computes what: no element's reduction depends on it.)
+    const int64_t n_ic = imin(P_, cdiv(cdiv(P_ * kMR, kMC), T) * T);
+    const int64_t n_js = n_ic >= T ? 1 : cdiv(T, n_ic);
+    const int64_t items = n_ic * n_js;
+    const int64_t max_pan = cdiv(P_, n_ic);
+    float* Ap = static_cast<float*>(kern::scratch(kern::kScratchA, static_cast<size_t>(max_pan * kMR * kp_nom) * sizeof(float)));
+    for (int64_t jc = 0; jc < N; jc += kNC) {
+      const int64_t nc = imin(kNC, N - jc);
+      const int64_t npan = cdiv(nc, kNR);
+      for (int64_t pc = 0; pc < K; pc += kc_nom) {
+        const int64_t kc = imin(kc_nom, K - pc);
+        const int64_t kp = P::kp(kc);
+#pragma omp for schedule(dynamic, 4)
+        for (int64_t p = 0; p < npan; ++p)
+          P::pack_b(W, jc + p * kNR, static_cast<int>(imin(kNR, nc - p * kNR)), pc, kc, Bp + p * kNR * kp);
+        int64_t last_ic = -1;
+#pragma omp for schedule(dynamic, 1) nowait
+        for (int64_t it = 0; it < items; ++it) {
+          const int64_t ic = it / n_js, js = it % n_js;
+          const int64_t pr0 = ic * P_ / n_ic, pr1 = (ic + 1) * P_ / n_ic;
+          if (ic != last_ic) {
+            for (int64_t pr = pr0; pr < pr1; ++pr)
+              P::pack_a(X, ldx, pr * kMR, static_cast<int>(imin(kMR, M - pr * kMR)), pc, kc, Ap + (pr - pr0) * kMR * kp);
+            last_ic = ic;
+          }
+          const int64_t jp0 = js * npan / n_js, jp1 = (js + 1) * npan / n_js;
+          for (int64_t jp = jp0; jp < jp1; ++jp) {
+            const int nvalid = static_cast<int>(imin(kNR, nc - jp * kNR));
+            const float* Bpan = Bp + jp * kNR * kp;
+            for (int64_t pr = pr0; pr < pr1; ++pr) {
+              const int64_t m0 = pr * kMR;
+              P::ukr(static_cast<int>(imin(kMR, M - m0)), kc, Ap + (pr - pr0) * kMR * kp, Bpan,
+                     Y + m0 * ldy + jc + jp * kNR, ldy, nvalid, pc > 0);
+            }
+          }
+        }
+#pragma omp barrier
+      }
+    }
+  }
+}
+
+// Largest M handled by the streaming (decode) kernels.
+constexpr int64_t kGemvMaxM = 8;
+
+void matmul_f32acc(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy) {
+  if (M <= 0 || W.rows <= 0) return;
+  if (M <= kGemvMaxM) {
+    switch (W.type) {
+      case WeightType::kF32: gemv<WeightType::kF32>(X, M, ldx, W, Y, ldy); break;
+      case WeightType::kBF16: gemv<WeightType::kBF16>(X, M, ldx, W, Y, ldy); break;
+      case WeightType::kF16: gemv<WeightType::kF16>(X, M, ldx, W, Y, ldy); break;
+    }
+    return;
+  }
+  switch (W.type) {
+    case WeightType::kF32: gemm_packed<PackF32<WeightType::kF32>>(X, M, ldx, W, Y, ldy); break;
+    case WeightType::kBF16: gemm_packed<PackF32<WeightType::kBF16>>(X, M, ldx, W, Y, ldy); break;
+    case WeightType::kF16: gemm_packed<PackF32<WeightType::kF16>>(X, M, ldx, W, Y, ldy); break;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Single-threaded dense fp32 GEMM for attention tiles.
+void gemm_f32_impl(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+                   bool b_transposed, float* C, int64_t ldc, bool accumulate) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    if (!accumulate)
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < N; ++n) C[m * ldc + n] = 0.f;
+    return;
+  }
+  // A is read in place (broadcasts from kMR row pointers); B is used in place when it is [K, N], and
+  // packed one kNR-column micro-panel at a time (a transpose) when it is [N, K].
+  const int64_t kc_nom = gemm_kc(K);
+  float* Bp = static_cast<float*>(kern::scratch(kern::kScratchGemmB, static_cast<size_t>(kNR * kc_nom) * sizeof(float)));
+  const int64_t npan = cdiv(N, kNR);
+  for (int64_t pc = 0; pc < K; pc += kc_nom) {
+    const int64_t kc = imin(kc_nom, K - pc);
+    const bool acc = accumulate || pc > 0;
+    for (int64_t jp = 0; jp < npan; ++jp) {
+      const int nvalid = static_cast<int>(imin(kNR, N - jp * kNR));
+      const float* Bpan;
+      int64_t ldbk;
+      if (b_transposed) {
+        pack_b_f32<WeightType::kF32>(B, ldb, jp * kNR, nvalid, pc, kc, Bp);
+        Bpan = Bp;
+        ldbk = kNR;
+      } else if (ldb % 256 == 0 && N > kNR) {
+        // Power-of-two-ish row strides put a panel's rows in a few L1 sets: copy it to a dense panel.
+        pack_b_copy(B + pc * ldb + jp * kNR, ldb, nvalid, kc, Bp);
+        Bpan = Bp;
+        ldbk = kNR;
+      } else {
+        Bpan = B + pc * ldb + jp * kNR;
+        ldbk = ldb;
+      }
+      for (int64_t m0 = 0; m0 < M; m0 += kMR)
+        g_uk_direct.run(static_cast<int>(imin(kMR, M - m0)), kc, A + m0 * lda + pc, lda, Bpan, ldbk,
+                        C + m0 * ldc + jp * kNR, ldc, nvalid, acc);
+    }
+  }
+}

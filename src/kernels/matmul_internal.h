@@ -1,0 +1,42 @@
+// Internal interface between the dispatching entry points (baseline x86-64 code) and the per-ISA
+// translation units (matmul_avx2.cc, matmul_avx512.cc, convert_avx2.cc, convert_avx512.cc), which
+// are compiled with their own -m flags. Only plain declarations here: nothing in this header may be
+// inline code, since it is included by baseline and ISA translation units alike.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/matmul.h"
+
+namespace t5g::kern {
+
+// Per-thread scratch buffers (64-byte aligned, contents unspecified, grown on demand, kept for the
+// life of the thread). `slot` keeps buffers in use at the same time apart. Implemented in baseline code
+// (matmul.cc) so no std:: template is instantiated inside the ISA translation units.
+enum ScratchSlot : int { kScratchX = 0, kScratchA = 1, kScratchB = 2, kScratchGemmA = 3, kScratchGemmB = 4, kNumScratch = 5 };
+void* scratch(int slot, size_t bytes);
+
+// AVX2 + FMA + F16C kernels.
+namespace avx2 {
+void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy);
+void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+              bool b_transposed, float* C, int64_t ldc, bool accumulate);
+void bf16_to_f32(const uint16_t* src, float* dst, int64_t n);
+void f16_to_f32(const uint16_t* src, float* dst, int64_t n);
+void f32_to_bf16(const float* src, uint16_t* dst, int64_t n);
+void round_to_bf16_inplace(float* x, int64_t n);
+}  // namespace avx2
+
+// AVX-512 (F, BW, VL, DQ) kernels; `bf16_dot` selects the AVX512_BF16 (vdpbf16ps) path, allowed only
+// when the CPU has AVX512_BF16 and the caller guarantees X is bf16-representable.
+namespace avx512 {
+void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy, bool bf16_dot);
+void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+              bool b_transposed, float* C, int64_t ldc, bool accumulate);
+void bf16_to_f32(const uint16_t* src, float* dst, int64_t n);
+void f16_to_f32(const uint16_t* src, float* dst, int64_t n);
+void f32_to_bf16(const float* src, uint16_t* dst, int64_t n);
+void round_to_bf16_inplace(float* x, int64_t n);
+}  // namespace avx512
+
+}  // namespace t5g::kern

@@ -1,0 +1,251 @@
+// Optimised matmul / gemm_f32 kernels of every ISA this CPU runs, against the reference loops.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu_features.h"
+#include "kernels/matmul.h"
+#include "util/bf16.h"
+
+namespace t5g {
+namespace {
+
+std::vector<Isa> isas() {
+  std::vector<Isa> v;
+  for (int i = 0; i <= static_cast<int>(active_isa()); ++i) v.push_back(static_cast<Isa>(i));
+  return v;
+}
+
+struct Weights {
+  WeightType type;
+  int64_t rows, cols;
+  std::vector<float> f32;     // the values, as fp32 (exactly representable in `type`)
+  std::vector<uint16_t> u16;  // storage for bf16 / f16
+  std::vector<float> store;   // storage for f32
+  WeightMatrix matrix() const {
+    WeightMatrix w;
+    w.type = type;
+    w.rows = rows;
+    w.cols = cols;
+    w.data = type == WeightType::kF32 ? static_cast<const void*>(store.data()) : static_cast<const void*>(u16.data());
+    return w;
+  }
+};
+
+Weights make_weights(WeightType t, int64_t rows, int64_t cols, std::mt19937& rng) {
+  std::normal_distribution<float> nd(0.f, 1.f);
+  Weights w{t, rows, cols, {}, {}, {}};
+  const size_t n = static_cast<size_t>(rows * cols);
+  w.f32.resize(n);
+  if (t == WeightType::kF32) w.store.resize(n);
+  else w.u16.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    const float v = nd(rng);
+    switch (t) {
+      case WeightType::kF32: w.store[i] = w.f32[i] = v; break;
+      case WeightType::kBF16: w.u16[i] = f32_to_bf16(v); w.f32[i] = bf16_to_f32(w.u16[i]); break;
+      case WeightType::kF16: w.u16[i] = f32_to_f16(v); w.f32[i] = f16_to_f32(w.u16[i]); break;
+    }
+  }
+  return w;
+}
+
+std::vector<float> make_x(int64_t M, int64_t ldx, std::mt19937& rng, bool bf16_values) {
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<float> x(static_cast<size_t>(M * ldx + 1));
+  for (auto& v : x) v = bf16_values ? round_bf16(nd(rng)) : nd(rng);
+  return x;
+}
+
+constexpr float kSentinel = -12345.f;
+
+// The optimised ISAs to test (kScalar is the reference itself: see ScalarIsReference).
+std::vector<Isa> simd_isas() {
+  std::vector<Isa> v;
+  for (Isa i : isas())
+    if (i != Isa::kScalar) v.push_back(i);
+  return v;
+}
+
+// Checks each ISA's Y against the reference (computed once) with a bound on fp32 reassociation error,
+// and that the padding between rows (ldy > N) is untouched.
+void check_matmul(const Weights& w, int64_t M, int64_t ldx, int64_t ldy, std::mt19937& rng, bool x_bf16) {
+  const int64_t N = w.rows, K = w.cols;
+  const std::vector<float> x = make_x(M, ldx, rng, x_bf16);
+  std::vector<float> yr(static_cast<size_t>(M * ldy), kSentinel), tol(static_cast<size_t>(M * N));
+  ref::matmul(x.data(), M, ldx, w.matrix(), yr.data(), ldy);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) {
+      double s = 0;
+      const float* xr = x.data() + m * ldx;
+      const float* wr = w.f32.data() + n * K;
+      for (int64_t k = 0; k < K; ++k) s += std::fabs(double(xr[k]) * wr[k]);
+      tol[m * N + n] = static_cast<float>(2.0 * (K + 2) * std::ldexp(1.0, -24) * s + 1e-30);
+    }
+  MatmulOptions opt;
+  opt.x_is_bf16 = x_bf16;
+  for (Isa isa : simd_isas()) {
+    std::vector<float> y(static_cast<size_t>(M * ldy), kSentinel);
+    matmul_isa(isa, x.data(), M, ldx, w.matrix(), y.data(), ldy, opt);
+    const std::string what = std::string(isa_name(isa)) + " " + weight_type_name(w.type) + " M=" + std::to_string(M) +
+                             " N=" + std::to_string(N) + " K=" + std::to_string(K) + " ldx=" + std::to_string(ldx) +
+                             " ldy=" + std::to_string(ldy) + (x_bf16 ? " x_bf16" : "");
+    int bad = 0;
+    for (int64_t m = 0; m < M && bad < 5; ++m) {
+      for (int64_t n = 0; n < ldy && bad < 5; ++n) {
+        const float got = y[m * ldy + n];
+        if (n >= N) {
+          if (got != kSentinel) {
+            ADD_FAILURE() << what << ": padding overwritten at m=" << m << " n=" << n;
+            ++bad;
+          }
+          continue;
+        }
+        const float want = yr[m * ldy + n];
+        if (!(std::fabs(double(got) - want) <= tol[m * N + n])) {
+          ADD_FAILURE() << what << ": Y[" << m << "," << n << "] = " << got << ", ref " << want << ", tol " << tol[m * N + n];
+          ++bad;
+        }
+      }
+    }
+  }
+}
+
+const WeightType kTypes[] = {WeightType::kF32, WeightType::kBF16, WeightType::kF16};
+
+TEST(Matmul, ScalarIsReference) {
+  std::mt19937 rng(77);
+  const Weights w = make_weights(WeightType::kBF16, 19, 23, rng);
+  const std::vector<float> x = make_x(5, 23, rng, false);
+  std::vector<float> y(5 * 19), yr(5 * 19);
+  matmul_isa(Isa::kScalar, x.data(), 5, 23, w.matrix(), y.data(), 19);
+  ref::matmul(x.data(), 5, 23, w.matrix(), yr.data(), 19);
+  EXPECT_EQ(0, std::memcmp(y.data(), yr.data(), y.size() * 4));
+}
+
+TEST(Matmul, MatchesReferenceAllIsasShapesTypes) {
+  std::mt19937 rng(1234);
+  const int64_t Ms[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 63, 130};
+  const int64_t NKs[][2] = {{1, 1}, {1, 37}, {5, 1}, {3, 2}, {17, 33}, {16, 16}, {31, 100}, {64, 64}, {40, 257}, {33, 641}};
+  for (WeightType t : kTypes) {
+    for (const auto& nk : NKs) {
+      const Weights w = make_weights(t, nk[0], nk[1], rng);
+      for (int64_t M : Ms) {
+        check_matmul(w, M, nk[1], nk[0], rng, false);
+        if (M == 3 || M == 9) check_matmul(w, M, nk[1] + 3, nk[0] + 5, rng, false);  // strided X / Y
+        if (t == WeightType::kBF16 && (M == 2 || M == 13)) check_matmul(w, M, nk[1] + 1, nk[0], rng, true);
+      }
+    }
+  }
+}
+
+// Shapes that cross the blocking boundaries: several K blocks, several N blocks, a partial last panel.
+TEST(Matmul, MatchesReferenceLargeBlocks) {
+  std::mt19937 rng(99);
+  for (WeightType t : kTypes) {
+    const Weights w = make_weights(t, 4100, 300, rng);
+    check_matmul(w, 1, 300, 4100, rng, false);
+    if (t == WeightType::kBF16) check_matmul(w, 8, 301, 4103, rng, false);
+    check_matmul(w, 14, 300, 4100, rng, t == WeightType::kBF16);
+  }
+  const Weights w2 = make_weights(WeightType::kBF16, 70, 1100, rng);
+  check_matmul(w2, 150, 1100, 70, rng, false);
+  check_matmul(w2, 150, 1100, 70, rng, true);
+}
+
+TEST(Matmul, DefaultEntryPointMatchesReference) {
+  std::mt19937 rng(7);
+  const Weights w = make_weights(WeightType::kBF16, 50, 70, rng);
+  for (int64_t M : {1, 8, 20}) {
+    const std::vector<float> x = make_x(M, 70, rng, false);
+    std::vector<float> y(static_cast<size_t>(M * 50)), yi(static_cast<size_t>(M * 50));
+    matmul(x.data(), M, 70, w.matrix(), y.data(), 50);
+    matmul_isa(active_isa(), x.data(), M, 70, w.matrix(), yi.data(), 50);
+    EXPECT_EQ(0, std::memcmp(y.data(), yi.data(), y.size() * 4)) << "M=" << M;
+  }
+}
+
+// The result must not depend on the number of threads (each output's K reduction has a fixed order).
+TEST(Matmul, BitwiseIndependentOfThreadCount) {
+  std::mt19937 rng(5);
+  const int saved = omp_get_max_threads();
+  for (Isa isa : simd_isas()) {
+    for (WeightType t : kTypes) {
+      const Weights w = make_weights(t, 1000, 300, rng);  // large enough to run multithreaded
+      for (int64_t M : {1, 3, 8, 9, 61}) {
+        for (bool xb : {false, true}) {
+          if (xb && t != WeightType::kBF16) continue;
+          const std::vector<float> x = make_x(M, 300, rng, xb);
+          MatmulOptions opt;
+          opt.x_is_bf16 = xb;
+          std::vector<float> ys[3];
+          const int threads[3] = {1, 2, 3};
+          for (int i = 0; i < 3; ++i) {
+            ys[i].assign(static_cast<size_t>(M * 1000), 0.f);
+            omp_set_num_threads(threads[i]);
+            matmul_isa(isa, x.data(), M, 300, w.matrix(), ys[i].data(), 1000, opt);
+          }
+          for (int i = 1; i < 3; ++i)
+            EXPECT_EQ(0, std::memcmp(ys[0].data(), ys[i].data(), ys[0].size() * 4))
+                << isa_name(isa) << " " << weight_type_name(t) << " M=" << M << " threads=" << threads[i];
+        }
+      }
+    }
+  }
+  omp_set_num_threads(saved);
+}
+
+void check_gemm(Isa isa, int64_t M, int64_t N, int64_t K, bool bt, bool acc, int64_t pad, std::mt19937& rng) {
+  std::normal_distribution<float> nd(0.f, 1.f);
+  const int64_t lda = K + pad, ldb = (bt ? K : N) + pad, ldc = N + pad;
+  std::vector<float> A(static_cast<size_t>(M * lda + 1)), B(static_cast<size_t>((bt ? N : K) * ldb + 1));
+  std::vector<float> C(static_cast<size_t>(M * ldc + 1));
+  for (auto& v : A) v = nd(rng);
+  for (auto& v : B) v = nd(rng);
+  for (auto& v : C) v = nd(rng);
+  std::vector<float> Cr = C, C0 = C;
+  gemm_f32_isa(isa, M, N, K, A.data(), lda, B.data(), ldb, bt, C.data(), ldc, acc);
+  ref::gemm_f32(M, N, K, A.data(), lda, B.data(), ldb, bt, Cr.data(), ldc, acc);
+  int bad = 0;
+  for (int64_t m = 0; m < M && bad < 5; ++m) {
+    for (int64_t n = 0; n < ldc && bad < 5; ++n) {
+      const size_t i = static_cast<size_t>(m * ldc + n);
+      if (n >= N) {
+        if (C[i] != C0[i]) {
+          ADD_FAILURE() << "padding overwritten";
+          ++bad;
+        }
+        continue;
+      }
+      double s = acc ? std::fabs(C0[i]) : 0.0;
+      for (int64_t k = 0; k < K; ++k) s += std::fabs(double(A[m * lda + k]) * (bt ? B[n * ldb + k] : B[k * ldb + n]));
+      const double tol = 2.0 * (K + 3) * std::ldexp(1.0, -24) * s + 1e-30;
+      if (!(std::fabs(double(C[i]) - Cr[i]) <= tol)) {
+        ADD_FAILURE() << isa_name(isa) << " M=" << M << " N=" << N << " K=" << K << " bt=" << bt << " acc=" << acc
+                      << " pad=" << pad << ": C[" << m << "," << n << "] = " << C[i] << ", ref " << Cr[i];
+        ++bad;
+      }
+    }
+  }
+}
+
+TEST(GemmF32, MatchesReference) {
+  std::mt19937 rng(42);
+  const int64_t shapes[][3] = {{1, 1, 1},   {1, 7, 3},     {3, 1, 5},    {6, 16, 8},   {7, 17, 9},  {13, 33, 1},
+                               {64, 64, 32}, {64, 100, 64}, {64, 64, 300}, {37, 45, 67}, {5, 130, 256}, {64, 129, 80}, {20, 256, 40}, {7, 512, 19},
+                               {12, 8, 0}};
+  for (Isa isa : isas())
+    for (const auto& s : shapes)
+      for (bool bt : {false, true})
+        for (bool acc : {false, true})
+          for (int64_t pad : {0, 3}) check_gemm(isa, s[0], s[1], s[2], bt, acc, pad, rng);
+}
+
+}  // namespace
+}  // namespace t5g
