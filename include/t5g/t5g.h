@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,12 +51,41 @@ struct Input {
 struct GenerateRequest : Input {
   bool return_text = false;         // also decode the result to text (always done for a prompt)
   int64_t max_new_tokens = 32;
+  int64_t min_new_tokens = 0;       // EOS / stop ids are suppressed before this many tokens
   bool ignore_eos = false;          // generate exactly max_new_tokens
+
+  // Sampling; unset fields take generation_config.json's values (do_sample, temperature, top_k, top_p).
+  std::optional<bool> do_sample;
+  std::optional<double> temperature;  // 0 = greedy
+  std::optional<int64_t> top_k;       // 0 = off
+  std::optional<double> top_p;
+  double min_p = 0.0;
+  double repetition_penalty = 1.0;
+  int64_t no_repeat_ngram_size = 0;
+  uint64_t seed = 0;                  // same seed, same request -> same output
+
+  std::vector<int32_t> stop_token_ids;  // in addition to generation_config's EOS ids
+  std::vector<std::string> stop_strings;  // generation ends once the text contains one (may span tokens)
+
+  // Beam search (num_beams > 1): deterministic, scores as transformers' sequences_scores.
+  int64_t num_beams = 1;
+  double length_penalty = 1.0;
+  std::string early_stopping = "false";  // "false", "true" or "never"
+  int64_t num_return_sequences = 1;
+};
+
+struct Hypothesis {
+  std::vector<int32_t> ids;
+  std::string text;
+  float score = 0.f;
 };
 
 struct GenerateResult {
   std::vector<int32_t> ids;  // generated ids: start token excluded, EOS included when produced
   std::string text;          // ids decoded, special tokens skipped (for prompts, or when return_text is set)
+  std::string finish_reason;  // "stop" (EOS/stop id), "stop_string", "length"; "beam" for beam search
+  float score = 0.f;          // beam search: the best sequence's score
+  std::vector<Hypothesis> alternatives;  // beam search: the other returned sequences, best first
 };
 
 // Called as each token is generated: (request index, token id).
@@ -103,7 +133,8 @@ class Model {
   static std::shared_ptr<const Model> load(const std::string& path, const LoadOptions& options = {});
   ~Model();
 
-  // Greedy decoding of a batch: each request's result equals running it alone.
+  // Generation for a batch (greedy, sampled or beam search per request): each request's result
+  // equals running it alone. `on_token` streams tokens (not for beam search, which ends at once).
   std::vector<GenerateResult> generate(const std::vector<GenerateRequest>& requests,
                                        const TokenCallback& on_token = {}) const;
 

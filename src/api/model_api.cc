@@ -3,14 +3,20 @@
 
 #include <sys/stat.h>
 
+#include <map>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "api/prepare_input.h"
 #include "hub/hub.h"
 #include "model/model.h"
 #include "runtime/embed.h"
+#include "runtime/beam_search.h"
 #include "runtime/generate.h"
+#include "runtime/sample_loop.h"
+#include "runtime/sampling.h"
+#include "runtime/stop.h"
 #include "tokenizer/tokenizer.h"
 #include "t5g/t5g.h"
 #include "util/error.h"
@@ -82,6 +88,48 @@ TextStream::~TextStream() = default;
 std::string TextStream::push(int32_t id) { return impl_->decoder.push(id); }
 std::string TextStream::flush() { return impl_->decoder.flush(); }
 
+namespace {
+
+SamplingParams sampling_params(const GenerateRequest& r, const GenerationConfig& g) {
+  SamplingParams sp = SamplingParams::from_generation_config(g);
+  if (r.temperature || r.top_k || r.top_p || r.min_p > 0) sp.do_sample = true;
+  if (r.do_sample) sp.do_sample = *r.do_sample;
+  if (r.temperature) sp.temperature = *r.temperature;
+  if (r.top_k) sp.top_k = *r.top_k;
+  if (r.top_p) sp.top_p = *r.top_p;
+  sp.min_p = r.min_p;
+  sp.repetition_penalty = r.repetition_penalty;
+  sp.no_repeat_ngram_size = r.no_repeat_ngram_size;
+  sp.min_new_tokens = r.min_new_tokens;
+  sp.seed = r.seed;
+  sp.validate();
+  return sp;
+}
+
+// Requests that can decode together in one batch have the same options (everything but the input).
+std::string options_key(const GenerateRequest& r) {
+  std::ostringstream k;
+  k << r.max_new_tokens << '|' << r.min_new_tokens << '|' << r.ignore_eos << '|' << (r.do_sample ? int(*r.do_sample) : -1)
+    << '|' << (r.temperature ? *r.temperature : -1) << '|' << (r.top_k ? *r.top_k : -1) << '|'
+    << (r.top_p ? *r.top_p : -1) << '|' << r.min_p << '|' << r.repetition_penalty << '|' << r.no_repeat_ngram_size
+    << '|' << r.seed << '|' << r.num_beams << '|' << r.length_penalty << '|' << r.early_stopping << '|'
+    << r.num_return_sequences;
+  for (int32_t id : r.stop_token_ids) k << ',' << id;
+  for (const auto& st : r.stop_strings) k << '\x1f' << st;
+  return k.str();
+}
+
+const char* finish_name(FinishReason f) {
+  switch (f) {
+    case FinishReason::kStopToken: return "stop";
+    case FinishReason::kStopString: return "stop_string";
+    case FinishReason::kLength: return "length";
+  }
+  return "";
+}
+
+}  // namespace
+
 std::vector<GenerateResult> Model::generate(const std::vector<GenerateRequest>& requests,
                                             const TokenCallback& on_token) const {
   ThreadScope ts(threads_);
@@ -89,34 +137,75 @@ std::vector<GenerateResult> Model::generate(const std::vector<GenerateRequest>& 
   if (requests.empty()) return results;
   std::vector<Prepared> prepared;
   for (size_t i = 0; i < requests.size(); ++i) {
-    check(requests[i].max_new_tokens >= 0, "generate: max_new_tokens must be >= 0");
-    prepared.push_back(prepare(requests[i]));
+    const GenerateRequest& r = requests[i];
+    check(r.max_new_tokens >= 0, "generate: max_new_tokens must be >= 0");
+    check(r.num_beams >= 1, "generate: num_beams must be >= 1");
+    check(r.num_return_sequences >= 1 && r.num_return_sequences <= r.num_beams,
+          "generate: num_return_sequences must be between 1 and num_beams");
+    check(r.stop_strings.empty() || has_tokenizer(), "generate: stop strings need the model's tokenizer");
+    prepared.push_back(prepare(r));
     check(!prepared.back().ids.empty(), "generate: request ", i, " has no input");
   }
-  std::vector<EncoderInput> inputs;
-  for (const auto& p : prepared) inputs.push_back(p.encoder_input());
-  // Requests with the same limits decode together in one batch; otherwise one at a time.
-  bool same = true;
-  for (const auto& r : requests)
-    same = same && r.max_new_tokens == requests[0].max_new_tokens && r.ignore_eos == requests[0].ignore_eos;
-  auto params = [](const GenerateRequest& r) {
-    GreedyParams p;
-    p.max_new_tokens = r.max_new_tokens;
-    p.ignore_eos = r.ignore_eos;
-    return p;
+  const GenerationConfig& gen = m_->generation;
+  DecodeFn decode;
+  if (has_tokenizer()) decode = [this](std::span<const int32_t> ids) {
+    return detokenize(std::vector<int32_t>(ids.begin(), ids.end()), false);
   };
-  if (same) {
-    auto outs = generate_greedy(*m_, inputs, params(requests[0]), on_token);
-    for (size_t i = 0; i < outs.size(); ++i) results[i].ids = std::move(outs[i].ids);
-  } else {
-    for (size_t i = 0; i < requests.size(); ++i) {
-      auto outs = generate_greedy(*m_, {inputs[i]}, params(requests[i]),
-                                  on_token ? TokenCallback([&](size_t, int32_t t) { on_token(i, t); }) : TokenCallback{});
-      results[i].ids = std::move(outs[0].ids);
+  // Group requests with identical options; each group decodes as one batch.
+  std::map<std::string, std::vector<size_t>> groups;
+  for (size_t i = 0; i < requests.size(); ++i) groups[options_key(requests[i])].push_back(i);
+  for (const auto& [key, rows] : groups) {
+    const GenerateRequest& r = requests[rows[0]];
+    std::vector<EncoderInput> inputs;
+    for (size_t i : rows) inputs.push_back(prepared[i].encoder_input());
+    const SamplingParams sp = sampling_params(r, gen);
+    const std::vector<int32_t> stop_ids = stop_token_ids(gen, r.stop_token_ids);
+    if (r.num_beams > 1) {
+      BeamSearchParams bp;
+      bp.num_beams = r.num_beams;
+      bp.max_new_tokens = r.max_new_tokens;
+      bp.length_penalty = r.length_penalty;
+      check(r.early_stopping == "false" || r.early_stopping == "true" || r.early_stopping == "never",
+            "generate: early_stopping must be false, true or never, got '", r.early_stopping, "'");
+      bp.early_stopping = r.early_stopping == "true"    ? EarlyStopping::kTrue
+                          : r.early_stopping == "never" ? EarlyStopping::kNever
+                                                        : EarlyStopping::kFalse;
+      bp.num_return_sequences = r.num_return_sequences;
+      bp.processors = sp;
+      bp.eos_token_ids = stop_ids;
+      bp.stop_strings = r.stop_strings;
+      bp.decode = decode;
+      auto outs = generate_beam(*m_, inputs, bp);
+      for (size_t k = 0; k < rows.size(); ++k) {
+        GenerateResult& res = results[rows[k]];
+        auto& hyps = outs[k].hypotheses;
+        res.ids = hyps[0].ids;
+        res.score = hyps[0].score;
+        res.finish_reason = "beam";
+        for (size_t h = 1; h < hyps.size(); ++h) res.alternatives.push_back(Hypothesis{hyps[h].ids, "", hyps[h].score});
+      }
+    } else {
+      SampleParams p;
+      p.max_new_tokens = r.max_new_tokens;
+      p.ignore_eos = r.ignore_eos;
+      p.sampling = sp;
+      p.stop_ids = stop_ids;
+      p.stop_strings = r.stop_strings;
+      p.decode = decode;
+      auto outs = generate_sampled(*m_, inputs, p,
+                                   on_token ? TokenCallback([&](size_t k, int32_t t) { on_token(rows[k], t); })
+                                            : TokenCallback{});
+      for (size_t k = 0; k < rows.size(); ++k) {
+        results[rows[k]].ids = std::move(outs[k].ids);
+        results[rows[k]].finish_reason = finish_name(outs[k].finish);
+      }
     }
   }
   for (size_t i = 0; i < results.size(); ++i)
-    if (requests[i].input_ids.empty() || requests[i].return_text) results[i].text = detokenize(results[i].ids, true);
+    if (requests[i].input_ids.empty() || requests[i].return_text) {
+      results[i].text = detokenize(results[i].ids, true);
+      for (auto& h : results[i].alternatives) h.text = detokenize(h.ids, true);
+    }
   return results;
 }
 
