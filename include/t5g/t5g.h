@@ -46,6 +46,12 @@ struct Input {
   std::vector<int32_t> input_ids;
   std::string prompt;
   std::vector<Image> images;
+  // Image preprocessing (defaults as the reference processor): pan-and-scan crops appended after
+  // each image (off by default), PIL's bilinear resize instead of torchvision's (the transformers
+  // 5 default; PIL differs by up to 1/255 per pixel), EXIF orientation applied (off by default).
+  bool pan_and_scan = false;
+  bool pil_resize = false;
+  bool apply_exif_orientation = false;
 };
 
 struct GenerateRequest : Input {

@@ -20,10 +20,11 @@ namespace {
 // Image preprocessing parameters: the checkpoint's processor_config.json / preprocessor_config.json
 // when present (keys at the top level or under "image_processor"), else the released values
 // (mean = std = 0.5, rescale 1/255) at the vision config's image size.
-PreprocessOptions preprocess_options(const LoadedModel& m, bool pan_and_scan) {
+PreprocessOptions preprocess_options(const LoadedModel& m, const Input& in) {
   PreprocessOptions o;
   o.image_size = static_cast<int>(m.config.vision.image_size);
-  o.pan_and_scan = pan_and_scan;
+  o.pan_and_scan = in.pan_and_scan;
+  o.filter = in.pil_resize ? ResizeFilter::kPilBilinear : ResizeFilter::kTorchvisionBilinear;
   for (const char* name : {"preprocessor_config.json", "processor_config.json"}) {
     if (!m.checkpoint->has_file(name)) continue;
     const std::string path = m.checkpoint->file_path(name);
@@ -51,11 +52,13 @@ PreprocessOptions preprocess_options(const LoadedModel& m, bool pan_and_scan) {
   return o;
 }
 
-RgbImage load_image(const Image& img) {
+RgbImage load_image(const Image& img, bool exif) {
+  DecodeOptions d;
+  d.apply_exif_orientation = exif;
   if (!img.data.empty())
-    return decode_image_memory(img.data.data(), img.data.size(), img.name.empty() ? "image" : img.name);
+    return decode_image_memory(img.data.data(), img.data.size(), img.name.empty() ? "image" : img.name, d);
   check(!img.path.empty(), "an image has neither a path nor data");
-  return decode_image_file(img.path);
+  return decode_image_file(img.path, d);
 }
 
 size_t count_occurrences(const std::string& text, const std::string& what) {
@@ -71,14 +74,13 @@ Model::Prepared Model::prepare(const Input& input, bool features) const {
   Prepared p;
   const size_t n_images = input.images.size();
   check(n_images == 0 || m_->weights.vision.present, "this checkpoint has no vision tower; it cannot take images");
-  const bool pan_and_scan = false;
-  const PreprocessOptions popt = preprocess_options(*m_, pan_and_scan);
+  const PreprocessOptions popt = preprocess_options(*m_, input);
 
   // Pixels first: the number of crops decides the prompt's form.
   std::vector<std::vector<std::vector<float>>> pixels;  // per image: original, then crops
   std::vector<int> crops;
   for (const Image& img : input.images) {
-    pixels.push_back(preprocess_with_crops(load_image(img), popt));
+    pixels.push_back(preprocess_with_crops(load_image(img, input.apply_exif_orientation), popt));
     crops.push_back(static_cast<int>(pixels.back().size()) - 1);
   }
 

@@ -1,6 +1,7 @@
 // Entry points of the matrix products: pick the kernel for this CPU and the weight format.
 #include "kernels/matmul.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "kernels/cpu_features.h"
@@ -63,6 +64,11 @@ void gemm_f32_isa(Isa isa, int64_t M, int64_t N, int64_t K, const float* A, int6
 
 void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy,
             const MatmulOptions& opt) {
+  if (opt.row_stable && M > kRowStableGroup) {
+    for (int64_t m0 = 0; m0 < M; m0 += kRowStableGroup)
+      matmul_isa(active_isa(), X + m0 * ldx, std::min(kRowStableGroup, M - m0), ldx, W, Y + m0 * ldy, ldy, opt);
+    return;
+  }
   matmul_isa(active_isa(), X, M, ldx, W, Y, ldy, opt);
 }
 

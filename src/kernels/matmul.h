@@ -27,7 +27,12 @@ struct MatmulOptions {
   // The caller guarantees X holds bf16-representable values (bf16 compute mode), so kernels may
   // feed X to bf16 dot-product instructions without changing its values.
   bool x_is_bf16 = false;
+  // Each row's result must not depend on how many rows are multiplied together (a decoder batch
+  // row must equal the same request run alone): rows go through the decode path in groups of at
+  // most kRowStableGroup, whose per-row summation order is independent of M.
+  bool row_stable = false;
 };
+inline constexpr int64_t kRowStableGroup = 8;
 
 // Y[m, n] = sum_k X[m, k] * W[n, k] for m < M, n < W.rows, k < W.cols (Y = X·Wᵀ).
 // X: fp32, row stride ldx >= W.cols. Y: fp32, row stride ldy >= W.rows. Multithreaded (OpenMP).

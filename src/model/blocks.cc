@@ -49,9 +49,9 @@ void embed_tokens(const ModelWeights& w, const ModelConfig& cfg, const int32_t* 
 }
 
 void project_kv(const AttentionWeights& a, const TextConfig& c, const float* xn, int64_t n, float* k, float* v,
-                Precision p) {
+                Precision p, bool row_stable) {
   const int64_t H = c.hidden_size, kvd = c.kv_dim(), hd = c.head_dim;
-  const MatmulOptions mo{p == Precision::kBF16};
+  const MatmulOptions mo{p == Precision::kBF16, row_stable};
   matmul(xn, n, H, a.k, k, kvd, mo);
   round_act(k, n * kvd, p);
   matmul(xn, n, H, a.v, v, kvd, mo);
@@ -60,13 +60,13 @@ void project_kv(const AttentionWeights& a, const TextConfig& c, const float* xn,
 }
 
 void project_qkv(const AttentionWeights& a, const TextConfig& c, const float* xn, int64_t n, float* q, float* k,
-                 float* v, const RopeTable* rope, Precision p) {
+                 float* v, const RopeTable* rope, Precision p, bool row_stable) {
   const int64_t H = c.hidden_size, qd = c.q_dim(), kvd = c.kv_dim(), hd = c.head_dim;
-  const MatmulOptions mo{p == Precision::kBF16};
+  const MatmulOptions mo{p == Precision::kBF16, row_stable};
   matmul(xn, n, H, a.q, q, qd, mo);
   round_act(q, n * qd, p);
   rms_norm(q, n * c.num_heads, hd, hd, a.q_norm.data(), static_cast<float>(c.rms_norm_eps), q, hd, p);
-  project_kv(a, c, xn, n, k, v, p);
+  project_kv(a, c, xn, n, k, v, p, row_stable);
   if (rope != nullptr) {
     apply_rope(q, n, qd, c.num_heads, hd, *rope, p);
     apply_rope(k, n, kvd, c.num_kv_heads, hd, *rope, p);
@@ -74,19 +74,19 @@ void project_qkv(const AttentionWeights& a, const TextConfig& c, const float* xn
 }
 
 void attention_output(const TextLayerWeights& l, const TextConfig& c, const float* attn, int64_t n, float* h,
-                      std::vector<float>& scratch, Precision p) {
+                      std::vector<float>& scratch, Precision p, bool row_stable) {
   const int64_t H = c.hidden_size;
   scratch.resize(static_cast<size_t>(n * H));
-  matmul(attn, n, c.q_dim(), l.attn.o, scratch.data(), H, MatmulOptions{p == Precision::kBF16});
+  matmul(attn, n, c.q_dim(), l.attn.o, scratch.data(), H, MatmulOptions{p == Precision::kBF16, row_stable});
   round_act(scratch.data(), n * H, p);
   rms_norm(scratch.data(), n, H, H, l.post_attn_norm.data(), static_cast<float>(c.rms_norm_eps), scratch.data(), H, p);
   add(h, scratch.data(), h, n * H, p);
 }
 
-void mlp_block(const TextLayerWeights& l, const TextConfig& c, float* h, int64_t n, Precision p) {
+void mlp_block(const TextLayerWeights& l, const TextConfig& c, float* h, int64_t n, Precision p, bool row_stable) {
   const int64_t H = c.hidden_size, I = c.intermediate_size;
   const float eps = static_cast<float>(c.rms_norm_eps);
-  const MatmulOptions mo{p == Precision::kBF16};
+  const MatmulOptions mo{p == Precision::kBF16, row_stable};
   const int64_t chunk = std::min(n, kMlpChunk);
   std::vector<float> xn(static_cast<size_t>(chunk * H)), gate(static_cast<size_t>(chunk * I)),
       up(static_cast<size_t>(chunk * I)), out(static_cast<size_t>(chunk * H));

@@ -16,20 +16,22 @@ void embed_tokens(const ModelWeights& w, const ModelConfig& cfg, const int32_t* 
 
 // Projects xn [n, H] to q [n, q_dim] and k, v [n, kv_dim]; applies q_norm/k_norm per head; rotates
 // q and k with `rope` (nullptr: keys are not rotated, as the decoder's cross keys).
+// `row_stable`: rows are decoder batch rows whose results must not depend on the batch (see MatmulOptions).
 void project_qkv(const AttentionWeights& a, const TextConfig& c, const float* xn, int64_t n, float* q, float* k,
-                 float* v, const RopeTable* rope, Precision p);
+                 float* v, const RopeTable* rope, Precision p, bool row_stable = false);
 
 // Only k and v (the decoder's cross keys/values of the encoder output: k-normed, never rotated).
 void project_kv(const AttentionWeights& a, const TextConfig& c, const float* xn, int64_t n, float* k, float* v,
-                Precision p);
+                Precision p, bool row_stable = false);
 
 // h = h + post_norm(attn_out · Woᵀ): the attention half's output projection and residual.
 void attention_output(const TextLayerWeights& l, const TextConfig& c, const float* attn, int64_t n, float* h,
-                      std::vector<float>& scratch, Precision p);
+                      std::vector<float>& scratch, Precision p, bool row_stable = false);
 
 // h = h + post_ff_norm(down(gelu(gate(x)) * up(x))), x = pre_ff_norm(h); processed in row chunks so
 // that long inputs never hold [n, intermediate] buffers.
-void mlp_block(const TextLayerWeights& l, const TextConfig& c, float* h, int64_t n, Precision p);
+void mlp_block(const TextLayerWeights& l, const TextConfig& c, float* h, int64_t n, Precision p,
+               bool row_stable = false);
 
 // The attention scale the reference uses: query_pre_attn_scalar ** -0.5, as fp32.
 float attention_scale(const TextConfig& c);

@@ -125,7 +125,8 @@ void decoder_forward(const ModelWeights& w, const ModelConfig& cfg, const std::v
     const TextLayerWeights& l = w.decoder[li];
     const bool sliding = c.layer_types[li] == LayerType::kSliding;
     rms_norm(h.data(), R, H, H, l.pre_attn_norm.data(), eps, xn.data(), H, p);
-    project_qkv(l.attn, c, xn.data(), R, q.data(), k.data(), v.data(), sliding ? &rope_sliding : &rope_full, p);
+    project_qkv(l.attn, c, xn.data(), R, q.data(), k.data(), v.data(), sliding ? &rope_sliding : &rope_full, p,
+                /*row_stable=*/true);
 #pragma omp parallel for schedule(dynamic, 1) if (R > 1)
     for (int64_t r = 0; r < R; ++r) {
       const int64_t b = owner[r];
@@ -140,8 +141,8 @@ void decoder_forward(const ModelWeights& w, const ModelConfig& cfg, const std::v
     for (int64_t b = 0; b < B; ++b)
       append_self(states[b]->layers[li], states[b]->length, k.data() + row0[b] * kvd, v.data() + row0[b] * kvd,
                   row0[b + 1] - row0[b], kvd);
-    attention_output(l, c, attn.data(), R, h.data(), scratch, p);
-    mlp_block(l, c, h.data(), R, p);
+    attention_output(l, c, attn.data(), R, h.data(), scratch, p, /*row_stable=*/true);
+    mlp_block(l, c, h.data(), R, p, /*row_stable=*/true);
     if (hook) hook(static_cast<int>(li + 1), h.data(), R);
   }
   for (int64_t b = 0; b < B; ++b) states[b]->length += row0[b + 1] - row0[b];
@@ -151,7 +152,7 @@ void decoder_forward(const ModelWeights& w, const ModelConfig& cfg, const std::v
 
 void lm_head(const ModelWeights& w, const ModelConfig& cfg, const float* hidden, int64_t n, float* logits) {
   const int64_t V = w.embed.rows;
-  matmul(hidden, n, w.embed.cols, w.embed, logits, V, MatmulOptions{w.precision == Precision::kBF16});
+  matmul(hidden, n, w.embed.cols, w.embed, logits, V, MatmulOptions{w.precision == Precision::kBF16, true});
   round_act(logits, n * V, w.precision);
   if (cfg.decoder.final_logit_softcapping)
     softcap(logits, n * V, static_cast<float>(*cfg.decoder.final_logit_softcapping), w.precision);

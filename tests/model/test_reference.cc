@@ -160,9 +160,9 @@ std::vector<Param> all_params() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Vectors, ReferenceFp32, ::testing::ValuesIn(all_params()),
-                         [](const auto& info) {
-                           return info.param.variant + "_" + (info.param.layout == "model" ? "hub" : "v5save") + "_" +
-                                  info.param.kase;
+                         [](const auto& pi) {
+                           return pi.param.variant + "_" + (pi.param.layout == "model" ? "hub" : "v5save") + "_" +
+                                  pi.param.kase;
                          });
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "common.h"
 #include "kernels/cpu_features.h"
 #include "model/model.h"
+#include "model/vision.h"
 #include "runtime/generate.h"
 #include "util/error.h"
 
@@ -28,6 +29,7 @@ struct BenchArgs {
   std::string decode_batches = "1,8";
   int64_t decode_tokens = 32;
   int repeats = 3;
+  bool no_image = false;
 };
 
 // Ordinary token ids (no special or image ids) for a synthetic input.
@@ -73,6 +75,7 @@ Action add_bench(CLI::App& app) {
   c->add_option("--decode-batches", a->decode_batches, "Batch sizes for decode timings")->capture_default_str();
   c->add_option("--decode-tokens", a->decode_tokens, "Tokens generated per decode timing")->capture_default_str();
   c->add_option("--repeats", a->repeats, "Repeats per measurement (median reported)")->capture_default_str();
+  c->add_flag("--no-image", a->no_image, "Skip the time per image (vision tower + projector, one run)");
   return [a]() {
     check(a->repeats > 0 && a->decode_tokens > 1, "--repeats must be > 0 and --decode-tokens > 1");
     auto t0 = Clock::now();
@@ -157,6 +160,24 @@ Action add_bench(CLI::App& app) {
                      {"fraction_of_bound", rate / bound}});
     }
     out["decode"] = dec;
+
+    if (m.weights.vision.present && !a->no_image) {
+      // One image through the tower and projector (one run: at full size it takes many seconds).
+      const VisionConfig& vc = m.config.vision;
+      const int64_t S = vc.image_size, N = (S / vc.patch_size) * (S / vc.patch_size), Hv = vc.hidden_size;
+      std::vector<float> px(static_cast<size_t>(vc.num_channels * S * S));
+      std::mt19937 g(5);
+      std::uniform_real_distribution<float> u(-1.f, 1.f);
+      for (auto& x : px) x = u(g);
+      omp_set_num_threads(model->threads());
+      auto t = Clock::now();
+      image_features(m.weights, m.config, px.data());
+      const double s_img = seconds_since(t);
+      const double flops = static_cast<double>(vc.num_layers) *
+                               (2.0 * N * (4.0 * Hv * Hv + 2.0 * Hv * vc.intermediate_size) + 4.0 * N * N * Hv) +
+                           2.0 * N * Hv * vc.num_channels * vc.patch_size * vc.patch_size;
+      out["image"] = {{"seconds_per_image", s_img}, {"gflop", flops / 1e9}, {"gflop_per_s", flops / 1e9 / s_img}};
+    }
     out["peak_rss_mb"] = static_cast<double>(peak_rss_bytes()) / (1 << 20);
     print_json(out);
     return 0;

@@ -52,6 +52,11 @@ void InputArgs::add_to(CLI::App* c, const std::string& what) {
                 "fill the image-token positions in order.")
       ->expected(1)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  c->add_flag("--pan-and-scan", pan_and_scan, "Add the reference's pan-and-scan crops of wide/tall images (off by default)");
+  c->add_flag("--pil-resize", pil_resize,
+              "Resize with PIL's bilinear filter instead of torchvision's (the transformers 5 default; PIL "
+              "differs by up to 1/255 per pixel)");
+  c->add_flag("--exif-rotate", exif, "Apply the images' EXIF orientation (the reference does not)");
 }
 
 std::vector<std::string> InputArgs::texts() const {
@@ -75,6 +80,11 @@ std::vector<Input> InputArgs::resolve(const Model& model) const {
     check(!t.empty() || !images.empty(), "a prompt is empty");
   }
   if (out.empty()) out.emplace_back();  // images alone
+  for (auto& in : out) {
+    in.pan_and_scan = pan_and_scan;
+    in.pil_resize = pil_resize;
+    in.apply_exif_orientation = exif;
+  }
   if (out.size() == 1) {
     for (const auto& f : images) out[0].images.push_back(Image{f, {}, f});
     return out;

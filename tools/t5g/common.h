@@ -27,6 +27,7 @@ std::string read_prompt_file(const std::string& path);
 // files (exactly one kind), tokenized with the model's tokenizer for text.
 struct InputArgs {
   std::vector<std::string> input_ids, prompts, prompt_files, images;
+  bool pan_and_scan = false, pil_resize = false, exif = false;
   void add_to(CLI::App* c, const std::string& what);
   bool is_text() const { return input_ids.empty(); }
   // The inputs, with the --image files given to them in order: a single input takes them all; in a
