@@ -4,7 +4,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "util/bf16.h"
+#include "kernels/convert.h"
 #include "util/error.h"
 
 namespace t5g {
@@ -14,16 +14,8 @@ void embed_row(const WeightMatrix& e, int64_t id, float* out) {
   const int64_t H = e.cols;
   switch (e.type) {
     case WeightType::kF32: std::memcpy(out, static_cast<const float*>(e.data) + id * H, H * sizeof(float)); break;
-    case WeightType::kBF16: {
-      const uint16_t* r = static_cast<const uint16_t*>(e.data) + id * H;
-      for (int64_t i = 0; i < H; ++i) out[i] = bf16_to_f32(r[i]);
-      break;
-    }
-    case WeightType::kF16: {
-      const uint16_t* r = static_cast<const uint16_t*>(e.data) + id * H;
-      for (int64_t i = 0; i < H; ++i) out[i] = f16_to_f32(r[i]);
-      break;
-    }
+    case WeightType::kBF16: convert_bf16_to_f32(static_cast<const uint16_t*>(e.data) + id * H, out, H); break;
+    case WeightType::kF16: convert_f16_to_f32(static_cast<const uint16_t*>(e.data) + id * H, out, H); break;
   }
 }
 constexpr int64_t kMlpChunk = 1024;  // rows per MLP chunk: bounds the [rows, intermediate] buffers
@@ -31,6 +23,22 @@ constexpr int64_t kMlpChunk = 1024;  // rows per MLP chunk: bounds the [rows, in
 
 float attention_scale(const TextConfig& c) {
   return static_cast<float>(std::pow(c.query_pre_attn_scalar, -0.5));
+}
+
+AttnParams text_attention_params(const TextConfig& c, Precision p) {
+  AttnParams ap;
+  ap.num_heads = c.num_heads;
+  ap.num_kv_heads = c.num_kv_heads;
+  ap.head_dim = c.head_dim;
+  ap.scale = attention_scale(c);
+  ap.precision = p;
+  return ap;
+}
+
+RopeTables make_rope_tables(const TextConfig& c, const int64_t* positions, int64_t n, Precision p) {
+  return RopeTables{
+      make_rope_table(positions, n, c.head_dim, c.rope_sliding.theta, c.rope_sliding.linear_factor, p),
+      make_rope_table(positions, n, c.head_dim, c.rope_full.theta, c.rope_full.linear_factor, p)};
 }
 
 void embed_tokens(const ModelWeights& w, const ModelConfig& cfg, const int32_t* ids, int64_t n, float* out) {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/attention.h"
 #include "model/config.h"
 #include "model/weights.h"
 
@@ -35,5 +36,16 @@ void mlp_block(const TextLayerWeights& l, const TextConfig& c, float* h, int64_t
 
 // The attention scale the reference uses: query_pre_attn_scalar ** -0.5, as fp32.
 float attention_scale(const TextConfig& c);
+
+// Attention parameters of a text layer. attn_logit_softcapping is in the config but the reference
+// never passes it to attention (spec §9), so it is not set.
+AttnParams text_attention_params(const TextConfig& c, Precision p);
+
+// RoPE tables of both layer types for the given positions.
+struct RopeTables {
+  RopeTable sliding, full;
+  const RopeTable& of(LayerType t) const { return t == LayerType::kSliding ? sliding : full; }
+};
+RopeTables make_rope_tables(const TextConfig& c, const int64_t* positions, int64_t n, Precision p);
 
 }  // namespace t5g

@@ -108,24 +108,16 @@ void decoder_forward(const ModelWeights& w, const ModelConfig& cfg, const std::v
   embed_tokens(w, cfg, ids.data(), R, h.data());
   if (hook) hook(0, h.data(), R);
 
-  const RopeTable rope_sliding =
-      make_rope_table(pos.data(), R, c.head_dim, c.rope_sliding.theta, c.rope_sliding.linear_factor, p);
-  const RopeTable rope_full = make_rope_table(pos.data(), R, c.head_dim, c.rope_full.theta, c.rope_full.linear_factor, p);
-  AttnParams ap;
-  ap.num_heads = c.num_heads;
-  ap.num_kv_heads = c.num_kv_heads;
-  ap.head_dim = c.head_dim;
-  ap.scale = attention_scale(c);
-  ap.precision = p;
+  const RopeTables rope = make_rope_tables(c, pos.data(), R, p);
+  const AttnParams ap = text_attention_params(c, p);
 
   std::vector<float> xn(static_cast<size_t>(R * H)), q(static_cast<size_t>(R * qd)), k(static_cast<size_t>(R * kvd)),
       v(static_cast<size_t>(R * kvd)), attn(static_cast<size_t>(R * qd)), scratch;
   const float eps = static_cast<float>(c.rms_norm_eps);
   for (int64_t li = 0; li < c.num_layers; ++li) {
     const TextLayerWeights& l = w.decoder[li];
-    const bool sliding = c.layer_types[li] == LayerType::kSliding;
     rms_norm(h.data(), R, H, H, l.pre_attn_norm.data(), eps, xn.data(), H, p);
-    project_qkv(l.attn, c, xn.data(), R, q.data(), k.data(), v.data(), sliding ? &rope_sliding : &rope_full, p,
+    project_qkv(l.attn, c, xn.data(), R, q.data(), k.data(), v.data(), &rope.of(c.layer_types[li]), p,
                 /*row_stable=*/true);
 #pragma omp parallel for schedule(dynamic, 1) if (R > 1)
     for (int64_t r = 0; r < R; ++r) {

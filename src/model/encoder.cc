@@ -38,17 +38,8 @@ std::vector<float> run_encoder(const ModelWeights& w, const ModelConfig& cfg, co
 
   std::vector<int64_t> pos(static_cast<size_t>(L));
   std::iota(pos.begin(), pos.end(), in.position_offset);
-  const RopeTable rope_sliding = make_rope_table(pos.data(), L, c.head_dim, c.rope_sliding.theta,
-                                                 c.rope_sliding.linear_factor, p);
-  const RopeTable rope_full = make_rope_table(pos.data(), L, c.head_dim, c.rope_full.theta, c.rope_full.linear_factor, p);
-
-  AttnParams ap;
-  ap.num_heads = c.num_heads;
-  ap.num_kv_heads = c.num_kv_heads;
-  ap.head_dim = c.head_dim;
-  ap.scale = attention_scale(c);
-  ap.precision = p;
-  // attn_logit_softcapping is in the config but the reference never passes it to attention (spec §9).
+  const RopeTables rope = make_rope_tables(c, pos.data(), L, p);
+  const AttnParams ap = text_attention_params(c, p);
 
   const int64_t qd = c.q_dim(), kvd = c.kv_dim();
   std::vector<float> xn(static_cast<size_t>(L * H)), q(static_cast<size_t>(L * qd)), k(static_cast<size_t>(L * kvd)),
@@ -58,8 +49,7 @@ std::vector<float> run_encoder(const ModelWeights& w, const ModelConfig& cfg, co
     const TextLayerWeights& l = w.encoder[li];
     const LayerType type = c.layer_types[li];
     rms_norm(h.data(), L, H, H, l.pre_attn_norm.data(), eps, xn.data(), H, p);
-    project_qkv(l.attn, c, xn.data(), L, q.data(), k.data(), v.data(),
-                type == LayerType::kSliding ? &rope_sliding : &rope_full, p);
+    project_qkv(l.attn, c, xn.data(), L, q.data(), k.data(), v.data(), &rope.of(type), p);
     attention_banded(q.data(), qd, k.data(), v.data(), kvd, attn.data(), qd, L, encoder_band(c, type, L), ap);
     attention_output(l, c, attn.data(), L, h.data(), scratch, p);
     mlp_block(l, c, h.data(), L, p);

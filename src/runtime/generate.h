@@ -24,6 +24,8 @@ struct GreedyOutput {
 // Called as each token is chosen: (request index, token id).
 using TokenCallback = std::function<void(size_t, int32_t)>;
 
+// The plain greedy loop. The API decodes through generate_sampled (sample_loop.h), which with
+// default parameters must return exactly this: the tests hold the two against each other.
 std::vector<GreedyOutput> generate_greedy(const LoadedModel& m, const std::vector<EncoderInput>& inputs,
                                           const GreedyParams& params, const TokenCallback& on_token = {});
 
