@@ -16,6 +16,11 @@ std::string shape_str(const std::vector<int64_t>& s) {
   return out + "]";
 }
 
+// The matrix format of a tensor dtype already checked to be F32, BF16 or F16 (Binder::require).
+WeightType weight_type_of(DType d) {
+  return d == DType::kF32 ? WeightType::kF32 : d == DType::kBF16 ? WeightType::kBF16 : WeightType::kF16;
+}
+
 // Looks tensors up under the name variants checkpoints use.
 class Binder {
  public:
@@ -54,8 +59,7 @@ class Binder {
   WeightMatrix matrix(const std::string& name, int64_t rows, int64_t cols) {
     TensorRef r = require(name, {rows, cols});
     WeightMatrix w;
-    w.type = r.info->dtype == DType::kF32 ? WeightType::kF32 : r.info->dtype == DType::kBF16 ? WeightType::kBF16
-                                                                                             : WeightType::kF16;
+    w.type = weight_type_of(r.info->dtype);
     w.rows = rows;
     w.cols = cols;
     w.data = r.data;
@@ -143,8 +147,7 @@ VisionWeights bind_vision(Binder& b, const ModelConfig& cfg) {
   v.present = true;
   {
     TensorRef r = b.require(p + "embeddings.patch_embedding.weight", {Hv, C, P, P});
-    v.patch.type = r.info->dtype == DType::kF32 ? WeightType::kF32 : r.info->dtype == DType::kBF16 ? WeightType::kBF16
-                                                                                                   : WeightType::kF16;
+    v.patch.type = weight_type_of(r.info->dtype);
     v.patch.rows = Hv;
     v.patch.cols = C * P * P;
     v.patch.data = r.data;
@@ -183,9 +186,7 @@ VisionWeights bind_vision(Binder& b, const ModelConfig& cfg) {
     for (int64_t i = 0; i < Hv; ++i)
       for (int64_t j = 0; j < H; ++j)
         std::memcpy(v.mm_proj_t_data.data() + (j * Hv + i) * es, r.data + (i * H + j) * es, static_cast<size_t>(es));
-    v.mm_proj_t.type = r.info->dtype == DType::kF32 ? WeightType::kF32
-                       : r.info->dtype == DType::kBF16 ? WeightType::kBF16
-                                                       : WeightType::kF16;
+    v.mm_proj_t.type = weight_type_of(r.info->dtype);
     v.mm_proj_t.rows = H;
     v.mm_proj_t.cols = Hv;
     v.mm_proj_t.data = v.mm_proj_t_data.data();
