@@ -7,21 +7,46 @@
 
 namespace t5g {
 
-// How a weight matrix is stored. F32/BF16/F16 are checkpoint dtypes used in place from the mmap;
-// quantized formats are added beside them.
-enum class WeightType { kF32, kBF16, kF16 };
+// How a weight matrix is stored. F32/BF16/F16 are checkpoint dtypes used in place from the mmap.
+// Q8 and Q4 are grouped symmetric quantizations (made at load by quantize_matrix, or mapped from a
+// checkpoint written by `t5g quantize`):
+//   - each row is split into groups of kQuantGroup consecutive elements along `cols`; the row is
+//     zero-padded to qcols = round_up(cols, kQuantGroup) elements, so any `cols` is allowed;
+//   - every group has one fp16 scale d (WeightMatrix::scales, [rows, qcols / kQuantGroup] row-major);
+//   - Q8: int8 q in [-127, 127], [rows, qcols] row-major, value = q * d;
+//   - Q4: 4-bit q in [-8, 7], stored as q + 8 in nibbles, [rows, qcols / 2] bytes row-major; within a
+//     group's 16 bytes, byte j holds element j in its low nibble and element j + 16 in its high nibble
+//     (value = (nibble - 8) * d).
+enum class WeightType { kF32, kBF16, kF16, kQ8, kQ4 };
+inline constexpr int64_t kQuantGroup = 32;
 
 const char* weight_type_name(WeightType t);
+// Bytes of one element for the dense types; for Q8/Q4 use weight_matrix_bytes.
 int64_t weight_type_bytes(WeightType t);
+inline bool is_quantized(WeightType t) { return t == WeightType::kQ8 || t == WeightType::kQ4; }
+inline int64_t quant_padded_cols(int64_t cols) { return (cols + kQuantGroup - 1) / kQuantGroup * kQuantGroup; }
 
 // A weight matrix in nn.Linear layout: `rows` = out_features, `cols` = in_features, row-major,
-// rows packed densely (row stride = cols elements).
+// rows packed densely (row stride = cols elements; qcols for the quantized types, see above).
 struct WeightMatrix {
   WeightType type = WeightType::kF32;
   int64_t rows = 0;
   int64_t cols = 0;
   const void* data = nullptr;
+  const uint16_t* scales = nullptr;  // Q8/Q4 only: fp16 group scales [rows, qcols / kQuantGroup]
 };
+
+// Bytes a matrix occupies (data + scales): what one pass over it reads from memory.
+int64_t weight_matrix_bytes(const WeightMatrix& w);
+
+// Quantizes a dense matrix `src` (F32/BF16/F16) to Q8 or Q4 into caller-provided buffers of
+// quant_data_bytes(type, rows, cols) and quant_scale_count(rows, cols) fp16 elements. Deterministic
+// (the result does not depend on the thread count); multithreaded over rows.
+int64_t quant_data_bytes(WeightType type, int64_t rows, int64_t cols);
+int64_t quant_scale_count(int64_t rows, int64_t cols);
+void quantize_matrix(const WeightMatrix& src, WeightType type, void* data, uint16_t* scales);
+// Row r of any matrix as fp32 (cols values): embedding lookups of a possibly quantized table.
+void weight_row_f32(const WeightMatrix& w, int64_t r, float* out);
 
 struct MatmulOptions {
   // The caller guarantees X holds bf16-representable values (bf16 compute mode), so kernels may

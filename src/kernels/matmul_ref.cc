@@ -7,39 +7,7 @@
 
 namespace t5g {
 
-const char* weight_type_name(WeightType t) {
-  switch (t) {
-    case WeightType::kF32: return "f32";
-    case WeightType::kBF16: return "bf16";
-    case WeightType::kF16: return "f16";
-  }
-  return "?";
-}
-
-int64_t weight_type_bytes(WeightType t) { return t == WeightType::kF32 ? 4 : 2; }
-
 namespace ref {
-
-static void weight_row_f32(const WeightMatrix& W, int64_t n, float* out) {
-  const int64_t K = W.cols;
-  switch (W.type) {
-    case WeightType::kF32: {
-      const float* p = static_cast<const float*>(W.data) + n * K;
-      for (int64_t k = 0; k < K; ++k) out[k] = p[k];
-      break;
-    }
-    case WeightType::kBF16: {
-      const uint16_t* p = static_cast<const uint16_t*>(W.data) + n * K;
-      for (int64_t k = 0; k < K; ++k) out[k] = bf16_to_f32(p[k]);
-      break;
-    }
-    case WeightType::kF16: {
-      const uint16_t* p = static_cast<const uint16_t*>(W.data) + n * K;
-      for (int64_t k = 0; k < K; ++k) out[k] = f16_to_f32(p[k]);
-      break;
-    }
-  }
-}
 
 void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy) {
   const int64_t N = W.rows, K = W.cols;
