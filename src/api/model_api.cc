@@ -48,9 +48,13 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
       progress = [&](const PullProgress& p) { options.on_download(p.file, p.done, p.total); };
     dir = resolve_model(path, HubOptions::from_env(), progress);
   }
-  m->m_ = load_model(dir);
+  const WeightFormat format = parse_weight_format(options.weights);
   const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   m->threads_ = options.threads > 0 ? options.threads : hw;
+  {
+    ThreadScope ts(m->threads_);  // quantizing at load runs on the model's threads
+    m->m_ = load_model(dir, format);
+  }
   m->tok_ = std::make_unique<TokenizerSlot>();
   return m;
 }

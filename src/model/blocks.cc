@@ -16,6 +16,7 @@ void embed_row(const WeightMatrix& e, int64_t id, float* out) {
     case WeightType::kF32: std::memcpy(out, static_cast<const float*>(e.data) + id * H, H * sizeof(float)); break;
     case WeightType::kBF16: convert_bf16_to_f32(static_cast<const uint16_t*>(e.data) + id * H, out, H); break;
     case WeightType::kF16: convert_f16_to_f32(static_cast<const uint16_t*>(e.data) + id * H, out, H); break;
+    default: weight_row_f32(e, id, out); break;  // quantized table
   }
 }
 constexpr int64_t kMlpChunk = 1024;  // rows per MLP chunk: bounds the [rows, intermediate] buffers

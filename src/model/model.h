@@ -17,7 +17,8 @@ struct LoadedModel {
   ModelWeights weights;
 };
 
-// Loads a checkpoint folder (config.json, generation_config.json, safetensors). Throws t5g::Error.
-std::unique_ptr<LoadedModel> load_model(const std::string& dir);
+// Loads a checkpoint folder (config.json, generation_config.json, safetensors), with the text
+// matrices in `format` (see WeightFormat). Throws t5g::Error.
+std::unique_ptr<LoadedModel> load_model(const std::string& dir, WeightFormat format = WeightFormat::kAsStored);
 
 }  // namespace t5g

@@ -21,10 +21,14 @@ WeightType weight_type_of(DType d) {
   return d == DType::kF32 ? WeightType::kF32 : d == DType::kBF16 ? WeightType::kBF16 : WeightType::kF16;
 }
 
+Precision precision_of(DType d) {
+  return d == DType::kF32 ? Precision::kF32 : d == DType::kBF16 ? Precision::kBF16 : Precision::kF16;
+}
+
 // Looks tensors up under the name variants checkpoints use.
 class Binder {
  public:
-  Binder(const Checkpoint& c) : ckpt_(c) {}
+  Binder(const Checkpoint& c, WeightFormat f, ModelWeights& out) : ckpt_(c), format_(f), out_(out) {}
 
   // Candidates: `name` itself, then without the leading "model.", then with "text_model."
   // inserted after "model.encoder." (later transformers builds).
@@ -66,6 +70,28 @@ class Binder {
     return w;
   }
 
+  // A text-model matrix: used as stored, or converted / quantized to the requested format; a
+  // pre-quantized tensor (I8 = Q8, U8 = Q4, with its fp16 scales) is used in place.
+  WeightMatrix text_matrix(const std::string& name, int64_t rows, int64_t cols) {
+    TensorRef r = find(name);
+    check(r.info != nullptr, "tensor '", name, "' is missing from the checkpoint in ", ckpt_.dir());
+    WeightMatrix w = (r.info->dtype == DType::kI8 || r.info->dtype == DType::kU8) ? prequantized(r, rows, cols)
+                                                                                  : matrix(name, rows, cols);
+    const WeightType target = format_ == WeightFormat::kBF16 ? WeightType::kBF16
+                              : format_ == WeightFormat::kQ8 ? WeightType::kQ8
+                              : format_ == WeightFormat::kQ4 ? WeightType::kQ4
+                                                             : w.type;
+    if (is_quantized(w.type)) {
+      check(w.type == target, "tensor '", r.info->name, "' in ", *r.file, " is stored quantized as ",
+            weight_type_name(w.type), " and cannot be loaded as ", weight_format_name(format_),
+            " (load it with --weights auto, or quantize the original checkpoint)");
+    } else if (w.type != target) {
+      w = convert(w, target);
+    }
+    out_.text_matrices.emplace_back(r.info->name, w);
+    return w;
+  }
+
   std::vector<float> vec(const std::string& name, const std::vector<int64_t>& shape) {
     TensorRef r = require(name, shape);
     const int64_t n = r.info->numel();
@@ -85,12 +111,73 @@ class Binder {
 
   // Present -> shape checked; absent -> fine (tied tensors alias the encoder's).
   void optional_tied(const std::string& name, const std::vector<int64_t>& shape) {
-    if (find(name).info) require(name, shape);
+    TensorRef r = find(name);
+    if (!r.info) return;
+    require(name, shape);
+    out_.tied_aliases.push_back(r.info->name);
+    bytes -= r.info->end - r.info->begin;  // never read
   }
 
   uint64_t bytes = 0;
 
  private:
+  WeightMatrix prequantized(const TensorRef& r, int64_t rows, int64_t cols) {
+    WeightMatrix w;
+    w.type = r.info->dtype == DType::kI8 ? WeightType::kQ8 : WeightType::kQ4;
+    w.rows = rows;
+    w.cols = cols;
+    const int64_t Q = quant_padded_cols(cols);
+    const std::vector<int64_t> shape{rows, w.type == WeightType::kQ8 ? Q : Q / 2};
+    check(r.info->shape == shape, "quantized tensor '", r.info->name, "' (", weight_type_name(w.type), ") in ", *r.file,
+          " has shape ", shape_str(r.info->shape), ", expected ", shape_str(shape), " for a ", rows, "x", cols,
+          " matrix in groups of ", kQuantGroup);
+    const std::string sname = quant_scale_name(r.info->name);
+    TensorRef s = ckpt_.find(sname);
+    check(s.info != nullptr, "quantized tensor '", r.info->name, "' in ", *r.file, " has no scale tensor '", sname, "'");
+    const std::vector<int64_t> sshape{rows, Q / kQuantGroup};
+    check(s.info->dtype == DType::kF16, "scale tensor '", sname, "' in ", *s.file, " has dtype ",
+          dtype_name(s.info->dtype), "; expected F16");
+    check(s.info->shape == sshape, "scale tensor '", sname, "' in ", *s.file, " has shape ", shape_str(s.info->shape),
+          ", expected ", shape_str(sshape), " (groups of ", kQuantGroup, ")");
+    check(reinterpret_cast<uintptr_t>(s.data) % 2 == 0, "scale tensor '", sname, "' in ", *s.file,
+          " is not 2-byte aligned in the file");
+    w.data = r.data;
+    w.scales = reinterpret_cast<const uint16_t*>(s.data);
+    bytes += (r.info->end - r.info->begin) + (s.info->end - s.info->begin);
+    return w;
+  }
+
+  // A dense matrix in another dense format or quantized, into memory owned by the weights.
+  WeightMatrix convert(const WeightMatrix& src, WeightType target) {
+    WeightMatrix w = src;
+    w.type = target;
+    bytes -= static_cast<uint64_t>(weight_matrix_bytes(src));
+    if (target == WeightType::kBF16) {
+      auto& buf = out_.owned.emplace_back(static_cast<size_t>(src.rows * src.cols * 2));
+      uint16_t* d = reinterpret_cast<uint16_t*>(buf.data());
+#pragma omp parallel
+      {
+        std::vector<float> row(static_cast<size_t>(src.cols));
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < src.rows; ++r) {
+          weight_row_f32(src, r, row.data());
+          for (int64_t k = 0; k < src.cols; ++k) d[r * src.cols + k] = f32_to_bf16(row[k]);
+        }
+      }
+      w.data = d;
+    } else {
+      // (Each buffer's address is taken before the next emplace_back moves the outer vector's elements.)
+      uint8_t* data = out_.owned.emplace_back(static_cast<size_t>(quant_data_bytes(target, src.rows, src.cols))).data();
+      uint16_t* sc = reinterpret_cast<uint16_t*>(
+          out_.owned.emplace_back(static_cast<size_t>(quant_scale_count(src.rows, src.cols) * 2)).data());
+      quantize_matrix(src, target, data, sc);
+      w.data = data;
+      w.scales = sc;
+    }
+    bytes += static_cast<uint64_t>(weight_matrix_bytes(w));
+    return w;
+  }
+
   static float element(const TensorRef& r, int64_t i) {
     switch (r.info->dtype) {
       case DType::kF32: {
@@ -112,6 +199,8 @@ class Binder {
   }
 
   const Checkpoint& ckpt_;
+  WeightFormat format_;
+  ModelWeights& out_;
 };
 
 std::vector<TextLayerWeights> bind_text_layers(Binder& b, const std::string& prefix, const TextConfig& c) {
@@ -120,19 +209,19 @@ std::vector<TextLayerWeights> bind_text_layers(Binder& b, const std::string& pre
   for (int64_t i = 0; i < c.num_layers; ++i) {
     const std::string p = prefix + ".layers." + std::to_string(i) + ".";
     TextLayerWeights& l = layers[i];
-    l.attn.q = b.matrix(p + "self_attn.q_proj.weight", c.q_dim(), H);
-    l.attn.k = b.matrix(p + "self_attn.k_proj.weight", c.kv_dim(), H);
-    l.attn.v = b.matrix(p + "self_attn.v_proj.weight", c.kv_dim(), H);
-    l.attn.o = b.matrix(p + "self_attn.o_proj.weight", H, c.q_dim());
+    l.attn.q = b.text_matrix(p + "self_attn.q_proj.weight", c.q_dim(), H);
+    l.attn.k = b.text_matrix(p + "self_attn.k_proj.weight", c.kv_dim(), H);
+    l.attn.v = b.text_matrix(p + "self_attn.v_proj.weight", c.kv_dim(), H);
+    l.attn.o = b.text_matrix(p + "self_attn.o_proj.weight", H, c.q_dim());
     l.attn.q_norm = b.gain(p + "self_attn.q_norm.weight", hd);
     l.attn.k_norm = b.gain(p + "self_attn.k_norm.weight", hd);
     l.pre_attn_norm = b.gain(p + "pre_self_attn_layernorm.weight", H);
     l.post_attn_norm = b.gain(p + "post_self_attn_layernorm.weight", H);
     l.pre_ff_norm = b.gain(p + "pre_feedforward_layernorm.weight", H);
     l.post_ff_norm = b.gain(p + "post_feedforward_layernorm.weight", H);
-    l.mlp.gate = b.matrix(p + "mlp.gate_proj.weight", I, H);
-    l.mlp.up = b.matrix(p + "mlp.up_proj.weight", I, H);
-    l.mlp.down = b.matrix(p + "mlp.down_proj.weight", H, I);
+    l.mlp.gate = b.text_matrix(p + "mlp.gate_proj.weight", I, H);
+    l.mlp.up = b.text_matrix(p + "mlp.up_proj.weight", I, H);
+    l.mlp.down = b.text_matrix(p + "mlp.down_proj.weight", H, I);
   }
   return layers;
 }
@@ -196,20 +285,39 @@ VisionWeights bind_vision(Binder& b, const ModelConfig& cfg) {
 
 }  // namespace
 
-ModelWeights bind_weights(const Checkpoint& ckpt, const ModelConfig& cfg) {
-  Binder b(ckpt);
+const char* weight_format_name(WeightFormat f) {
+  switch (f) {
+    case WeightFormat::kAsStored: return "auto";
+    case WeightFormat::kBF16: return "bf16";
+    case WeightFormat::kQ8: return "int8";
+    case WeightFormat::kQ4: return "q4";
+  }
+  return "?";
+}
+
+WeightFormat parse_weight_format(const std::string& s) {
+  if (s == "auto" || s.empty()) return WeightFormat::kAsStored;
+  if (s == "bf16") return WeightFormat::kBF16;
+  if (s == "int8" || s == "q8") return WeightFormat::kQ8;
+  if (s == "q4" || s == "int4") return WeightFormat::kQ4;
+  fail("unknown weight format '", s, "': expected auto, bf16, int8 or q4");
+}
+
+std::string quant_scale_name(const std::string& tensor_name) { return tensor_name + "_scale"; }
+
+ModelWeights bind_weights(const Checkpoint& ckpt, const ModelConfig& cfg, WeightFormat format) {
   ModelWeights w;
+  Binder b(ckpt, format, w);
   const int64_t V = cfg.encoder.vocab_size, H = cfg.encoder.hidden_size;
-  w.embed = b.matrix("model.encoder.embed_tokens.weight", V, H);
+  // Activations follow the checkpoint's float dtype (the EOI embedding is never quantized).
+  const TensorRef eoi = b.require("model.encoder.embed_tokens.eoi_embedding", {H});
+  b.bytes -= eoi.info->end - eoi.info->begin;  // counted again by vec()
+  w.precision = precision_of(eoi.info->dtype);
+  w.embed = b.text_matrix("model.encoder.embed_tokens.weight", V, H);
   w.eoi = b.vec("model.encoder.embed_tokens.eoi_embedding", H);
   b.optional_tied("model.decoder.embed_tokens.weight", {V, H});
   b.optional_tied("model.decoder.embed_tokens.eoi_embedding", {H});
   b.optional_tied("lm_head.out_proj.weight", {V, H});
-  switch (w.embed.type) {
-    case WeightType::kF32: w.precision = Precision::kF32; break;
-    case WeightType::kBF16: w.precision = Precision::kBF16; break;
-    case WeightType::kF16: w.precision = Precision::kF16; break;
-  }
   // embed_scale is an fp32 buffer cast to the weight dtype before the multiply.
   w.embed_scale = round_one(static_cast<float>(std::sqrt(static_cast<double>(H))), w.precision);
   w.encoder = bind_text_layers(b, "model.encoder", cfg.encoder);

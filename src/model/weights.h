@@ -46,6 +46,19 @@ struct VisionWeights {
   std::vector<uint8_t> mm_proj_t_data;  // transposed once at load into nn.Linear layout (small: Hv x H)
 };
 
+// The format the text model's matrices (every encoder/decoder projection and the tied
+// embedding / LM head) are used in. kAsStored uses the checkpoint's tensors in place; the others
+// convert or quantize dense tensors once at load into memory the ModelWeights owns. A checkpoint
+// written by `t5g quantize` holds Q8/Q4 tensors, used in place (mmap) under kAsStored or the
+// matching format. The vision tower always stays as stored: its cost is compute, not bandwidth.
+enum class WeightFormat { kAsStored, kBF16, kQ8, kQ4 };
+const char* weight_format_name(WeightFormat f);  // "auto", "bf16", "int8", "q4"
+// "auto" | "bf16" | "int8" | "q4" (also "q8"); throws t5g::Error naming the value otherwise.
+WeightFormat parse_weight_format(const std::string& s);
+
+// Names of the stored companion tensor holding a quantized matrix's fp16 group scales.
+std::string quant_scale_name(const std::string& tensor_name);
+
 struct ModelWeights {
   WeightMatrix embed;          // [V, H]: encoder + decoder embedding and the tied LM head
   std::vector<float> eoi;      // [H] eoi_embedding, in fp32
@@ -54,11 +67,18 @@ struct ModelWeights {
   std::vector<TextLayerWeights> encoder, decoder;
   std::vector<float> encoder_norm, decoder_norm;  // 1 + w
   VisionWeights vision;
-  uint64_t bytes = 0;  // bytes of tensor data bound
+  uint64_t bytes = 0;  // bytes of tensor data bound (after conversion / quantization)
+  // Every text matrix by the checkpoint tensor name it was bound from (for `t5g quantize`).
+  std::vector<std::pair<std::string, WeightMatrix>> text_matrices;
+  // Checkpoint tensors that alias the encoder's (tied) and are not used.
+  std::vector<std::string> tied_aliases;
+  // Memory of converted / quantized matrices (the WeightMatrix pointers point into it).
+  std::vector<std::vector<uint8_t>> owned;
 };
 
 // Binds every tensor the model needs. Throws t5g::Error naming the missing or mis-shaped
 // tensor and the file it was read from.
-ModelWeights bind_weights(const Checkpoint& ckpt, const ModelConfig& cfg);
+ModelWeights bind_weights(const Checkpoint& ckpt, const ModelConfig& cfg,
+                          WeightFormat format = WeightFormat::kAsStored);
 
 }  // namespace t5g

@@ -45,6 +45,22 @@ I=$($T5G inspect -m $MODEL --json)
 case "$I" in *'"vocab_size":512'*'"parameters":{"text":'*'"embedding":24624'*'"memory_bytes":{'*) ok ;; *) bad "inspect: ${I:0:200}" ;; esac
 # a hub repo id that is not cached, offline: a clear error, no network
 expect_error "offline uncached repo" "HF_HUB_OFFLINE" env HF_HUB_OFFLINE=1 HF_HOME=/nonexistent-hf $T5G generate -m org/model --input-ids 2
+# --weights: int8/q4 at load; t5g quantize writes a checkpoint that loads pre-quantized and computes the same
+QD=$(mktemp -d)
+for W in int8 q4; do
+  AT_LOAD=$($T5G generate -m $MODEL --input-ids $IN --max-new-tokens 8 --json --weights $W)
+  case "$AT_LOAD" in '{"outputs":[{"ids":['*) ok ;; *) bad "generate --weights $W: $AT_LOAD" ;; esac
+  Q=$($T5G quantize -m $MODEL --weights $W -o $QD/$W)
+  case "$Q" in '{"output":'*'"weights":"'$W'"'*'"bytes":'*) ok ;; *) bad "quantize json: $Q" ;; esac
+  expect_eq "$($T5G generate -m $QD/$W --input-ids $IN --max-new-tokens 8 --json)" "$AT_LOAD" "pre-quantized $W = quantized at load"
+done
+B=$($T5G bench -m $QD/q4 --encoder-lengths 8 --decode-batches 1 --decode-tokens 3 --repeats 1)
+case "$B" in *'"weights":"q4"'*'"decode":[{"batch":1'*'"fraction_of_bound"'*) ok ;; *) bad "bench q4: ${B:0:200}" ;; esac
+expect_error "quantize into an existing folder" "exists" $T5G quantize -m $MODEL --weights q4 -o $QD/q4
+expect_error "quantize without a format" "needs --weights" $T5G quantize -m $MODEL -o $QD/none
+expect_error "unknown weight format" "unknown weight format 'q5'" $T5G generate -m $MODEL --input-ids 2 --weights q5
+expect_error "quantized checkpoint in another format" "stored quantized as q4" $T5G generate -m $QD/q4 --input-ids 2 --weights int8
+rm -rf "$QD"
 # help
 $T5G --help | grep -q generate && ok || bad "t5g --help"
 $T5G generate --help | grep -q -- --input-ids && ok || bad "t5g generate --help"

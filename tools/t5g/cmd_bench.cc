@@ -23,8 +23,7 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 struct BenchArgs {
-  std::string model;
-  int threads = 0;
+  ModelArgs m;
   std::string encoder_lengths = "128,512,2048";
   std::string decode_batches = "1,8";
   int64_t decode_tokens = 32;
@@ -68,8 +67,7 @@ double measure_bandwidth_gbs() {
 Action add_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   CLI::App* c = app.add_subcommand("bench", "Measure speed and memory on a checkpoint (JSON output)");
-  c->add_option("-m,--model", a->model, kModelHelp)->required();
-  c->add_option("--threads", a->threads, "Compute threads (0 = all cores)")->capture_default_str();
+  a->m.add_to(c);
   c->add_option("--encoder-lengths", a->encoder_lengths, "Input lengths for encoder/first-token timings")
       ->capture_default_str();
   c->add_option("--decode-batches", a->decode_batches, "Batch sizes for decode timings")->capture_default_str();
@@ -79,15 +77,16 @@ Action add_bench(CLI::App& app) {
   return [a]() {
     check(a->repeats > 0 && a->decode_tokens > 1, "--repeats must be > 0 and --decode-tokens > 1");
     auto t0 = Clock::now();
-    auto model = open_model(a->model, a->threads);
+    auto model = a->m.open();
     const double load_s = seconds_since(t0);
     const LoadedModel& m = model->internals();
     const int64_t V = m.config.decoder.vocab_size;
     nlohmann::ordered_json out;
-    out["model"] = a->model;
+    out["model"] = a->m.model;
     out["isa"] = isa_name(active_isa());
     out["threads"] = model->threads();
     out["weight_dtype"] = precision_name(m.weights.precision);
+    out["weights"] = weight_type_name(m.weights.embed.type);
     out["weight_bytes"] = m.weights.bytes;
     out["load_s"] = load_s;
 
@@ -122,8 +121,8 @@ Action add_bench(CLI::App& app) {
     uint64_t step_bytes = 0;
     for (const auto& l : m.weights.decoder)
       for (const WeightMatrix* w : {&l.attn.q, &l.attn.k, &l.attn.v, &l.attn.o, &l.mlp.gate, &l.mlp.up, &l.mlp.down})
-        step_bytes += static_cast<uint64_t>(w->rows * w->cols * weight_type_bytes(w->type));
-    step_bytes += static_cast<uint64_t>(m.weights.embed.rows * m.weights.embed.cols * weight_type_bytes(m.weights.embed.type));
+        step_bytes += static_cast<uint64_t>(weight_matrix_bytes(*w));
+    step_bytes += static_cast<uint64_t>(weight_matrix_bytes(m.weights.embed));
     out["memory_bandwidth_gbs"] = bw;
     out["decode_step_weight_bytes"] = step_bytes;
 

@@ -10,9 +10,9 @@ namespace t5g::cli {
 
 namespace {
 struct EncodeArgs {
-  std::string model, output;
+  ModelArgs m;
+  std::string output;
   InputArgs in;
-  int threads = 0;
   bool json = false, normalize = false, no_hidden = false;
 };
 }  // namespace
@@ -21,7 +21,7 @@ Action add_encode(CLI::App& app) {
   auto a = std::make_shared<EncodeArgs>();
   CLI::App* c = app.add_subcommand("encode", "Encoder embeddings: final hidden states per token and a pooled vector "
                                              "(mean over the input's tokens)");
-  c->add_option("-m,--model", a->model, kModelHelp)->required();
+  a->m.add_to(c);
   a->in.add_to(c, "to encode");
   c->add_flag("--normalize", a->normalize, "L2-normalise the pooled vectors");
   c->add_flag("--json", a->json,
@@ -30,9 +30,8 @@ Action add_encode(CLI::App& app) {
   c->add_option("--output", a->output,
                 "Write NumPy files: F.npy holds the pooled vectors [batch, H]; F.hidden.<i>.npy the per-token "
                 "states [tokens, H] of input i");
-  c->add_option("--threads", a->threads, "Compute threads (0 = all cores)")->capture_default_str();
   return [a]() {
-    auto model = open_model(a->model, a->threads);
+    auto model = a->m.open();
     auto res = model->encode(a->in.resolve(*model), a->normalize);
     if (!a->output.empty()) {
       std::string stem = a->output;

@@ -10,10 +10,9 @@ namespace t5g::cli {
 
 namespace {
 struct GenerateArgs {
-  std::string model;
+  ModelArgs m;
   InputArgs in;
   int64_t max_new_tokens = 32;
-  int threads = 0;
   bool json = false;
   bool ignore_eos = false;
   bool keep_special = false;
@@ -33,12 +32,11 @@ Action add_generate(CLI::App& app) {
   CLI::App* c = app.add_subcommand(
       "generate", "Generate text (greedy) for one input or a batch. Generation stops at any EOS id of "
                   "generation_config.json or after --max-new-tokens.");
-  c->add_option("-m,--model", a->model, kModelHelp)->required();
+  a->m.add_to(c);
   a->in.add_to(c, "to continue");
   c->add_option("--max-new-tokens", a->max_new_tokens, "Most tokens to generate per input")->capture_default_str();
   c->add_flag("--ignore-eos", a->ignore_eos, "Do not stop at EOS: generate exactly --max-new-tokens (benchmarks)");
   c->add_flag("--keep-special", a->keep_special, "Show special tokens (<eos>, ...) in the printed text");
-  c->add_option("--threads", a->threads, "Compute threads (0 = all cores)")->capture_default_str();
   auto* o_sample = c->add_flag("--do-sample", a->do_sample, "Sample (default: generation_config.json's do_sample)");
   auto* o_greedy = c->add_flag("--greedy", a->greedy, "Greedy decoding even if generation_config.json samples");
   o_sample->excludes(o_greedy);
@@ -75,7 +73,7 @@ Action add_generate(CLI::App& app) {
               "generated: text for text inputs, ids otherwise.");
   return [a, o_sample, o_greedy, o_temp, o_topk, o_topp, o_minp]() {
     check(a->max_new_tokens >= 0, "--max-new-tokens must be >= 0");
-    auto model = open_model(a->model, a->threads);
+    auto model = a->m.open();
     const auto inputs = a->in.resolve(*model);
     const bool text = a->in.is_text();
     std::vector<GenerateRequest> reqs;

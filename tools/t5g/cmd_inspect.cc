@@ -14,7 +14,7 @@ namespace t5g::cli {
 
 namespace {
 struct InspectArgs {
-  std::string model;
+  ModelArgs m;
   int64_t context = 2048, new_tokens = 256, batch = 1;
   bool json = false;
 };
@@ -29,14 +29,14 @@ int64_t numel(const std::vector<int64_t>& s) {
 Action add_inspect(CLI::App& app) {
   auto a = std::make_shared<InspectArgs>();
   CLI::App* c = app.add_subcommand("inspect", "Architecture, sizes, parameter counts, dtypes, and the memory a run needs");
-  c->add_option("-m,--model", a->model, kModelHelp)->required();
+  a->m.add_to(c, /*with_threads=*/false);
   c->add_option("--context", a->context, "Input tokens for the memory estimate")->capture_default_str();
   c->add_option("--max-new-tokens", a->new_tokens, "Output tokens for the memory estimate")->capture_default_str();
   c->add_option("--batch", a->batch, "Requests decoded together")->capture_default_str();
   c->add_flag("--json", a->json, "Print JSON");
   return [a]() {
     check(a->context > 0 && a->new_tokens >= 0 && a->batch > 0, "--context, --batch must be positive");
-    auto model = open_model(a->model, 1);
+    auto model = open_model(a->m.model, 1, a->m.weights);
     const LoadedModel& m = model->internals();
     const ModelConfig& cfg = m.config;
     const bool vision = m.weights.vision.present;
@@ -67,7 +67,7 @@ Action add_inspect(CLI::App& app) {
 
     nlohmann::ordered_json out;
     out["architecture"] = "T5Gemma2ForConditionalGeneration";
-    out["model"] = a->model;
+    out["model"] = a->m.model;
     out["encoder"] = {{"layers", e.num_layers}, {"hidden", e.hidden_size}, {"intermediate", e.intermediate_size},
                       {"heads", e.num_heads}, {"kv_heads", e.num_kv_heads}, {"head_dim", e.head_dim},
                       {"sliding_window", e.sliding_window}};

@@ -9,10 +9,9 @@ namespace t5g::cli {
 
 namespace {
 struct ScoreArgs {
-  std::string model;
+  ModelArgs m;
   InputArgs in;
   std::vector<std::string> target_ids, targets;
-  int threads = 0;
   bool json = false;
 };
 }  // namespace
@@ -22,7 +21,7 @@ Action add_score(CLI::App& app) {
   CLI::App* c = app.add_subcommand(
       "score", "Log-probability of each target token given the input (teacher forcing: the decoder reads the "
                "start token + target without its last token), from fp32 logits");
-  c->add_option("-m,--model", a->model, kModelHelp)->required();
+  a->m.add_to(c);
   a->in.add_to(c, "to condition on");
   c->add_option("--target-ids", a->target_ids, "Target ids, comma-separated; one per input, in order")
       ->expected(1)
@@ -31,11 +30,10 @@ Action add_score(CLI::App& app) {
                 "Target text, tokenized without special tokens (no BOS/EOS; add them as ids if wanted); one per input")
       ->expected(1)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  c->add_option("--threads", a->threads, "Compute threads (0 = all cores)")->capture_default_str();
   c->add_flag("--json", a->json, "Print {\"logprobs\":[...]} (a list of lists for a batch)");
   return [a]() {
     check(a->target_ids.empty() != a->targets.empty(), "give the targets either as --target-ids or as --target");
-    auto model = open_model(a->model, a->threads);
+    auto model = a->m.open();
     const auto inputs = a->in.resolve(*model);
     std::vector<std::vector<int32_t>> targets;
     for (const auto& s : a->target_ids) targets.push_back(parse_id_list(s, "--target-ids"));

@@ -17,5 +17,6 @@ Action add_pull(CLI::App& app);
 Action add_inspect(CLI::App& app);
 Action add_bench(CLI::App& app);
 Action add_init_random(CLI::App& app);
+Action add_quantize(CLI::App& app);
 
 }  // namespace t5g::cli

@@ -132,9 +132,21 @@ DownloadProgress progress_bar() {
   };
 }
 
-std::shared_ptr<const Model> open_model(const std::string& path, int threads) {
+void ModelArgs::add_to(CLI::App* c, bool with_threads) {
+  c->add_option("-m,--model", model, kModelHelp)->required();
+  if (with_threads) c->add_option("--threads", threads, "Compute threads (0 = all cores)")->capture_default_str();
+  c->add_option("--weights", weights,
+                "Text weight format: auto (as stored, mapped in place), bf16, int8 or q4 (grouped 8-/4-bit, "
+                "quantized at load; `t5g quantize` saves a checkpoint that loads pre-quantized)")
+      ->capture_default_str();
+}
+
+std::shared_ptr<const Model> ModelArgs::open() const { return open_model(model, threads, weights); }
+
+std::shared_ptr<const Model> open_model(const std::string& path, int threads, const std::string& weights) {
   LoadOptions o;
   o.threads = threads;
+  o.weights = weights;
   o.on_download = progress_bar();
   return Model::load(path, o);
 }

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   reg(t5g::cli::add_inspect);
   reg(t5g::cli::add_bench);
   reg(t5g::cli::add_init_random);
+  reg(t5g::cli::add_quantize);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
