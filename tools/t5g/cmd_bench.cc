@@ -11,6 +11,8 @@
 #include "commands.h"
 #include "common.h"
 #include "kernels/cpu_features.h"
+#include "kernels/roofline.h"
+#include "model/encoder.h"
 #include "model/model.h"
 #include "model/vision.h"
 #include "runtime/generate.h"
@@ -29,6 +31,7 @@ struct BenchArgs {
   int64_t decode_tokens = 32;
   int repeats = 3;
   bool no_image = false;
+  std::string long_lengths;
 };
 
 // Ordinary token ids (no special or image ids) for a synthetic input.
@@ -46,22 +49,22 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-// Read bandwidth of this machine with the benchmark's thread count: best of a few passes over 512 MiB.
-double measure_bandwidth_gbs() {
-  const size_t n = (512ull << 20) / sizeof(uint64_t);
-  std::vector<uint64_t> buf(n, 1);
-  double best = 0;
-  for (int rep = 0; rep < 3; ++rep) {
-    auto t = Clock::now();
-    uint64_t sum = 0;
-#pragma omp parallel for reduction(+ : sum) schedule(static)
-    for (size_t i = 0; i < n; ++i) sum += buf[i];
-    const double s = seconds_since(t);
-    if (sum == 42) std::fputc(' ', stderr);  // keep the loop
-    best = std::max(best, (n * sizeof(uint64_t)) / s / 1e9);
+// Floating-point operations of the text encoder over L tokens: the projections and MLP (2 flops per
+// multiply-add) and the attention products (q·k and p·v over each query's band of keys).
+double encoder_flops(const TextConfig& c, int64_t L) {
+  const double H = c.hidden_size, q = c.q_dim(), kv = c.kv_dim(), I = c.intermediate_size;
+  double f = 0;
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    f += 2.0 * L * (H * (q + 2 * kv) + q * H + 3 * H * I);
+    const Band band = encoder_band(c, c.layer_types[l], L);
+    double keys = 0;  // sum over queries of the keys they see
+    for (int64_t i = 0; i < L; ++i)
+      keys += static_cast<double>(std::min(L - 1, i + band.ahead) - std::max<int64_t>(0, i - band.behind) + 1);
+    f += 4.0 * keys * c.head_dim * c.num_heads;
   }
-  return best;
+  return f;
 }
+
 }  // namespace
 
 Action add_bench(CLI::App& app) {
@@ -74,6 +77,9 @@ Action add_bench(CLI::App& app) {
   c->add_option("--decode-tokens", a->decode_tokens, "Tokens generated per decode timing")->capture_default_str();
   c->add_option("--repeats", a->repeats, "Repeats per measurement (median reported)")->capture_default_str();
   c->add_flag("--no-image", a->no_image, "Skip the time per image (vision tower + projector, one run)");
+  c->add_option("--long-lengths", a->long_lengths,
+                "Long-input lengths (e.g. 32768,131072): one request each, time to the first and second token and "
+                "peak RSS (run last, in increasing order)");
   return [a]() {
     check(a->repeats > 0 && a->decode_tokens > 1, "--repeats must be > 0 and --decode-tokens > 1");
     auto t0 = Clock::now();
@@ -89,6 +95,9 @@ Action add_bench(CLI::App& app) {
     out["weights"] = weight_type_name(m.weights.embed.type);
     out["weight_bytes"] = m.weights.bytes;
     out["load_s"] = load_s;
+    omp_set_num_threads(model->threads());
+    const double peak = measure_fma_peak_gflops();
+    out["fma_peak_gflop_per_s"] = peak;  // = the bf16 GEMM peak on CPUs without AVX512_BF16 (bf16 is widened)
 
     nlohmann::ordered_json enc = nlohmann::ordered_json::array(), ftl = nlohmann::ordered_json::array();
     for (int32_t L : parse_id_list(a->encoder_lengths, "--encoder-lengths")) {
@@ -108,15 +117,27 @@ Action add_bench(CLI::App& app) {
         model->generate({req});
         tf.push_back(seconds_since(t));
       }
-      const double s = median(te);
-      enc.push_back({{"tokens", L}, {"seconds", s}, {"tokens_per_s", L / s}});
-      ftl.push_back({{"tokens", L}, {"seconds", median(tf)}});
+      const double s = median(te), gflop = encoder_flops(m.config.encoder, L) / 1e9;
+      enc.push_back({{"tokens", L},
+                     {"seconds", s},
+                     {"tokens_per_s", L / s},
+                     {"gflop", gflop},
+                     {"gflop_per_s", gflop / s},
+                     {"fraction_of_fma_peak", gflop / s / peak}});
+      // First token: the encoder, the cross K/V of every decoder layer, one decoder step and the LM head.
+      const TextConfig& dc = m.config.decoder;
+      const double ft_gflop = gflop + (2.0 * L * dc.hidden_size * 2 * dc.kv_dim() * dc.num_layers +
+                                       2.0 * dc.vocab_size * dc.hidden_size) / 1e9;
+      ftl.push_back({{"tokens", L},
+                     {"seconds", median(tf)},
+                     {"gflop", ft_gflop},
+                     {"fraction_of_fma_peak", ft_gflop / median(tf) / peak}});
     }
     out["encoder"] = enc;
     out["first_token"] = ftl;
 
     omp_set_num_threads(model->threads());
-    const double bw = measure_bandwidth_gbs();
+    const double bw = measure_read_bandwidth_gbs();
     // Each decode step reads every decoder weight and the tied LM head once.
     uint64_t step_bytes = 0;
     for (const auto& l : m.weights.decoder)
@@ -175,7 +196,34 @@ Action add_bench(CLI::App& app) {
       const double flops = static_cast<double>(vc.num_layers) *
                                (2.0 * N * (4.0 * Hv * Hv + 2.0 * Hv * vc.intermediate_size) + 4.0 * N * N * Hv) +
                            2.0 * N * Hv * vc.num_channels * vc.patch_size * vc.patch_size;
-      out["image"] = {{"seconds_per_image", s_img}, {"gflop", flops / 1e9}, {"gflop_per_s", flops / 1e9 / s_img}};
+      out["image"] = {{"seconds_per_image", s_img},
+                      {"gflop", flops / 1e9},
+                      {"gflop_per_s", flops / 1e9 / s_img},
+                      {"fraction_of_fma_peak", flops / 1e9 / s_img / peak}};
+    }
+    if (!a->long_lengths.empty()) {
+      // Long inputs: one request each; peak RSS is the process's high-water mark after the run
+      // (lengths run in increasing order, so each reading is that length's peak).
+      nlohmann::ordered_json lo = nlohmann::ordered_json::array();
+      for (int32_t L : parse_id_list(a->long_lengths, "--long-lengths")) {
+        check(L > 0, "--long-lengths must be positive");
+        GenerateRequest req;
+        req.input_ids = random_ids(L, V, static_cast<uint32_t>(L));
+        req.max_new_tokens = 2;
+        req.ignore_eos = true;
+        auto t = Clock::now();
+        std::vector<double> at;
+        model->generate({req}, [&](size_t, int32_t) { at.push_back(seconds_since(t)); });
+        check(at.size() == 2, "long input of ", L, " tokens: expected 2 tokens");
+        const double gflop = encoder_flops(m.config.encoder, L) / 1e9;
+        lo.push_back({{"tokens", L},
+                      {"first_token_s", at[0]},
+                      {"second_token_s", at[1] - at[0]},
+                      {"encoder_gflop", gflop},
+                      {"fraction_of_fma_peak", gflop / at[0] / peak},
+                      {"peak_rss_mb", static_cast<double>(peak_rss_bytes()) / (1 << 20)}});
+      }
+      out["long"] = lo;
     }
     out["peak_rss_mb"] = static_cast<double>(peak_rss_bytes()) / (1 << 20);
     print_json(out);
