@@ -143,6 +143,8 @@ std::vector<GenerateResult> Model::generate(const std::vector<GenerateRequest>& 
   for (size_t i = 0; i < requests.size(); ++i) {
     const GenerateRequest& r = requests[i];
     check(r.max_new_tokens >= 0, "generate: max_new_tokens must be >= 0");
+    check(r.max_new_tokens < m_->config.decoder.max_position_embeddings, "generate: max_new_tokens ", r.max_new_tokens,
+          " reaches the decoder's max_position_embeddings (", m_->config.decoder.max_position_embeddings, ")");
     check(r.num_beams >= 1, "generate: num_beams must be >= 1");
     check(r.num_return_sequences >= 1 && r.num_return_sequences <= r.num_beams,
           "generate: num_return_sequences must be between 1 and num_beams");

@@ -116,6 +116,9 @@ Model::Prepared Model::prepare(const Input& input, bool features) const {
     p.ids = tok.encode(text);
   }
 
+  check(static_cast<int64_t>(p.ids.size()) <= cfg.encoder.max_position_embeddings, "the input has ", p.ids.size(),
+        " tokens; this model accepts at most ", cfg.encoder.max_position_embeddings,
+        " (max_position_embeddings of config.json)");
   int64_t n_views = 0;
   for (const auto& v : pixels) n_views += static_cast<int64_t>(v.size());
   int64_t n_img_tokens = 0;

@@ -70,6 +70,8 @@ expect_error "bad id" "--input-ids" $T5G generate -m $MODEL --input-ids 2,abc
 expect_error "id out of vocab" "outside the vocabulary" $T5G generate -m $MODEL --input-ids 2,100000
 expect_error "score count mismatch" "target" $T5G score -m $MODEL --input-ids 2,3 --input-ids 2,4 --target-ids 5
 expect_error "unknown flag" "" $T5G generate -m $MODEL --input-ids 2 --bogus
+expect_error "input too long" "accepts at most 256" $T5G generate -m $MODEL --input-ids 2,$(seq -s, 10 310)
+expect_error "output too long" "max_position_embeddings" $T5G generate -m $MODEL --input-ids 2 --max-new-tokens 300
 expect_error "not a checkpoint" "no model.safetensors" $T5G generate -m $DATA/tokenizer --input-ids 2
 
 echo "cli: $pass passed, $fail failed"
