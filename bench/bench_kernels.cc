@@ -1,4 +1,4 @@
-// Kernel microbenchmarks. Counters: GB/s (weight bytes streamed, for matmul; bytes read+written for
+// Kernel microbenchmarks. Counters: GB/s (weight bytes streamed = weight_matrix_bytes, for matmul; bytes read+written for
 // conversions), GFLOP/s (2*M*N*K). Roofline: BM_PeakFma (register-only fp32 FMA loop, 1 and 2 threads)
 // and BM_MemReadBandwidth (reads a 1 GiB buffer, 1 and 2 threads).
 //   ./bench_kernels --benchmark_filter=... --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
@@ -17,9 +17,11 @@
 #include <tuple>
 #include <vector>
 
+#include "kernels/attention.h"
 #include "kernels/convert.h"
 #include "kernels/cpu_features.h"
 #include "kernels/matmul.h"
+#include "kernels/ops.h"
 #include "util/bf16.h"
 
 namespace {
@@ -134,6 +136,7 @@ struct WeightStore {
   WeightMatrix w;
   std::vector<uint16_t> h;
   std::vector<float> f;
+  std::vector<uint8_t> q;  // Q8 / Q4 data (scales in h)
 };
 
 const WeightMatrix& weights(WeightType t, int64_t N, int64_t K) {
@@ -152,7 +155,13 @@ const WeightMatrix& weights(WeightType t, int64_t N, int64_t K) {
     const size_t n = static_cast<size_t>(N * K);
     std::mt19937 rng(11);
     std::uniform_real_distribution<float> ud(-0.05f, 0.05f);
-    if (t == WeightType::kF32) {
+    if (is_quantized(t)) {
+      std::vector<uint16_t> src(n);
+      for (auto& v : src) v = f32_to_bf16(ud(rng));
+      s.q.resize(static_cast<size_t>(quant_data_bytes(t, N, K)));
+      s.h.resize(static_cast<size_t>(quant_scale_count(N, K)));
+      quantize_matrix(WeightMatrix{WeightType::kBF16, N, K, src.data()}, t, s.q.data(), s.h.data());
+    } else if (t == WeightType::kF32) {
       s.f.resize(n);
       for (auto& v : s.f) v = ud(rng);
     } else {
@@ -163,6 +172,10 @@ const WeightMatrix& weights(WeightType t, int64_t N, int64_t K) {
     s.w.rows = N;
     s.w.cols = K;
     s.w.data = t == WeightType::kF32 ? static_cast<const void*>(s.f.data()) : static_cast<const void*>(s.h.data());
+    if (is_quantized(t)) {
+      s.w.data = s.q.data();
+      s.w.scales = s.h.data();
+    }
   }
   return slot->w;
 }
@@ -183,7 +196,7 @@ void BM_Matmul(benchmark::State& state) {
     matmul(x.data(), M, K, W, y.data(), N, opt);
     benchmark::ClobberMemory();
   }
-  const double bytes = double(N) * K * weight_type_bytes(t);
+  const double bytes = double(weight_matrix_bytes(W));
   state.counters["GB/s"] = benchmark::Counter(bytes * state.iterations() / 1e9, benchmark::Counter::kIsRate);
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * M * N * K * state.iterations() / 1e9, benchmark::Counter::kIsRate);
   state.SetLabel(std::string(isa_name(active_isa())) + " " + weight_type_name(t) + (x_bf16 ? " x_bf16" : ""));
@@ -198,6 +211,11 @@ void matmul_args(benchmark::internal::Benchmark* b) {
   // bf16 compute mode (X bf16-representable): takes the AVX512_BF16 path where the CPU has it.
   for (const auto& nk : NK)
     for (int64_t M : {1, 8, 512}) b->Args({M, nk[0], nk[1], static_cast<int>(WeightType::kBF16), 1});
+  // Quantized weights (GB/s counts data + scales): decode shapes at M = 1 and 8, and GEMM at M = 512.
+  const int64_t QNK[][2] = {{262144, 640}, {2048, 640}, {640, 2048}, {1024, 640}};
+  for (int t : {static_cast<int>(WeightType::kQ8), static_cast<int>(WeightType::kQ4)})
+    for (const auto& nk : QNK)
+      for (int64_t M : {1, 8, 512}) b->Args({M, nk[0], nk[1], t, 0});
 }
 BENCHMARK(BM_Matmul)->Apply(matmul_args)->UseRealTime();
 
@@ -240,6 +258,79 @@ void BM_Convert(benchmark::State& state) {
   state.SetLabel(names[which]);
 }
 BENCHMARK(BM_Convert)->ArgNames({"op", "n"})->ArgsProduct({{0, 1, 2, 3}, {1 << 20, 1 << 26}});
+
+// ---------------------------------------------------------------------------------------------
+// Attention (single-threaded: one OpenMP thread) at the model shapes. GFLOP/s counts the two
+// products, 4 * rows * visible keys * head_dim per head.
+//   vision: L=4096 full, head_dim 72 (one head of SigLIP at 896 px); text: L=2048, head_dim 256,
+//   full or the 512 sliding band. Precision 0 = fp32, 1 = bf16.
+
+void BM_Attention(benchmark::State& state) {
+  const int64_t L = state.range(0), hd = state.range(1), window = state.range(2);
+  const Precision pr = state.range(3) ? Precision::kBF16 : Precision::kF32;
+  AttnParams p;
+  p.head_dim = hd;
+  p.scale = 0.0625f;
+  p.precision = pr;
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  // Rows strided as in the model (all heads of a token side by side); one head is computed.
+  const int64_t ld = hd == 72 ? 16 * hd : 4 * hd;
+  std::vector<float> q(static_cast<size_t>(L * ld)), k(q.size()), v(q.size()), o(q.size());
+  for (auto* a : {&q, &k, &v})
+    for (auto& x : *a) x = round_one(nd(rng), pr);
+  const Band band = window > 0 ? Band{(window + 1) / 2 - 1, window / 2} : Band{L, L};
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  for (auto _ : state) {
+    attention_banded(q.data(), ld, k.data(), v.data(), ld, o.data(), ld, L, band, p);
+    benchmark::ClobberMemory();
+  }
+  omp_set_num_threads(saved);
+  double visible = 0;
+  for (int64_t i = 0; i < L; ++i)
+    visible += static_cast<double>(std::min(L, i + band.ahead + 1) - std::max<int64_t>(0, i - band.behind));
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(4.0 * visible * hd * state.iterations() / 1e9, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_Attention)
+    ->ArgNames({"L", "hd", "window", "bf16"})
+    ->Args({4096, 72, 0, 1})
+    ->Args({2048, 256, 0, 1})
+    ->Args({2048, 256, 512, 1})
+    ->Args({2048, 256, 0, 0})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// Element-wise ops (single-threaded) over 1 Mi elements, bf16 rounding: 0 = gelu_mul (tanh),
+// 1 = gelu (erf), 2 = add, 3 = rms_norm (rows of 1152), 4 = layer_norm (rows of 1152), 5 = round_act.
+void BM_Elementwise(benchmark::State& state) {
+  const int which = static_cast<int>(state.range(0));
+  const int64_t n = 1 << 20, H = 1152, rows = n / H;
+  std::mt19937 rng(2);
+  std::normal_distribution<float> nd(0.f, 2.f);
+  std::vector<float> a(static_cast<size_t>(n)), b(a.size()), y(a.size()), g(static_cast<size_t>(H), 1.f);
+  for (auto* v : {&a, &b})
+    for (auto& x : *v) x = round_one(nd(rng), Precision::kBF16);
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  for (auto _ : state) {
+    switch (which) {
+      case 0: y = a; gelu_mul(y.data(), b.data(), n, true, Precision::kBF16); break;
+      case 1: y = a; gelu(y.data(), n, false, Precision::kBF16); break;
+      case 2: add(a.data(), b.data(), y.data(), n, Precision::kBF16); break;
+      case 3: rms_norm(a.data(), rows, H, H, g.data(), 1e-6f, y.data(), H, Precision::kBF16); break;
+      case 4: layer_norm(a.data(), rows, H, g.data(), g.data(), 1e-6f, y.data(), Precision::kBF16); break;
+      case 5: y = a; round_act(y.data(), n, Precision::kBF16); break;
+    }
+    benchmark::ClobberMemory();
+  }
+  omp_set_num_threads(saved);
+  state.counters["Melem/s"] = benchmark::Counter(1e-6 * n * state.iterations(), benchmark::Counter::kIsRate);
+  static const char* names[] = {"gelu_mul_tanh", "gelu_erf", "add", "rms_norm", "layer_norm", "round_act"};
+  state.SetLabel(names[which]);
+}
+BENCHMARK(BM_Elementwise)->ArgNames({"op"})->DenseRange(0, 5)->UseRealTime();
 
 }  // namespace
 

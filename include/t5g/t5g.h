@@ -26,11 +26,11 @@ using DownloadProgress = std::function<void(const std::string& file, int64_t don
 
 struct LoadOptions {
   int threads = 0;  // compute threads per call; 0 = all cores
+  DownloadProgress on_download;  // called while missing hub files are downloaded
   // Format of the text model's weight matrices: "auto" (as stored: in place from the mmap), "bf16",
   // "int8" or "q4" (grouped 8- / 4-bit, quantized once at load; `t5g quantize` writes a checkpoint that
   // loads pre-quantized, in place). The vision tower stays as stored.
   std::string weights = "auto";
-  DownloadProgress on_download;  // called while missing hub files are downloaded
 };
 
 // An image for the encoder: a file, or encoded file bytes (JPEG, PNG, WebP, GIF, BMP).

@@ -4,183 +4,148 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/cpu_features.h"
 #include "kernels/matmul.h"
+#include "kernels/ops_internal.h"
 
 namespace t5g {
 
 namespace {
 
-// Turns raw q·k dot products into the reference's attention logits.
-inline void finish_scores(float* s, int64_t n, const AttnParams& p) {
-  const Precision pr = p.precision;
-  for (int64_t i = 0; i < n; ++i) {
-    float x = round_one(round_one(s[i], pr) * p.scale, pr);
-    if (p.softcap) x = round_one(round_one(std::tanh(round_one(x / *p.softcap, pr)), pr) * *p.softcap, pr);
-    s[i] = x;
-  }
-}
-
-// Running state of an online softmax for one query row and head.
-struct OnlineSoftmax {
-  float max = -INFINITY;
-  float sum = 0.f;
-  // Folds scores s[0..n) (already final logits; -inf = masked) into the state; turns s into the
-  // unnormalised probabilities and returns the factor the previous accumulator must be scaled by.
-  float fold(float* s, int64_t n) {
-    float m = max;
-    for (int64_t i = 0; i < n; ++i) m = std::max(m, s[i]);
-    if (m == -INFINITY) {  // everything masked so far
-      for (int64_t i = 0; i < n; ++i) s[i] = 0.f;
-      return 1.f;
-    }
-    const float alpha = std::exp(max - m);  // exp(-inf) = 0 on the first fold
-    float add = 0.f;
-    for (int64_t i = 0; i < n; ++i) {
-      s[i] = std::exp(s[i] - m);
-      add += s[i];
-    }
-    sum = sum * alpha + add;
-    max = m;
-    return alpha;
-  }
-  // With max and sum final: turns logits s into the normalised probabilities, rounded to the
-  // precision as the reference's softmax(dtype=float32).to(dtype) does.
-  void probabilities(float* s, int64_t n, Precision pr) const {
-    const float inv = sum > 0.f ? 1.f / sum : 0.f;
-    for (int64_t i = 0; i < n; ++i) s[i] = s[i] == -INFINITY ? 0.f : round_one(std::exp(s[i] - max) * inv, pr);
-  }
+// The per-row kernels of the active ISA (see ops_internal.h).
+struct RowKernels {
+  decltype(&kern::scalar::finish_scores_row) finish;
+  decltype(&kern::scalar::exp_sum_row) exp_sum;
+  decltype(&kern::scalar::scale_round_row) scale_round;
+  decltype(&kern::scalar::dot_rows) dot;
+  decltype(&kern::scalar::axpy_rows) axpy;
+  decltype(&kern::scalar::round_act) round;
 };
 
-constexpr int64_t kQueryBlock = 16;
-constexpr int64_t kKeyBlock = 128;
+const RowKernels& row_kernels() {
+  static const RowKernels k = active_isa() >= Isa::kAvx2
+                                  ? RowKernels{kern::avx2::finish_scores_row, kern::avx2::exp_sum_row,
+                                               kern::avx2::scale_round_row, kern::avx2::dot_rows,
+                                               kern::avx2::axpy_rows, kern::avx2::round_act}
+                                  : RowKernels{kern::scalar::finish_scores_row, kern::scalar::exp_sum_row,
+                                               kern::scalar::scale_round_row, kern::scalar::dot_rows,
+                                               kern::scalar::axpy_rows, kern::scalar::round_act};
+  return k;
+}
+
+// Query rows per block: more rows reuse each K/V panel more, but the block's score rows
+// ([rows, keys] fp32) should stay within about 256 KiB so they are still cached when the softmax
+// and the P·V product read them back. Multiples of 6 (the AVX2 GEMM's register tile height).
+// Depends only on the key span, never on the thread count.
+int64_t query_block(int64_t span) {
+  if (span <= 1024) return 48;
+  if (span <= 2048) return 30;
+  return 18;
+}
+
+// Row stride of the score buffer: a multiple of 16 floats that is not a multiple of 256 (rows that
+// are 1 KiB-multiples apart would share L1 sets).
+int64_t score_stride(int64_t n) {
+  int64_t ld = (n + 15) / 16 * 16;
+  if (ld % 256 == 0) ld += 16;
+  return ld;
+}
 
 }  // namespace
 
+// Exact softmax per query row, without an online rescale: for a block of query rows, all scores
+// against the block's key span are formed at once (the span is at most the band plus the block, so
+// memory stays [rows, L]), then per row the maximum, exp and sum, exactly as the reference's
+// softmax(dtype=float32). In reduced precision the normalised probabilities are rounded before P·V
+// (softmax(...).to(dtype)); in fp32 the unnormalised exps go through P·V and the output is scaled
+// by 1/sum. Each score is computed once.
 void attention_banded(const float* q, int64_t ldq, const float* k, const float* v, int64_t ldkv, float* out,
                       int64_t ldo, int64_t L, Band band, const AttnParams& p) {
+  const RowKernels& rk = row_kernels();
   const int64_t hd = p.head_dim;
   const int64_t group = p.num_heads / p.num_kv_heads;
-  const int64_t n_qblocks = (L + kQueryBlock - 1) / kQueryBlock;
-  // In reduced precision the reference rounds the normalised probabilities to bf16/f16 before
-  // multiplying by V, which needs the row's max and sum first: a first pass over the keys
-  // computes them, a second applies the exact probabilities. fp32 needs a single online pass.
   const bool exact_probs = p.precision != Precision::kF32;
+  const float* cap = p.softcap ? &*p.softcap : nullptr;
+  const int64_t qb_rows = query_block(std::min(L, band.behind + band.ahead + 1));
+  const int64_t n_qblocks = (L + qb_rows - 1) / qb_rows;
+  // Kᵀ per kv head ([hd][ldt]), made once: Q·Kᵀ then reads it in place. Transposing K panels inside
+  // every block's product instead gathers rows ldkv apart (a cache line per element group) again
+  // for each query block, which cost more than the products themselves at head_dim 72.
+  const int64_t ldt = score_stride(L);
+  std::vector<float> kt(static_cast<size_t>(p.num_kv_heads * hd * ldt));
 #pragma omp parallel
   {
-    std::vector<float> scores(kQueryBlock * kKeyBlock);
-    std::vector<float> acc(kQueryBlock * hd);
-    OnlineSoftmax sm[kQueryBlock];
+#pragma omp for schedule(static)
+    for (int64_t j0 = 0; j0 < L; j0 += 16) {
+      const int64_t j1 = std::min(L, j0 + 16);
+      for (int64_t c = 0; c < p.num_kv_heads * hd; ++c) {
+        float* dst = kt.data() + c * ldt;
+        for (int64_t j = j0; j < j1; ++j) dst[j] = k[j * ldkv + c];
+      }
+    }
+    std::vector<float> scores;
+    std::vector<float> acc(static_cast<size_t>(qb_rows * hd));
+    std::vector<float> inv(static_cast<size_t>(qb_rows));
 #pragma omp for collapse(2) schedule(dynamic, 1)
     for (int64_t h = 0; h < p.num_heads; ++h) {
       for (int64_t qb = 0; qb < n_qblocks; ++qb) {
-        const int64_t i0 = qb * kQueryBlock, i1 = std::min(L, i0 + kQueryBlock), nq = i1 - i0;
+        const int64_t i0 = qb * qb_rows, i1 = std::min(L, i0 + qb_rows), nq = i1 - i0;
         const int64_t kvh = h / group;
         const float* qh = q + i0 * ldq + h * hd;
-        const float* kh = k + kvh * hd;
-        const float* vh = v + kvh * hd;
         const int64_t k_lo = std::max<int64_t>(0, i0 - band.behind);
         const int64_t k_hi = std::min<int64_t>(L, i1 - 1 + band.ahead + 1);
-        // Final logits of queries [i0, i1) against keys [j0, j0 + nk); masked keys -> -inf.
-        auto score_block = [&](int64_t j0, int64_t nk) {
-          gemm_f32(nq, nk, hd, qh, ldq, kh + j0 * ldkv, ldkv, /*b_transposed=*/true, scores.data(), kKeyBlock, false);
-          for (int64_t r = 0; r < nq; ++r) {
-            float* s = scores.data() + r * kKeyBlock;
-            finish_scores(s, nk, p);
-            const int64_t i = i0 + r;
-            for (int64_t c = 0; c < nk; ++c) {
-              const int64_t j = j0 + c;
-              if (j < i - band.behind || j > i + band.ahead) s[c] = -INFINITY;
-            }
-          }
-        };
-        std::fill(acc.begin(), acc.begin() + nq * hd, 0.f);
-        for (int64_t r = 0; r < nq; ++r) sm[r] = OnlineSoftmax{};
-        for (int64_t j0 = k_lo; j0 < k_hi; j0 += kKeyBlock) {
-          const int64_t nk = std::min(kKeyBlock, k_hi - j0);
-          score_block(j0, nk);
-          for (int64_t r = 0; r < nq; ++r) {
-            const float alpha = sm[r].fold(scores.data() + r * kKeyBlock, nk);
-            if (!exact_probs && alpha != 1.f)
-              for (int64_t d = 0; d < hd; ++d) acc[r * hd + d] *= alpha;
-          }
-          if (!exact_probs)
-            gemm_f32(nq, hd, nk, scores.data(), kKeyBlock, vh + j0 * ldkv, ldkv, /*b_transposed=*/false, acc.data(),
-                     hd, /*accumulate=*/true);
+        const int64_t ns = k_hi - k_lo, lds = score_stride(ns);
+        if (scores.size() < static_cast<size_t>(nq * lds)) scores.resize(static_cast<size_t>(nq * lds));
+        gemm_f32(nq, ns, hd, qh, ldq, kt.data() + kvh * hd * ldt + k_lo, ldt, /*b_transposed=*/false, scores.data(),
+                 lds, false);
+        for (int64_t r = 0; r < nq; ++r) {
+          float* s = scores.data() + r * lds;
+          const int64_t i = i0 + r;  // visible keys: [i - behind, i + ahead]
+          const float mx = rk.finish(s, ns, i - band.behind - k_lo, i + band.ahead + 1 - k_lo, p.scale, cap, p.precision);
+          const float sum = rk.exp_sum(s, ns, mx);
+          const float f = sum > 0.f ? 1.f / sum : 0.f;  // fully masked row -> zeros
+          if (exact_probs) rk.scale_round(s, ns, f, p.precision);
+          inv[r] = exact_probs ? 1.f : f;
         }
-        if (exact_probs) {
-          for (int64_t j0 = k_lo; j0 < k_hi; j0 += kKeyBlock) {
-            const int64_t nk = std::min(kKeyBlock, k_hi - j0);
-            score_block(j0, nk);
-            for (int64_t r = 0; r < nq; ++r) sm[r].probabilities(scores.data() + r * kKeyBlock, nk, p.precision);
-            gemm_f32(nq, hd, nk, scores.data(), kKeyBlock, vh + j0 * ldkv, ldkv, /*b_transposed=*/false, acc.data(),
-                     hd, /*accumulate=*/true);
-          }
-        }
+        gemm_f32(nq, hd, ns, scores.data(), lds, v + k_lo * ldkv + kvh * hd, ldkv, /*b_transposed=*/false,
+                 acc.data(), hd, false);
         for (int64_t r = 0; r < nq; ++r) {
           float* o = out + (i0 + r) * ldo + h * hd;
-          const float inv = exact_probs ? 1.f : sm[r].sum > 0.f ? 1.f / sm[r].sum : 0.f;  // masked row -> zeros
-          for (int64_t d = 0; d < hd; ++d) o[d] = acc[r * hd + d] * inv;
-          round_act(o, hd, p.precision);
+          for (int64_t d = 0; d < hd; ++d) o[d] = acc[r * hd + d] * inv[r];
+          rk.round(o, hd, p.precision);
         }
       }
     }
   }
 }
 
+// The same softmax for one query row over the union of the spans (their scores side by side).
 void attention_row(const float* q, const KvSpan* spans, int n_spans, float* out, const AttnParams& p) {
+  const RowKernels& rk = row_kernels();
   const int64_t hd = p.head_dim;
   const int64_t group = p.num_heads / p.num_kv_heads;
-  const bool exact_probs = p.precision != Precision::kF32;  // see attention_banded
-  std::vector<float> scores(kKeyBlock);
-  std::vector<float> acc(hd);
+  const bool exact_probs = p.precision != Precision::kF32;
+  const float* cap = p.softcap ? &*p.softcap : nullptr;
+  int64_t n = 0;
+  for (int si = 0; si < n_spans; ++si) n += spans[si].n;
+  std::vector<float> scores(static_cast<size_t>(n));
+  std::vector<float> acc(static_cast<size_t>(hd));
   for (int64_t h = 0; h < p.num_heads; ++h) {
     const float* qh = q + h * hd;
     const int64_t kvh = h / group;
-    auto score_block = [&](const KvSpan& sp, int64_t j0, int64_t nk) {
-      for (int64_t c = 0; c < nk; ++c) {
-        const float* kr = sp.k + (j0 + c) * sp.ld + kvh * hd;
-        float d = 0.f;
-        for (int64_t e = 0; e < hd; ++e) d += qh[e] * kr[e];
-        scores[c] = d;
-      }
-      finish_scores(scores.data(), nk, p);
-    };
-    auto accumulate = [&](const KvSpan& sp, int64_t j0, int64_t nk) {
-      for (int64_t c = 0; c < nk; ++c) {
-        const float w = scores[c];
-        const float* vr = sp.v + (j0 + c) * sp.ld + kvh * hd;
-        for (int64_t e = 0; e < hd; ++e) acc[e] += w * vr[e];
-      }
-    };
-    OnlineSoftmax sm;
+    for (int si = 0, c = 0; si < n_spans; c += spans[si].n, ++si)
+      rk.dot(qh, spans[si].k + kvh * hd, spans[si].ld, spans[si].n, hd, scores.data() + c);
+    const float mx = rk.finish(scores.data(), n, 0, n, p.scale, cap, p.precision);
+    const float sum = rk.exp_sum(scores.data(), n, mx);
+    const float f = sum > 0.f ? 1.f / sum : 0.f;
+    if (exact_probs) rk.scale_round(scores.data(), n, f, p.precision);
     std::fill(acc.begin(), acc.end(), 0.f);
-    for (int si = 0; si < n_spans; ++si) {
-      const KvSpan& sp = spans[si];
-      for (int64_t j0 = 0; j0 < sp.n; j0 += kKeyBlock) {
-        const int64_t nk = std::min(kKeyBlock, sp.n - j0);
-        score_block(sp, j0, nk);
-        const float alpha = sm.fold(scores.data(), nk);
-        if (exact_probs) continue;
-        if (alpha != 1.f)
-          for (int64_t e = 0; e < hd; ++e) acc[e] *= alpha;
-        accumulate(sp, j0, nk);
-      }
-    }
-    if (exact_probs) {
-      for (int si = 0; si < n_spans; ++si) {
-        const KvSpan& sp = spans[si];
-        for (int64_t j0 = 0; j0 < sp.n; j0 += kKeyBlock) {
-          const int64_t nk = std::min(kKeyBlock, sp.n - j0);
-          score_block(sp, j0, nk);
-          sm.probabilities(scores.data(), nk, p.precision);
-          accumulate(sp, j0, nk);
-        }
-      }
-    }
+    for (int si = 0, c = 0; si < n_spans; c += spans[si].n, ++si)
+      rk.axpy(scores.data() + c, spans[si].v + kvh * hd, spans[si].ld, spans[si].n, hd, acc.data());
     float* o = out + h * hd;
-    const float inv = exact_probs ? 1.f : sm.sum > 0.f ? 1.f / sm.sum : 0.f;
-    for (int64_t e = 0; e < hd; ++e) o[e] = acc[e] * inv;
-    round_act(o, hd, p.precision);
+    const float g = exact_probs ? 1.f : f;
+    for (int64_t e = 0; e < hd; ++e) o[e] = acc[e] * g;
+    rk.round(o, hd, p.precision);
   }
 }
 

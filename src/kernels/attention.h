@@ -1,7 +1,8 @@
-// Attention with an online (streaming) softmax: no score matrix larger than a small tile is
-// ever formed, so memory stays linear in the sequence length. Scores are computed and rounded
-// as the reference's eager attention: s = round(round(q·k) * scale), optional softcap, masked keys
-// skipped, softmax in fp32.
+// Attention computed as the reference's eager attention: s = round(round(q·k) * scale), optional
+// softcap, masked keys skipped, softmax in fp32 (max, exp, sum over the whole row, then the
+// probabilities rounded to the precision before P·V). No seq x seq matrix is formed: a block of
+// query rows holds its scores against its key span only ([rows, span] per thread, so memory stays
+// linear in the sequence length), and each score is computed once.
 #pragma once
 #include <cstdint>
 #include <optional>

@@ -40,13 +40,10 @@ static Isa clamp_isa(Isa isa) {
 
 void matmul_isa(Isa isa, const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy,
                 const MatmulOptions& opt) {
-  if (is_quantized(W.type)) {  // TODO(quant kernels): SIMD paths
-    ref::matmul(X, M, ldx, W, Y, ldy);
-    return;
-  }
   switch (clamp_isa(isa)) {
     case Isa::kAvx512: {
       const bool bf16_dot = opt.x_is_bf16 && W.type == WeightType::kBF16 && cpu_features().avx512bf16;
+      // (Q8/Q4 use 256-bit AVX2 integer kernels in the AVX-512 unit as well.)
       kern::avx512::matmul(X, M, ldx, W, Y, ldy, bf16_dot);
       return;
     }

@@ -457,6 +457,9 @@ void gemm_packed(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, 
 // Largest M handled by the streaming (decode) kernels.
 constexpr int64_t kGemvMaxM = 8;
 
+// Q8 / Q4 weights: integer-dot decode kernels and dequantizing GEMM packing.
+#include "kernels/matmul_quant.inl"
+
 void matmul_f32acc(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy) {
   if (M <= 0 || W.rows <= 0) return;
   if (M <= kGemvMaxM) {
@@ -464,6 +467,8 @@ void matmul_f32acc(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W
       case WeightType::kF32: gemv<WeightType::kF32>(X, M, ldx, W, Y, ldy); break;
       case WeightType::kBF16: gemv<WeightType::kBF16>(X, M, ldx, W, Y, ldy); break;
       case WeightType::kF16: gemv<WeightType::kF16>(X, M, ldx, W, Y, ldy); break;
+      case WeightType::kQ8: qgemv<WeightType::kQ8>(X, M, ldx, W, Y, ldy); break;
+      case WeightType::kQ4: qgemv<WeightType::kQ4>(X, M, ldx, W, Y, ldy); break;
     }
     return;
   }
@@ -471,6 +476,8 @@ void matmul_f32acc(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W
     case WeightType::kF32: gemm_packed<PackF32<WeightType::kF32>>(X, M, ldx, W, Y, ldy); break;
     case WeightType::kBF16: gemm_packed<PackF32<WeightType::kBF16>>(X, M, ldx, W, Y, ldy); break;
     case WeightType::kF16: gemm_packed<PackF32<WeightType::kF16>>(X, M, ldx, W, Y, ldy); break;
+    case WeightType::kQ8: gemm_packed<PackQuant<WeightType::kQ8>>(X, M, ldx, W, Y, ldy); break;
+    case WeightType::kQ4: gemm_packed<PackQuant<WeightType::kQ4>>(X, M, ldx, W, Y, ldy); break;
   }
 }
 

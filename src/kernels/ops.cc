@@ -1,7 +1,10 @@
 #include "kernels/ops.h"
 
+#include <algorithm>
 #include <cmath>
 
+#include "kernels/cpu_features.h"
+#include "kernels/ops_internal.h"
 #include "util/bf16.h"
 
 namespace t5g {
@@ -24,6 +27,10 @@ float round_one(float x, Precision p) {
   return x;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Scalar kernels: the definition of every op (and the fallback without AVX2).
+namespace kern::scalar {
+
 void round_act(float* x, int64_t n, Precision p) {
   if (p == Precision::kF32) return;
   if (p == Precision::kBF16) {
@@ -33,37 +40,25 @@ void round_act(float* x, int64_t n, Precision p) {
   }
 }
 
-void rms_norm(const float* x, int64_t rows, int64_t n, int64_t ldx, const float* gain, float eps, float* y,
-              int64_t ldy, Precision p) {
-#pragma omp parallel for schedule(static) if (rows > 16)
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * ldx;
-    float* yr = y + r * ldy;
-    float ss = 0.f;
-    for (int64_t i = 0; i < n; ++i) ss += xr[i] * xr[i];
-    const float inv = 1.0f / std::sqrt(ss / static_cast<float>(n) + eps);
-    for (int64_t i = 0; i < n; ++i) yr[i] = (xr[i] * inv) * gain[i];
-    round_act(yr, n, p);
-  }
+void rms_norm_row(const float* x, int64_t n, const float* gain, float eps, float* y, Precision p) {
+  float ss = 0.f;
+  for (int64_t i = 0; i < n; ++i) ss += x[i] * x[i];
+  const float inv = 1.0f / std::sqrt(ss / static_cast<float>(n) + eps);
+  for (int64_t i = 0; i < n; ++i) y[i] = (x[i] * inv) * gain[i];
+  scalar::round_act(y, n, p);
 }
 
-void layer_norm(const float* x, int64_t rows, int64_t n, const float* w, const float* b, float eps, float* y,
-                Precision p) {
-#pragma omp parallel for schedule(static) if (rows > 16)
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * n;
-    float* yr = y + r * n;
-    double mean = 0.0;
-    for (int64_t i = 0; i < n; ++i) mean += xr[i];
-    mean /= static_cast<double>(n);
-    double var = 0.0;
-    for (int64_t i = 0; i < n; ++i) var += (xr[i] - mean) * (xr[i] - mean);
-    var /= static_cast<double>(n);
-    const float inv = static_cast<float>(1.0 / std::sqrt(var + eps));
-    const float m = static_cast<float>(mean);
-    for (int64_t i = 0; i < n; ++i) yr[i] = (xr[i] - m) * inv * w[i] + b[i];
-    round_act(yr, n, p);
-  }
+void layer_norm_row(const float* x, int64_t n, const float* w, const float* b, float eps, float* y, Precision p) {
+  double mean = 0.0;
+  for (int64_t i = 0; i < n; ++i) mean += x[i];
+  mean /= static_cast<double>(n);
+  double var = 0.0;
+  for (int64_t i = 0; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
+  var /= static_cast<double>(n);
+  const float inv = static_cast<float>(1.0 / std::sqrt(var + eps));
+  const float m = static_cast<float>(mean);
+  for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - m) * inv * w[i] + b[i];
+  scalar::round_act(y, n, p);
 }
 
 namespace {
@@ -77,17 +72,135 @@ inline float gelu_one(float z, bool tanh_approx) {
 }  // namespace
 
 void gelu_mul(float* gate, const float* up, int64_t n, bool tanh_approx, Precision p) {
-#pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i) gate[i] = round_one(round_one(gelu_one(gate[i], tanh_approx), p) * up[i], p);
 }
 
 void gelu(float* x, int64_t n, bool tanh_approx, Precision p) {
-#pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i) x[i] = round_one(gelu_one(x[i], tanh_approx), p);
 }
 
 void add(const float* a, const float* b, float* y, int64_t n, Precision p) {
   for (int64_t i = 0; i < n; ++i) y[i] = round_one(a[i] + b[i], p);
+}
+
+void rope_head(float* v, const float* c, const float* s, int64_t half, Precision p) {
+  for (int64_t j = 0; j < half; ++j) {
+    const float a = v[j], b = v[j + half];
+    // x*cos + rotate_half(x)*sin with rotate_half(x) = [-x2, x1]; each op rounded as in the reference.
+    v[j] = round_one(round_one(a * c[j], p) + round_one(-b * s[j], p), p);
+    v[j + half] = round_one(round_one(b * c[j], p) + round_one(a * s[j], p), p);
+  }
+}
+
+void softcap(float* x, int64_t n, float cap, Precision p) {
+  for (int64_t i = 0; i < n; ++i) x[i] = round_one(round_one(std::tanh(round_one(x[i] / cap, p)), p) * cap, p);
+}
+
+float finish_scores_row(float* s, int64_t n, int64_t lo, int64_t hi, float scale, const float* cap, Precision p) {
+  lo = std::clamp<int64_t>(lo, 0, n);
+  hi = std::clamp<int64_t>(hi, lo, n);
+  float m = -INFINITY;
+  for (int64_t i = 0; i < lo; ++i) s[i] = -INFINITY;
+  for (int64_t i = lo; i < hi; ++i) {
+    float x = round_one(round_one(s[i], p) * scale, p);
+    if (cap != nullptr) x = round_one(round_one(std::tanh(round_one(x / *cap, p)), p) * *cap, p);
+    s[i] = x;
+    m = std::max(m, x);
+  }
+  for (int64_t i = hi; i < n; ++i) s[i] = -INFINITY;
+  return m;
+}
+
+float exp_sum_row(float* s, int64_t n, float max) {
+  if (max == -INFINITY) {
+    std::fill(s, s + n, 0.f);
+    return 0.f;
+  }
+  float sum = 0.f;
+  for (int64_t i = 0; i < n; ++i) {
+    s[i] = std::exp(s[i] - max);
+    sum += s[i];
+  }
+  return sum;
+}
+
+void scale_round_row(float* s, int64_t n, float f, Precision p) {
+  for (int64_t i = 0; i < n; ++i) s[i] = round_one(s[i] * f, p);
+}
+
+void dot_rows(const float* q, const float* k, int64_t ldk, int64_t n, int64_t d, float* s) {
+  for (int64_t c = 0; c < n; ++c) {
+    const float* kr = k + c * ldk;
+    float acc = 0.f;
+    for (int64_t e = 0; e < d; ++e) acc += q[e] * kr[e];
+    s[c] = acc;
+  }
+}
+
+void axpy_rows(const float* w, const float* v, int64_t ldv, int64_t n, int64_t d, float* acc) {
+  for (int64_t c = 0; c < n; ++c) {
+    const float* vr = v + c * ldv;
+    for (int64_t e = 0; e < d; ++e) acc[e] += w[c] * vr[e];
+  }
+}
+
+}  // namespace kern::scalar
+
+// ---------------------------------------------------------------------------------------------
+// Dispatch: AVX2 kernels when the CPU (and T5G_ISA) allow them. The AVX-512 build adds nothing here:
+// these ops are memory- or exp-bound and 8 lanes suffice.
+namespace {
+inline bool use_avx2() {
+  static const bool v = active_isa() >= Isa::kAvx2;
+  return v;
+}
+}  // namespace
+#define T5G_DISPATCH(fn, ...) (use_avx2() ? kern::avx2::fn(__VA_ARGS__) : kern::scalar::fn(__VA_ARGS__))
+
+void round_act(float* x, int64_t n, Precision p) {
+  if (p == Precision::kF32) return;
+  T5G_DISPATCH(round_act, x, n, p);
+}
+
+void rms_norm(const float* x, int64_t rows, int64_t n, int64_t ldx, const float* gain, float eps, float* y,
+              int64_t ldy, Precision p) {
+#pragma omp parallel for schedule(static) if (rows * n > 32768)
+  for (int64_t r = 0; r < rows; ++r) T5G_DISPATCH(rms_norm_row, x + r * ldx, n, gain, eps, y + r * ldy, p);
+}
+
+void layer_norm(const float* x, int64_t rows, int64_t n, const float* w, const float* b, float eps, float* y,
+                Precision p) {
+#pragma omp parallel for schedule(static) if (rows * n > 32768)
+  for (int64_t r = 0; r < rows; ++r) T5G_DISPATCH(layer_norm_row, x + r * n, n, w, b, eps, y + r * n, p);
+}
+
+// Element-wise ops over long arrays: split into fixed chunks (cache-line aligned boundaries, independent of
+// the thread count) so both cores share the work.
+namespace {
+constexpr int64_t kEwChunk = 16384;
+template <typename F>
+void parallel_chunks(int64_t n, F&& f) {
+  const int64_t nc = (n + kEwChunk - 1) / kEwChunk;
+#pragma omp parallel for schedule(static) if (nc > 1)
+  for (int64_t c = 0; c < nc; ++c) f(c * kEwChunk, std::min(kEwChunk, n - c * kEwChunk));
+}
+}  // namespace
+
+void gelu_mul(float* gate, const float* up, int64_t n, bool tanh_approx, Precision p) {
+  parallel_chunks(n, [&](int64_t i, int64_t m) { T5G_DISPATCH(gelu_mul, gate + i, up + i, m, tanh_approx, p); });
+}
+
+void gelu(float* x, int64_t n, bool tanh_approx, Precision p) {
+  parallel_chunks(n, [&](int64_t i, int64_t m) { T5G_DISPATCH(gelu, x + i, m, tanh_approx, p); });
+}
+
+void add(const float* a, const float* b, float* y, int64_t n, Precision p) {
+  parallel_chunks(n, [&](int64_t i, int64_t m) { T5G_DISPATCH(add, a + i, b + i, y + i, m, p); });
+}
+
+void add_bias(float* y, int64_t rows, int64_t n, int64_t ldy, const float* bias, Precision p) {
+#pragma omp parallel for schedule(static) if (rows * n > 32768)
+  for (int64_t r = 0; r < rows; ++r) T5G_DISPATCH(add, y + r * ldy, bias, y + r * ldy, n, p);
 }
 
 RopeTable make_rope_table(const int64_t* positions, int64_t T, int64_t head_dim, double theta, double linear_factor,
@@ -121,21 +234,11 @@ void apply_rope(float* x, int64_t T, int64_t ldx, int64_t n_heads, int64_t head_
   for (int64_t t = 0; t < T; ++t) {
     const float* c = table.cos.data() + t * half;
     const float* s = table.sin.data() + t * half;
-    for (int64_t h = 0; h < n_heads; ++h) {
-      float* v = x + t * ldx + h * head_dim;
-      for (int64_t j = 0; j < half; ++j) {
-        const float a = v[j], b = v[j + half];
-        // x*cos + rotate_half(x)*sin with rotate_half(x) = [-x2, x1]; each op rounded as in the reference.
-        v[j] = round_one(round_one(a * c[j], p) + round_one(-b * s[j], p), p);
-        v[j + half] = round_one(round_one(b * c[j], p) + round_one(a * s[j], p), p);
-      }
-    }
+    for (int64_t h = 0; h < n_heads; ++h) T5G_DISPATCH(rope_head, x + t * ldx + h * head_dim, c, s, half, p);
   }
 }
 
-void softcap(float* x, int64_t n, float cap, Precision p) {
-  for (int64_t i = 0; i < n; ++i) x[i] = round_one(round_one(std::tanh(round_one(x[i] / cap, p)), p) * cap, p);
-}
+void softcap(float* x, int64_t n, float cap, Precision p) { T5G_DISPATCH(softcap, x, n, cap, p); }
 
 void log_softmax(const float* x, int64_t n, float* out) {
   float mx = -INFINITY;

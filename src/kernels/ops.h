@@ -31,6 +31,9 @@ void gelu(float* x, int64_t n, bool tanh_approx, Precision p);
 
 // y = round(a + b) element-wise (residual adds).
 void add(const float* a, const float* b, float* y, int64_t n, Precision p);
+// y[r, :] = round(y[r, :] + bias) for rows r < rows of n elements, row stride ldy (a linear layer's bias,
+// added to the fp32 product before its one rounding, as PyTorch's addmm).
+void add_bias(float* y, int64_t rows, int64_t n, int64_t ldy, const float* bias, Precision p);
 
 // RoPE tables for positions[0..T): cos/sin [T, head_dim/2] as the reference builds them (fp32 angle
 // float(pos) * inv_freq, inv_freq = 1 / theta^(2j/hd) / linear_factor), rounded to the precision.

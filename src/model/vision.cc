@@ -16,12 +16,7 @@ namespace {
 void linear_bias(const float* x, int64_t n, int64_t in, const WeightMatrix& W, const std::vector<float>& b, float* y,
                  Precision p) {
   matmul(x, n, in, W, y, W.rows, MatmulOptions{p == Precision::kBF16});
-  const int64_t out = W.rows;
-#pragma omp parallel for schedule(static) if (n > 64)
-  for (int64_t r = 0; r < n; ++r) {
-    float* yr = y + r * out;
-    for (int64_t j = 0; j < out; ++j) yr[j] = round_one(yr[j] + b[j], p);
-  }
+  add_bias(y, n, W.rows, W.rows, b.data(), p);
 }
 
 }  // namespace
@@ -49,7 +44,7 @@ std::vector<float> run_vision_tower(const ModelWeights& w, const ModelConfig& cf
   std::vector<float> x(static_cast<size_t>(N * Hv));
   linear_bias(patches.data(), N, K, vw.patch, vw.patch_b, x.data(), p);
   patches = {};
-  for (int64_t i = 0; i < N * Hv; ++i) x[i] = round_one(x[i] + vw.pos_embed[i], p);
+  add(x.data(), vw.pos_embed.data(), x.data(), N * Hv, p);
   if (hook) hook(0, x.data(), N);
 
   AttnParams ap;

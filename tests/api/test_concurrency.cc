@@ -29,8 +29,14 @@ std::vector<GenerateRequest> requests() {
   return rs;
 }
 
+LoadOptions threads_option(int n) {
+  LoadOptions o;
+  o.threads = n;
+  return o;
+}
+
 TEST(ApiConcurrency, ThreadsGiveSequentialResults) {
-  auto model = Model::load(kModel, LoadOptions{1, {}});
+  auto model = Model::load(kModel, threads_option(1));
   const auto reqs = requests();
   std::vector<std::vector<int32_t>> expected;
   for (const auto& r : reqs) expected.push_back(model->generate({r})[0].ids);
@@ -60,7 +66,7 @@ TEST(ApiConcurrency, ThreadsGiveSequentialResults) {
 }
 
 TEST(ApiConcurrency, BatchEqualsAloneThroughTheApi) {
-  auto model = Model::load(kModel, LoadOptions{2, {}});
+  auto model = Model::load(kModel, threads_option(2));
   const auto reqs = requests();
   auto batch = model->generate(reqs);  // mixed options: grouped internally
   for (size_t k = 0; k < reqs.size(); ++k) EXPECT_EQ(batch[k].ids, model->generate({reqs[k]})[0].ids) << k;

@@ -51,6 +51,8 @@ Weights make_weights(WeightType t, int64_t rows, int64_t cols, std::mt19937& rng
       case WeightType::kF32: w.store[i] = w.f32[i] = v; break;
       case WeightType::kBF16: w.u16[i] = f32_to_bf16(v); w.f32[i] = bf16_to_f32(w.u16[i]); break;
       case WeightType::kF16: w.u16[i] = f32_to_f16(v); w.f32[i] = f16_to_f32(w.u16[i]); break;
+      case WeightType::kQ8:
+      case WeightType::kQ4: break;  // quantized weights: matmul_quant_test.cc
     }
   }
   return w;

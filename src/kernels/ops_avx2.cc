@@ -1,0 +1,265 @@
+// AVX2 + FMA + F16C element-wise kernels (compiled with -mavx2 -mfma -mf16c -ffp-contract=off; see
+// ops_internal.h). Each computes the scalar kernel's expression with the same operation order and the
+// same rounding points: with contraction off, a*b + c stays a rounded product then a rounded add, as
+// in the scalar code. Row tails use masked loads/stores, so any n works and nothing outside [0, n) is
+// touched.
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "kernels/ops_internal.h"
+#include "kernels/vec_math_avx2.h"
+
+namespace t5g::kern::avx2 {
+namespace {
+
+constexpr float kNegInf = -__builtin_inff();
+
+inline int prec_index(Precision p) { return static_cast<int>(p); }
+
+// Calls f.template operator()<P>() with P the compile-time precision index.
+template <typename F>
+inline void with_precision(Precision p, F&& f) {
+  switch (prec_index(p)) {
+    case 1: f.template operator()<1>(); break;
+    case 2: f.template operator()<2>(); break;
+    default: f.template operator()<0>(); break;
+  }
+}
+
+// Runs op(i, mask, tail) for the vectors of 8 at i = 0, 8, ... covering [0, n): mask is all lanes and
+// tail false except for a final partial vector (then load/store below use masked accesses).
+template <typename Op>
+inline void for_each_vec(int64_t n, Op&& op) {
+  int64_t i = 0;
+  const __m256i all = _mm256_set1_epi32(-1);
+  for (; i + 8 <= n; i += 8) op(i, all, false);
+  if (i < n) op(i, tail_mask(n - i), true);
+}
+
+inline __m256 load(const float* p, __m256i m, bool tail) { return tail ? _mm256_maskload_ps(p, m) : _mm256_loadu_ps(p); }
+inline void store(float* p, __m256 v, __m256i m, bool tail) {
+  if (tail) _mm256_maskstore_ps(p, m, v);
+  else _mm256_storeu_ps(p, v);
+}
+
+template <int P>
+inline __m256 gelu_v(__m256 z, bool tanh_approx) {
+  const __m256 half_z = _mm256_mul_ps(_mm256_set1_ps(0.5f), z);
+  if (tanh_approx) {
+    // 0.5 z (1 + tanh(k (z + 0.044715 z^3))), the cube as ((0.044715 z) z) z as in the scalar code.
+    const __m256 c = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.044715f), z), z), z);
+    const __m256 u = _mm256_mul_ps(_mm256_set1_ps(0.7978845608028654f), _mm256_add_ps(z, c));
+    return _mm256_mul_ps(half_z, _mm256_add_ps(_mm256_set1_ps(1.f), tanh_v(u)));
+  }
+  // 0.5 z (1 + erf(z / sqrt 2)) = 0.5 z erfc(-z / sqrt 2).
+  const __m256 u = _mm256_mul_ps(z, _mm256_set1_ps(0.7071067811865476f));
+  return _mm256_mul_ps(half_z, erfc_v(_mm256_xor_ps(u, _mm256_set1_ps(-0.f))));
+}
+
+template <int P>
+inline __m256 softcap_v(__m256 x, float cap) {
+  const __m256 c = _mm256_set1_ps(cap);
+  return rnd<P>(_mm256_mul_ps(rnd<P>(tanh_v(rnd<P>(_mm256_div_ps(x, c)))), c));
+}
+
+}  // namespace
+
+void round_act(float* x, int64_t n, Precision p) {
+  with_precision(p, [&]<int P>() {
+    if constexpr (P != 0)
+      for_each_vec(n, [&](int64_t i, __m256i m, bool t) { store(x + i, rnd<P>(load(x + i, m, t)), m, t); });
+  });
+}
+
+void rms_norm_row(const float* x, int64_t n, const float* gain, float eps, float* y, Precision p) {
+  __m256 acc = _mm256_setzero_ps();
+  for_each_vec(n, [&](int64_t i, __m256i m, bool t) {
+    const __m256 v = load(x + i, m, t);
+    acc = _mm256_fmadd_ps(v, v, acc);
+  });
+  const float inv = 1.0f / __builtin_sqrtf(hsum_v(acc) / static_cast<float>(n) + eps);
+  const __m256 vinv = _mm256_set1_ps(inv);
+  with_precision(p, [&]<int P>() {
+    for_each_vec(n, [&](int64_t i, __m256i m, bool t) {
+      store(y + i, rnd<P>(_mm256_mul_ps(_mm256_mul_ps(load(x + i, m, t), vinv), load(gain + i, m, t))), m, t);
+    });
+  });
+}
+
+void layer_norm_row(const float* x, int64_t n, const float* w, const float* b, float eps, float* y, Precision p) {
+  // Statistics in double as the scalar kernel (4 lanes per half vector).
+  __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+  for_each_vec(n, [&](int64_t i, __m256i m, bool t) {
+    const __m256 v = load(x + i, m, t);
+    s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+    s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+  });
+  double tmp[4];
+  _mm256_storeu_pd(tmp, _mm256_add_pd(s0, s1));
+  const double mean = (tmp[0] + tmp[1] + tmp[2] + tmp[3]) / static_cast<double>(n);
+  const __m256d vm = _mm256_set1_pd(mean);
+  __m256d q0 = _mm256_setzero_pd(), q1 = _mm256_setzero_pd();
+  for_each_vec(n, [&](int64_t i, __m256i m, bool t) {
+    const __m256 v = load(x + i, m, t);
+    const __m256d d0 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), vm);
+    const __m256d d1 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), vm);
+    // Masked-off lanes loaded 0 and must not add (0 - mean)^2.
+    const __m256d m0 = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(m)));
+    const __m256d m1 = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(m, 1)));
+    q0 = _mm256_add_pd(q0, _mm256_and_pd(_mm256_mul_pd(d0, d0), m0));
+    q1 = _mm256_add_pd(q1, _mm256_and_pd(_mm256_mul_pd(d1, d1), m1));
+  });
+  _mm256_storeu_pd(tmp, _mm256_add_pd(q0, q1));
+  const double var = (tmp[0] + tmp[1] + tmp[2] + tmp[3]) / static_cast<double>(n);
+  const __m256 vinv = _mm256_set1_ps(static_cast<float>(1.0 / __builtin_sqrt(var + eps)));
+  const __m256 vmf = _mm256_set1_ps(static_cast<float>(mean));
+  with_precision(p, [&]<int P>() {
+    for_each_vec(n, [&](int64_t i, __m256i m, bool t) {
+      const __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_sub_ps(load(x + i, m, t), vmf), vinv), load(w + i, m, t));
+      store(y + i, rnd<P>(_mm256_add_ps(v, load(b + i, m, t))), m, t);
+    });
+  });
+}
+
+void gelu_mul(float* gate, const float* up, int64_t n, bool tanh_approx, Precision p) {
+  with_precision(p, [&]<int P>() {
+    for_each_vec(n, [&](int64_t i, __m256i m, bool t) {
+      const __m256 g = rnd<P>(gelu_v<P>(load(gate + i, m, t), tanh_approx));
+      store(gate + i, rnd<P>(_mm256_mul_ps(g, load(up + i, m, t))), m, t);
+    });
+  });
+}
+
+void gelu(float* x, int64_t n, bool tanh_approx, Precision p) {
+  with_precision(p, [&]<int P>() {
+    for_each_vec(n, [&](int64_t i, __m256i m, bool t) {
+      store(x + i, rnd<P>(gelu_v<P>(load(x + i, m, t), tanh_approx)), m, t);
+    });
+  });
+}
+
+void add(const float* a, const float* b, float* y, int64_t n, Precision p) {
+  with_precision(p, [&]<int P>() {
+    for_each_vec(n, [&](int64_t i, __m256i m, bool t) {
+      store(y + i, rnd<P>(_mm256_add_ps(load(a + i, m, t), load(b + i, m, t))), m, t);
+    });
+  });
+}
+
+void rope_head(float* v, const float* c, const float* s, int64_t half, Precision p) {
+  with_precision(p, [&]<int P>() {
+    for_each_vec(half, [&](int64_t j, __m256i m, bool t) {
+      const __m256 a = load(v + j, m, t), b = load(v + j + half, m, t);
+      const __m256 cj = load(c + j, m, t), sj = load(s + j, m, t);
+      const __m256 nb = _mm256_xor_ps(b, _mm256_set1_ps(-0.f));
+      store(v + j, rnd<P>(_mm256_add_ps(rnd<P>(_mm256_mul_ps(a, cj)), rnd<P>(_mm256_mul_ps(nb, sj)))), m, t);
+      store(v + j + half, rnd<P>(_mm256_add_ps(rnd<P>(_mm256_mul_ps(b, cj)), rnd<P>(_mm256_mul_ps(a, sj)))), m, t);
+    });
+  });
+}
+
+void softcap(float* x, int64_t n, float cap, Precision p) {
+  with_precision(p, [&]<int P>() {
+    for_each_vec(n, [&](int64_t i, __m256i m, bool t) { store(x + i, softcap_v<P>(load(x + i, m, t), cap), m, t); });
+  });
+}
+
+float finish_scores_row(float* s, int64_t n, int64_t lo, int64_t hi, float scale, const float* cap, Precision p) {
+  lo = lo < 0 ? 0 : lo > n ? n : lo;
+  hi = hi < lo ? lo : hi > n ? n : hi;
+  for (int64_t i = 0; i < lo; ++i) s[i] = kNegInf;
+  for (int64_t i = hi; i < n; ++i) s[i] = kNegInf;
+  __m256 mx = _mm256_set1_ps(kNegInf);
+  const __m256 vscale = _mm256_set1_ps(scale);
+  float* r = s + lo;
+  with_precision(p, [&]<int P>() {
+    for_each_vec(hi - lo, [&](int64_t i, __m256i m, bool t) {
+      __m256 x = rnd<P>(_mm256_mul_ps(rnd<P>(load(r + i, m, t)), vscale));
+      if (cap != nullptr) x = softcap_v<P>(x, *cap);
+      store(r + i, x, m, t);
+      mx = _mm256_max_ps(mx, t ? _mm256_blendv_ps(_mm256_set1_ps(kNegInf), x, _mm256_castsi256_ps(m)) : x);
+    });
+  });
+  return hmax_v(mx);
+}
+
+float exp_sum_row(float* s, int64_t n, float max) {
+  if (max == kNegInf) {
+    for (int64_t i = 0; i < n; ++i) s[i] = 0.f;
+    return 0.f;
+  }
+  const __m256 vmax = _mm256_set1_ps(max);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {  // two independent chains: exp's latency dominates otherwise
+    const __m256 e0 = exp_v(_mm256_sub_ps(_mm256_loadu_ps(s + i), vmax));
+    const __m256 e1 = exp_v(_mm256_sub_ps(_mm256_loadu_ps(s + i + 8), vmax));
+    _mm256_storeu_ps(s + i, e0);
+    _mm256_storeu_ps(s + i + 8, e1);
+    acc0 = _mm256_add_ps(acc0, e0);
+    acc1 = _mm256_add_ps(acc1, e1);
+  }
+  for_each_vec(n - i, [&](int64_t j, __m256i m, bool t) {
+    __m256 e = exp_v(_mm256_sub_ps(load(s + i + j, m, t), vmax));
+    if (t) e = _mm256_and_ps(e, _mm256_castsi256_ps(m));
+    store(s + i + j, e, m, t);
+    acc0 = _mm256_add_ps(acc0, e);
+  });
+  return hsum_v(_mm256_add_ps(acc0, acc1));
+}
+
+void scale_round_row(float* s, int64_t n, float f, Precision p) {
+  const __m256 vf = _mm256_set1_ps(f);
+  with_precision(p, [&]<int P>() {
+    for_each_vec(n, [&](int64_t i, __m256i m, bool t) { store(s + i, rnd<P>(_mm256_mul_ps(load(s + i, m, t), vf)), m, t); });
+  });
+}
+
+void dot_rows(const float* q, const float* k, int64_t ldk, int64_t n, int64_t d, float* s) {
+  int64_t c = 0;
+  for (; c + 4 <= n; c += 4) {  // four keys at a time: four independent FMA chains
+    const float* k0 = k + c * ldk;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for_each_vec(d, [&](int64_t e, __m256i m, bool t) {
+      const __m256 qv = load(q + e, m, t);
+      a0 = _mm256_fmadd_ps(qv, load(k0 + e, m, t), a0);
+      a1 = _mm256_fmadd_ps(qv, load(k0 + ldk + e, m, t), a1);
+      a2 = _mm256_fmadd_ps(qv, load(k0 + 2 * ldk + e, m, t), a2);
+      a3 = _mm256_fmadd_ps(qv, load(k0 + 3 * ldk + e, m, t), a3);
+    });
+    s[c] = hsum_v(a0);
+    s[c + 1] = hsum_v(a1);
+    s[c + 2] = hsum_v(a2);
+    s[c + 3] = hsum_v(a3);
+  }
+  for (; c < n; ++c) {
+    __m256 a0 = _mm256_setzero_ps();
+    for_each_vec(d, [&](int64_t e, __m256i m, bool t) { a0 = _mm256_fmadd_ps(load(q + e, m, t), load(k + c * ldk + e, m, t), a0); });
+    s[c] = hsum_v(a0);
+  }
+}
+
+void axpy_rows(const float* w, const float* v, int64_t ldv, int64_t n, int64_t d, float* acc) {
+  // Blocks of 32 accumulators kept in registers across all n rows.
+  for (int64_t e0 = 0; e0 < d; e0 += 32) {
+    const int64_t de = d - e0 < 32 ? d - e0 : 32;
+    __m256i mk[4];
+    bool tl[4];
+    __m256 a[4];
+    for (int j = 0; j < 4; ++j) {
+      const int64_t left = de - 8 * j;
+      mk[j] = tail_mask(left < 0 ? 0 : left > 8 ? 8 : left);
+      tl[j] = left < 8;
+      a[j] = load(acc + e0 + 8 * j, mk[j], tl[j]);
+    }
+    for (int64_t c = 0; c < n; ++c) {
+      const __m256 wc = _mm256_set1_ps(w[c]);
+      const float* vr = v + c * ldv + e0;
+      for (int j = 0; j < 4; ++j) a[j] = _mm256_fmadd_ps(wc, load(vr + 8 * j, mk[j], tl[j]), a[j]);
+    }
+    for (int j = 0; j < 4; ++j) store(acc + e0 + 8 * j, a[j], mk[j], tl[j]);
+  }
+}
+
+}  // namespace t5g::kern::avx2

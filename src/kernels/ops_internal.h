@@ -1,0 +1,47 @@
+// Internal interface between the element-wise ops' dispatchers (ops.cc, attention.cc: baseline x86-64
+// code) and their per-ISA kernels (ops_avx2.cc, compiled with -mavx2 -mfma -mf16c). Plain
+// declarations only, as matmul_internal.h. The scalar versions are the definition of each op; the
+// AVX2 ones compute the same expressions in the same order and round at the same points, with
+// vector exp/tanh/erfc (a few ulp from libm) and vector reductions (sums in another order).
+// Tests call both directly.
+#pragma once
+#include <cstdint>
+
+#include "kernels/ops.h"
+
+namespace t5g::kern {
+
+// The kernels of one ISA, one row / range each; callers parallelise.
+#define T5G_OPS_KERNELS                                                                                              \
+  void round_act(float* x, int64_t n, Precision p);                                                                  \
+  void rms_norm_row(const float* x, int64_t n, const float* gain, float eps, float* y, Precision p);                 \
+  void layer_norm_row(const float* x, int64_t n, const float* w, const float* b, float eps, float* y, Precision p);  \
+  void gelu_mul(float* gate, const float* up, int64_t n, bool tanh_approx, Precision p);                             \
+  void gelu(float* x, int64_t n, bool tanh_approx, Precision p);                                                     \
+  void add(const float* a, const float* b, float* y, int64_t n, Precision p);                                        \
+  /* One head: v[0..half) and v[half..2half) rotated by c, s (the table row). */                                     \
+  void rope_head(float* v, const float* c, const float* s, int64_t half, Precision p);                               \
+  void softcap(float* x, int64_t n, float cap, Precision p);                                                         \
+  /* Attention logits of one query row: s[c] = finish(s[c]) (round, scale, round, optional softcap) for c in       \
+     [lo, hi), -inf outside (masked keys). Returns the row maximum (-inf if nothing is visible). */                  \
+  float finish_scores_row(float* s, int64_t n, int64_t lo, int64_t hi, float scale, const float* cap, Precision p); \
+  /* s[c] = exp(s[c] - max) (0 for -inf; all 0 when max is -inf); returns the sum. */                                \
+  float exp_sum_row(float* s, int64_t n, float max);                                                                 \
+  /* s[c] = round(s[c] * f). */                                                                                      \
+  void scale_round_row(float* s, int64_t n, float f, Precision p);                                                   \
+  /* Decoder: s[c] = dot(q, k_c) for keys k_c = k + c * ldk, c < n, over d elements. */                             \
+  void dot_rows(const float* q, const float* k, int64_t ldk, int64_t n, int64_t d, float* s);                        \
+  /* acc[0..d) += sum_c w[c] * v_c, v_c = v + c * ldv. */                                                            \
+  void axpy_rows(const float* w, const float* v, int64_t ldv, int64_t n, int64_t d, float* acc);
+
+namespace scalar {
+T5G_OPS_KERNELS
+}  // namespace scalar
+
+namespace avx2 {
+T5G_OPS_KERNELS
+}  // namespace avx2
+
+#undef T5G_OPS_KERNELS
+
+}  // namespace t5g::kern

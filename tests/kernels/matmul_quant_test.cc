@@ -1,0 +1,358 @@
+// Q8 / Q4 weights: quantize_matrix and weight_row_f32 properties, and the optimised matmul kernels of
+// every ISA this CPU runs against ref::matmul (fp32 X times the dequantized weights).
+//
+// Error bounds. For M > 8 (packed GEMM) the weights are dequantized exactly as the reference does, so
+// only fp32 reassociation separates the two: the usual 2(K+2)·2⁻²⁴·Σ|x·w| bound. For M <= 8 (decode)
+// each row of X is quantized to int8 per group of 32, dx_g = max|x_g| / 127, and the integer dot
+// products are exact, so the kernel computes Σ_k w_k·x̂_k with |x_k - x̂_k| <= dx_g/2 (round to
+// nearest; 127/max|x| and max|x|/127 are each one fp32 rounding apart, hence the factor 1.001). So
+//   |y - y_ref| <= Σ_g (1.001·dx_g/2)·Σ_{k in g}|w_k|  +  4(K+64)·2⁻²⁴·Σ_k (|w_k| + 8|d_g|)(|x_k| + dx_g)
+// where the second term covers the fp32 products and sums (per group, the 8 lanes, the 8-lane
+// horizontal sum) including the Q4 offset correction (8·dw·dx·Σqx, of magnitude up to 8|d|·Σ|x̂|).
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <iostream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu_features.h"
+#include "kernels/matmul.h"
+#include "util/bf16.h"
+
+namespace t5g {
+namespace {
+
+std::vector<Isa> simd_isas() {
+  std::vector<Isa> v;
+  for (int i = 1; i <= static_cast<int>(active_isa()); ++i) v.push_back(static_cast<Isa>(i));
+  return v;
+}
+
+struct QWeights {
+  WeightType type;
+  int64_t rows, cols;
+  std::vector<float> src;       // the fp32 values quantized
+  std::vector<uint8_t> data;
+  std::vector<uint16_t> scales;
+  std::vector<float> deq;       // dequantized, [rows, cols]
+  WeightMatrix matrix() const { return WeightMatrix{type, rows, cols, data.data(), scales.data()}; }
+};
+
+// Gaussian values; every 7th group (of row r) scaled by 50 (outliers), every 11th all zero.
+QWeights make_qweights(WeightType t, int64_t rows, int64_t cols, std::mt19937& rng, float sigma = 1.f) {
+  std::normal_distribution<float> nd(0.f, sigma);
+  QWeights w{t, rows, cols, {}, {}, {}, {}};
+  w.src.resize(static_cast<size_t>(rows * cols));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t k = 0; k < cols; ++k) {
+      const int64_t g = k / kQuantGroup + r;
+      float v = nd(rng);
+      if (g % 7 == 3) v *= 50.f;
+      if (g % 11 == 5) v = 0.f;
+      w.src[r * cols + k] = v;
+    }
+  w.data.resize(static_cast<size_t>(quant_data_bytes(t, rows, cols)));
+  w.scales.resize(static_cast<size_t>(quant_scale_count(rows, cols)));
+  quantize_matrix(WeightMatrix{WeightType::kF32, rows, cols, w.src.data()}, t, w.data.data(), w.scales.data());
+  w.deq.resize(w.src.size());
+  for (int64_t r = 0; r < rows; ++r) weight_row_f32(w.matrix(), r, w.deq.data() + r * cols);
+  return w;
+}
+
+// Element k of row r decoded straight from the layout described in matmul.h (q, d).
+void decode(const QWeights& w, int64_t r, int64_t k, int* q, float* d) {
+  const int64_t Q = quant_padded_cols(w.cols), G = Q / kQuantGroup, g = k / kQuantGroup, j = k % kQuantGroup;
+  *d = f16_to_f32(w.scales[r * G + g]);
+  if (w.type == WeightType::kQ8) {
+    *q = static_cast<int8_t>(w.data[r * Q + k]);
+  } else {
+    const uint8_t b = w.data[r * (Q / 2) + g * 16 + j % 16];
+    *q = (j < 16 ? (b & 0xf) : (b >> 4)) - 8;
+  }
+}
+
+TEST(MatmulQuantize, RoundTripProperties) {
+  std::mt19937 rng(3);
+  for (WeightType t : {WeightType::kQ8, WeightType::kQ4}) {
+    for (int64_t cols : {1, 5, 31, 32, 33, 48, 50, 64, 100, 257}) {
+      const QWeights w = make_qweights(t, 23, cols, rng);
+      const int64_t Q = quant_padded_cols(cols), G = Q / kQuantGroup;
+      for (int64_t r = 0; r < w.rows; ++r) {
+        for (int64_t g = 0; g < G; ++g) {
+          float amax = 0.f, vmax = 0.f;
+          int64_t kmax = -1;
+          for (int64_t k = g * kQuantGroup; k < std::min(cols, (g + 1) * kQuantGroup); ++k)
+            if (std::fabs(w.src[r * cols + k]) > amax) amax = std::fabs(w.src[r * cols + k]), vmax = w.src[r * cols + k], kmax = k;
+          int q;
+          float d;
+          decode(w, r, g * kQuantGroup, &q, &d);
+          const std::string what = std::string(weight_type_name(t)) + " cols=" + std::to_string(cols) + " r=" +
+                                   std::to_string(r) + " g=" + std::to_string(g);
+          if (amax == 0.f) {  // zero group: zero scale, zero values
+            EXPECT_EQ(d, 0.f) << what;
+          } else {
+            // The scale is the fp16 rounding of max|x|/127 (Q8) or -vmax/8 (Q4) ...
+            EXPECT_EQ(w.scales[r * G + g], f32_to_f16(t == WeightType::kQ8 ? amax / 127.f : vmax / -8.f)) << what;
+            // ... and the largest element maps to the end of the range, within the fp16 rounding of d.
+            decode(w, r, kmax, &q, &d);
+            if (t == WeightType::kQ8) EXPECT_EQ(std::abs(q), 127) << what;
+            else EXPECT_EQ(q, -8) << what;
+            EXPECT_NEAR(q * d, vmax, std::fabs(vmax) * 1e-3) << what;
+          }
+          for (int64_t k = g * kQuantGroup; k < (g + 1) * kQuantGroup; ++k) {
+            decode(w, r, k, &q, &d);
+            if (k >= cols) {  // padding: value zero
+              EXPECT_EQ(q, 0) << what << " k=" << k;
+              continue;
+            }
+            const float x = w.src[r * cols + k];
+            const float deq = static_cast<float>(q) * d;
+            EXPECT_EQ(w.deq[r * cols + k], deq) << what << " k=" << k;  // weight_row_f32 = q·d
+            // Round to nearest: |x - q·d| <= |d|/2; Q4's +8 clamps to 7 (error up to |d|).
+            const float bound = (t == WeightType::kQ4 && q == 7 ? 1.001f : 0.5f) * std::fabs(d) * 1.0001f;
+            EXPECT_LE(std::fabs(x - deq), bound) << what << " k=" << k << " x=" << x << " q=" << q << " d=" << d;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(MatmulQuantize, DeterministicAcrossThreadsAndRowAccess) {
+  std::mt19937 rng(8);
+  std::normal_distribution<float> nd;
+  const int64_t rows = 301, cols = 200;
+  std::vector<uint16_t> bf(static_cast<size_t>(rows * cols));
+  for (auto& v : bf) v = f32_to_bf16(nd(rng));
+  const WeightMatrix src{WeightType::kBF16, rows, cols, bf.data()};
+  const int saved = omp_get_max_threads();
+  for (WeightType t : {WeightType::kQ8, WeightType::kQ4}) {
+    std::vector<uint8_t> d1(static_cast<size_t>(quant_data_bytes(t, rows, cols))), d3 = d1;
+    std::vector<uint16_t> s1(static_cast<size_t>(quant_scale_count(rows, cols))), s3 = s1;
+    omp_set_num_threads(1);
+    quantize_matrix(src, t, d1.data(), s1.data());
+    omp_set_num_threads(3);
+    quantize_matrix(src, t, d3.data(), s3.data());
+    EXPECT_EQ(d1, d3);
+    EXPECT_EQ(s1, s3);
+    // Quantizing the bf16 matrix or its fp32 rows gives the same bytes.
+    std::vector<float> f(static_cast<size_t>(rows * cols));
+    for (int64_t r = 0; r < rows; ++r) weight_row_f32(src, r, f.data() + r * cols);
+    EXPECT_EQ(f[5], bf16_to_f32(bf[5]));
+    std::vector<uint8_t> df(d1.size());
+    std::vector<uint16_t> sf(s1.size());
+    quantize_matrix(WeightMatrix{WeightType::kF32, rows, cols, f.data()}, t, df.data(), sf.data());
+    EXPECT_EQ(d1, df);
+    EXPECT_EQ(s1, sf);
+    EXPECT_EQ(weight_matrix_bytes(WeightMatrix{t, rows, cols, d1.data(), s1.data()}),
+              static_cast<int64_t>(d1.size() + 2 * s1.size()));
+  }
+  omp_set_num_threads(saved);
+}
+
+std::vector<float> make_x(int64_t M, int64_t ldx, std::mt19937& rng) {
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<float> x(static_cast<size_t>(M * ldx + 1));
+  for (auto& v : x) v = nd(rng);
+  // Outliers and an all-zero group in some rows, as activations have.
+  for (int64_t m = 0; m < M; m += 3) x[static_cast<size_t>(m * ldx)] *= 40.f;
+  for (int64_t m = 1; m < M; m += 4)
+    for (int64_t k = 0; k < std::min<int64_t>(ldx, kQuantGroup); ++k) x[static_cast<size_t>(m * ldx + k)] = 0.f;
+  return x;
+}
+
+constexpr float kSentinel = -12345.f;
+
+// Bound on |y - y_ref| for one output (see the comment at the top).
+double tolerance(const QWeights& w, const float* x, int64_t n, bool decode) {
+  const int64_t K = w.cols, Q = quant_padded_cols(K), G = Q / kQuantGroup;
+  const float* wr = w.deq.data() + n * K;
+  double s = 0, quant = 0, fp = 0;
+  for (int64_t k = 0; k < K; ++k) s += std::fabs(double(x[k]) * wr[k]);
+  if (!decode) return 2.0 * (K + 2) * std::ldexp(1.0, -24) * s + 1e-30;
+  for (int64_t g = 0; g < G; ++g) {
+    const int64_t k1 = std::min(K, (g + 1) * kQuantGroup);
+    double amax = 0, sw = 0;
+    for (int64_t k = g * kQuantGroup; k < k1; ++k) amax = std::max(amax, double(std::fabs(x[k])));
+    const double dx = amax / 127, dw = std::fabs(f16_to_f32(w.scales[n * G + g]));
+    for (int64_t k = g * kQuantGroup; k < k1; ++k) {
+      sw += std::fabs(wr[k]);
+      fp += (std::fabs(wr[k]) + 8 * dw) * (std::fabs(x[k]) + dx);
+    }
+    quant += 1.001 * dx / 2 * sw;
+  }
+  return quant + 4.0 * (K + 64) * std::ldexp(1.0, -24) * fp + 1e-30;
+}
+
+void check_quant_matmul(const QWeights& w, int64_t M, int64_t ldx, int64_t ldy, std::mt19937& rng) {
+  const int64_t N = w.rows, K = w.cols;
+  const std::vector<float> x = make_x(M, ldx, rng);
+  std::vector<float> yr(static_cast<size_t>(M * ldy), kSentinel);
+  ref::matmul(x.data(), M, ldx, w.matrix(), yr.data(), ldy);
+  for (Isa isa : simd_isas()) {
+    std::vector<float> y(static_cast<size_t>(M * ldy), kSentinel);
+    matmul_isa(isa, x.data(), M, ldx, w.matrix(), y.data(), ldy);
+    const std::string what = std::string(isa_name(isa)) + " " + weight_type_name(w.type) + " M=" + std::to_string(M) +
+                             " N=" + std::to_string(N) + " K=" + std::to_string(K) + " ldx=" + std::to_string(ldx) +
+                             " ldy=" + std::to_string(ldy);
+    int bad = 0;
+    for (int64_t m = 0; m < M && bad < 5; ++m)
+      for (int64_t n = 0; n < ldy && bad < 5; ++n) {
+        const float got = y[m * ldy + n];
+        if (n >= N) {
+          if (got != kSentinel) ADD_FAILURE() << what << ": padding overwritten at m=" << m << " n=" << n, ++bad;
+          continue;
+        }
+        const double tol = tolerance(w, x.data() + m * ldx, n, M <= 8);
+        const float want = yr[m * ldy + n];
+        if (!(std::fabs(double(got) - want) <= tol))
+          ADD_FAILURE() << what << ": Y[" << m << "," << n << "] = " << got << ", ref " << want << ", tol " << tol, ++bad;
+      }
+  }
+}
+
+TEST(MatmulQuant, MatchesReferenceOddShapes) {
+  std::mt19937 rng(21);
+  const int64_t Ms[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 17, 64};
+  const int64_t NKs[][2] = {{1, 1}, {1, 48}, {5, 50}, {3, 32}, {17, 33}, {16, 64}, {31, 100}, {37, 257}, {19, 640}, {7, 300}};
+  for (WeightType t : {WeightType::kQ8, WeightType::kQ4})
+    for (const auto& nk : NKs) {
+      const QWeights w = make_qweights(t, nk[0], nk[1], rng, 0.05f);
+      for (int64_t M : Ms) {
+        check_quant_matmul(w, M, nk[1], nk[0], rng);
+        if (M == 3 || M == 8 || M == 9) check_quant_matmul(w, M, nk[1] + 3, nk[0] + 5, rng);  // strided X / Y
+      }
+    }
+}
+
+// Several K blocks and N blocks of the GEMM, many row blocks of the decode path, multithreaded.
+TEST(MatmulQuant, MatchesReferenceLargeBlocks) {
+  std::mt19937 rng(22);
+  for (WeightType t : {WeightType::kQ8, WeightType::kQ4}) {
+    const QWeights w = make_qweights(t, 4100, 300, rng, 0.05f);
+    for (int64_t M : {1, 8, 14}) check_quant_matmul(w, M, 300, 4100, rng);
+    const QWeights w2 = make_qweights(t, 70, 1100, rng, 0.05f);
+    for (int64_t M : {2, 150}) check_quant_matmul(w2, M, 1100, 70, rng);
+  }
+}
+
+TEST(MatmulQuant, BitwiseIndependentOfThreadCount) {
+  std::mt19937 rng(5);
+  const int saved = omp_get_max_threads();
+  for (Isa isa : simd_isas())
+    for (WeightType t : {WeightType::kQ8, WeightType::kQ4}) {
+      const QWeights w = make_qweights(t, 4000, 300, rng, 0.05f);  // > 512 KiB: multithreaded
+      for (int64_t M : {1, 3, 8, 9, 61}) {
+        const std::vector<float> x = make_x(M, 300, rng);
+        std::vector<float> ys[3];
+        const int threads[3] = {1, 2, 3};
+        for (int i = 0; i < 3; ++i) {
+          ys[i].assign(static_cast<size_t>(M * 4000), 0.f);
+          omp_set_num_threads(threads[i]);
+          matmul_isa(isa, x.data(), M, 300, w.matrix(), ys[i].data(), 4000);
+        }
+        for (int i = 1; i < 3; ++i)
+          EXPECT_EQ(0, std::memcmp(ys[0].data(), ys[i].data(), ys[0].size() * 4))
+              << isa_name(isa) << " " << weight_type_name(t) << " M=" << M << " threads=" << threads[i];
+      }
+    }
+  omp_set_num_threads(saved);
+}
+
+// A row's result is the same whatever the other rows of its decode batch (M = 1..8 directly, and
+// larger M through MatmulOptions::row_stable).
+TEST(MatmulQuant, RowsIndependentOfBatchSize) {
+  std::mt19937 rng(9);
+  const int64_t N = 300, K = 650, maxM = 21;
+  for (WeightType t : {WeightType::kQ8, WeightType::kQ4}) {
+    const QWeights w = make_qweights(t, N, K, rng, 0.05f);
+    const std::vector<float> x = make_x(maxM, K, rng);
+    for (Isa isa : simd_isas()) {
+      std::vector<float> alone(static_cast<size_t>(maxM * N));
+      for (int64_t m = 0; m < maxM; ++m) matmul_isa(isa, x.data() + m * K, 1, K, w.matrix(), alone.data() + m * N, N);
+      for (int64_t M = 2; M <= 8; ++M)
+        for (int64_t m0 : {int64_t(0), maxM - M}) {
+          std::vector<float> y(static_cast<size_t>(M * N));
+          matmul_isa(isa, x.data() + m0 * K, M, K, w.matrix(), y.data(), N);
+          ASSERT_EQ(0, std::memcmp(y.data(), alone.data() + m0 * N, y.size() * 4)) << weight_type_name(t) << " M=" << M;
+        }
+    }
+    std::vector<float> alone(static_cast<size_t>(maxM * N));
+    for (int64_t m = 0; m < maxM; ++m) matmul(x.data() + m * K, 1, K, w.matrix(), alone.data() + m * N, N, MatmulOptions{false, true});
+    for (int64_t M : {9, 16, 17, 21}) {
+      std::vector<float> y(static_cast<size_t>(M * N));
+      matmul(x.data(), M, K, w.matrix(), y.data(), N, MatmulOptions{false, true});
+      ASSERT_EQ(0, std::memcmp(y.data(), alone.data(), y.size() * 4)) << weight_type_name(t) << " M=" << M;
+    }
+  }
+}
+
+// A NaN in X reaches Y (it is not lost in the int8 quantization of X); tiny groups count as zero.
+TEST(MatmulQuant, NanAndTinyX) {
+  std::mt19937 rng(4);
+  for (WeightType t : {WeightType::kQ8, WeightType::kQ4}) {
+    const QWeights w = make_qweights(t, 20, 70, rng, 0.05f);
+    std::vector<float> x = make_x(2, 70, rng);
+    x[5] = std::nanf("");
+    for (int64_t k = 0; k < 70; ++k) x[70 + k] = 1e-38f * static_cast<float>(k % 5);  // tiny row
+    for (Isa isa : simd_isas()) {
+      std::vector<float> y(40);
+      matmul_isa(isa, x.data(), 2, 70, w.matrix(), y.data(), 20);
+      for (int64_t n = 0; n < 20; ++n) {
+        EXPECT_TRUE(std::isnan(y[n])) << weight_type_name(t) << " n=" << n;
+        EXPECT_TRUE(std::isfinite(y[20 + n]) && std::fabs(y[20 + n]) < 1e-30f) << weight_type_name(t) << " " << y[20 + n];
+      }
+    }
+  }
+}
+
+// Accuracy on realistic data (Gaussian X and W, K = 640): the rms error of the decode kernels relative
+// to the rms of Y, against (a) ref::matmul with the same quantized weights — the X quantization alone —
+// and (b) the unquantized fp32 weights — everything. Printed for the record; loose bounds asserted.
+TEST(MatmulQuant, AccuracyGaussian) {
+  std::mt19937 rng(31);
+  std::normal_distribution<float> nd;
+  const int64_t N = 512, K = 640, M = 4;
+  std::vector<float> x(static_cast<size_t>(M * K));
+  for (auto& v : x) v = nd(rng);
+  for (WeightType t : {WeightType::kQ8, WeightType::kQ4}) {
+    QWeights w{t, N, K, {}, {}, {}, {}};
+    w.src.resize(static_cast<size_t>(N * K));
+    for (auto& v : w.src) v = 0.05f * nd(rng);
+    w.data.resize(static_cast<size_t>(quant_data_bytes(t, N, K)));
+    w.scales.resize(static_cast<size_t>(quant_scale_count(N, K)));
+    quantize_matrix(WeightMatrix{WeightType::kF32, N, K, w.src.data()}, t, w.data.data(), w.scales.data());
+    std::vector<float> y(static_cast<size_t>(M * N)), yq(y.size()), yf(y.size()), yg(y.size());
+    matmul(x.data(), M, K, w.matrix(), y.data(), N);  // decode kernel
+    ref::matmul(x.data(), M, K, w.matrix(), yq.data(), N);
+    ref::matmul(x.data(), M, K, WeightMatrix{WeightType::kF32, N, K, w.src.data()}, yf.data(), N);
+    std::vector<float> x17(static_cast<size_t>(17 * K));
+    for (size_t i = 0; i < x17.size(); ++i) x17[i] = x[i % x.size()];
+    std::vector<float> y17(static_cast<size_t>(17 * N));
+    matmul(x17.data(), 17, K, w.matrix(), y17.data(), N);  // GEMM (dequantized weights)
+    double e_x = 0, e_all = 0, e_w = 0, e_gemm = 0, ss = 0;
+    for (size_t i = 0; i < y.size(); ++i) {
+      e_x += (double(y[i]) - yq[i]) * (double(y[i]) - yq[i]);
+      e_all += (double(y[i]) - yf[i]) * (double(y[i]) - yf[i]);
+      e_w += (double(yq[i]) - yf[i]) * (double(yq[i]) - yf[i]);
+      e_gemm += (double(y17[i]) - yq[i]) * (double(y17[i]) - yq[i]);
+      ss += double(yf[i]) * yf[i];
+    }
+    const double rx = std::sqrt(e_x / ss), ra = std::sqrt(e_all / ss), rw = std::sqrt(e_w / ss), rg = std::sqrt(e_gemm / ss);
+    std::cout << weight_type_name(t) << " K=" << K << ": rms error / rms(y): X int8 quantization (decode vs ref) " << rx
+              << ", weight quantization (ref vs fp32 weights) " << rw << ", decode vs fp32 weights " << ra
+              << ", GEMM vs ref " << rg << "\n";
+    EXPECT_LT(rx, 0.01);
+    EXPECT_LT(rg, 1e-5);
+    EXPECT_LT(ra, t == WeightType::kQ8 ? 0.02 : 0.15);
+  }
+}
+
+}  // namespace
+}  // namespace t5g

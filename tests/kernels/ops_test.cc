@@ -1,0 +1,332 @@
+// The AVX2 element-wise and attention-row kernels against the scalar ones (the definition), and the
+// vector exp/tanh/erfc against double-precision libm. Pure rounding/arithmetic ops must be bit-identical;
+// ops with a reduction or a transcendental agree to a few fp32 ulp (fp32) or one ulp of the rounded
+// precision (bf16/f16: the fp32 value may sit on the other side of a rounding boundary).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "kernels/cpu_features.h"
+#include "kernels/ops_internal.h"
+
+namespace t5g {
+namespace {
+
+namespace sc = kern::scalar;
+namespace vx = kern::avx2;
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+const int64_t kSizes[] = {0, 1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 72, 100, 256, 1152};
+const Precision kPrecisions[] = {Precision::kF32, Precision::kBF16, Precision::kF16};
+
+bool have_avx2() { return active_isa() >= Isa::kAvx2; }
+#define REQUIRE_AVX2() \
+  if (!have_avx2()) GTEST_SKIP() << "no AVX2 on this CPU"
+
+uint32_t bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+std::vector<float> randn(int64_t n, float scale, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.f, scale);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+// Values that stress rounding: ties, denormals, huge, signed zeros, infinities, NaN.
+std::vector<float> special_values() {
+  return {0.f, -0.f, 1.f, -1.f, 1.00390625f, 1.005859375f, 3.0e38f, -3.0e38f, 1e-40f, -1e-40f, 1.17549435e-38f,
+          65504.f, 65520.f, 6e-8f, 2.98e-8f, kInf, -kInf, kNaN, -kNaN, 0.5f, 1e-3f, 123.456f};
+}
+
+void expect_bit_equal(const std::vector<float>& a, const std::vector<float>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::isnan(a[i]) && std::isnan(b[i])) continue;
+    ASSERT_EQ(bits(a[i]), bits(b[i])) << "at " << i << ": " << a[i] << " vs " << b[i];
+  }
+}
+
+// |a - b| within `ulps` units in the last place of precision p (relative to the larger magnitude), or
+// both tiny (below `abs_floor`).
+void expect_close(const std::vector<float>& a, const std::vector<float>& b, Precision p, double ulps,
+                  double abs_floor = 1e-30) {
+  const double unit = p == Precision::kF32 ? std::ldexp(1.0, -23) : p == Precision::kBF16 ? std::ldexp(1.0, -7)
+                                                                                           : std::ldexp(1.0, -10);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::isnan(a[i]) || std::isnan(b[i])) {
+      ASSERT_TRUE(std::isnan(a[i]) && std::isnan(b[i])) << "at " << i << ": " << a[i] << " vs " << b[i];
+      continue;
+    }
+    if (std::isinf(a[i]) || std::isinf(b[i])) {
+      ASSERT_EQ(a[i], b[i]) << "at " << i;
+      continue;
+    }
+    const double m = std::max(std::fabs(double(a[i])), std::fabs(double(b[i])));
+    ASSERT_LE(std::fabs(double(a[i]) - double(b[i])), std::max(ulps * unit * m, abs_floor))
+        << "at " << i << ": " << a[i] << " vs " << b[i];
+  }
+}
+
+TEST(OpsAvx2, RoundActBitExact) {
+  REQUIRE_AVX2();
+  for (Precision p : kPrecisions)
+    for (int64_t n : kSizes) {
+      std::vector<float> x = randn(n, 3.f, 1);
+      const auto sp = special_values();
+      for (int64_t i = 0; i < n; ++i) x[i] = i % 3 == 0 ? sp[i % sp.size()] : x[i];
+      std::vector<float> a = x, b = x;
+      sc::round_act(a.data(), n, p);
+      vx::round_act(b.data(), n, p);
+      expect_bit_equal(a, b);
+    }
+}
+
+TEST(OpsAvx2, AddAndRopeBitExact) {
+  REQUIRE_AVX2();
+  for (Precision p : kPrecisions)
+    for (int64_t n : kSizes) {
+      const auto x = randn(n, 2.f, 2), y = randn(n, 2.f, 3);
+      std::vector<float> a(x.size()), b(x.size());
+      sc::add(x.data(), y.data(), a.data(), n, p);
+      vx::add(x.data(), y.data(), b.data(), n, p);
+      expect_bit_equal(a, b);
+      // RoPE over one head of 2n elements (half = n); the output is written around a guard band.
+      std::vector<float> v = randn(2 * n + 2, 1.f, 4), c = randn(n, 1.f, 5), s = randn(n, 1.f, 6);
+      std::vector<float> va = v, vb = v;
+      sc::rope_head(va.data() + 1, c.data(), s.data(), n, p);
+      vx::rope_head(vb.data() + 1, c.data(), s.data(), n, p);
+      expect_bit_equal(va, vb);
+      // Probability scaling.
+      std::vector<float> sa = x, sb = x;
+      sc::scale_round_row(sa.data(), n, 0.37f, p);
+      vx::scale_round_row(sb.data(), n, 0.37f, p);
+      expect_bit_equal(sa, sb);
+    }
+}
+
+TEST(Ops, AddBiasBitExact) {
+  // The public op (dispatched, multithreaded over rows) against the reference's addmm rounding.
+  for (Precision p : kPrecisions) {
+    const int64_t rows = 67, n = 37, ld = 41;
+    auto y = randn(rows * ld, 3.f, 20), b = randn(n, 1.f, 21);
+    std::vector<float> want = y;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < n; ++j) want[r * ld + j] = round_one(want[r * ld + j] + b[j], p);
+    add_bias(y.data(), rows, n, ld, b.data(), p);
+    expect_bit_equal(y, want);
+  }
+}
+
+TEST(OpsAvx2, Norms) {
+  REQUIRE_AVX2();
+  for (Precision p : kPrecisions)
+    for (int64_t n : kSizes) {
+      if (n == 0) continue;
+      auto x = randn(n, 5.f, 7), g = randn(n, 1.f, 8), b = randn(n, 1.f, 9);
+      if (n > 4) x[3] = 1e-40f;  // a denormal
+      for (float scale : {1.f, 1e-20f, 1e15f}) {
+        std::vector<float> xs = x;
+        for (auto& e : xs) e *= scale;
+        std::vector<float> a(n), c(n);
+        sc::rms_norm_row(xs.data(), n, g.data(), 1e-6f, a.data(), p);
+        vx::rms_norm_row(xs.data(), n, g.data(), 1e-6f, c.data(), p);
+        expect_close(a, c, p, p == Precision::kF32 ? 8 : 1);
+        sc::layer_norm_row(xs.data(), n, g.data(), b.data(), 1e-6f, a.data(), p);
+        vx::layer_norm_row(xs.data(), n, g.data(), b.data(), 1e-6f, c.data(), p);
+        expect_close(a, c, p, p == Precision::kF32 ? 4 : 1, 1e-6);
+      }
+    }
+}
+
+double gelu_ref(double z, bool tanh_approx) {
+  if (tanh_approx) return 0.5 * z * (1.0 + std::tanh(0.7978845608028654 * (z + 0.044715 * z * z * z)));
+  return 0.5 * z * std::erfc(-z / std::sqrt(2.0));
+}
+
+TEST(OpsAvx2, GeluAccuracyFp32) {
+  REQUIRE_AVX2();
+  // A dense sweep over [-12, 12] plus extremes: the vector GELU against double precision. The bound is
+  // absolute in units of |z|: 1 + tanh / erfc carry ~1e-7 error, the scalar libm version's own error
+  // (its 1 + tanh cancels for negative z) is of the same size.
+  std::vector<float> z;
+  for (int i = -120000; i <= 120000; ++i) z.push_back(static_cast<float>(i) * 1e-4f);
+  for (float e : {1e-30f, -1e-30f, 1e-40f, 30.f, -30.f, 1e4f, -1e4f, 3e38f, -3e38f, 0.f, -0.f}) z.push_back(e);
+  for (bool tanh_approx : {true, false}) {
+    std::vector<float> a = z, b = z;
+    vx::gelu(a.data(), static_cast<int64_t>(a.size()), tanh_approx, Precision::kF32);
+    sc::gelu(b.data(), static_cast<int64_t>(b.size()), tanh_approx, Precision::kF32);
+    for (size_t i = 0; i < z.size(); ++i) {
+      const double r = gelu_ref(z[i], tanh_approx);
+      const double tol = 2.5e-7 * std::fabs(double(z[i])) + 1e-38;
+      ASSERT_LE(std::fabs(a[i] - r), tol) << "simd z=" << z[i] << " tanh=" << tanh_approx;
+      ASSERT_LE(std::fabs(a[i] - b[i]), 2 * tol) << "vs scalar z=" << z[i] << " tanh=" << tanh_approx;
+    }
+  }
+}
+
+TEST(OpsAvx2, GeluMulReducedAndSpecials) {
+  REQUIRE_AVX2();
+  for (Precision p : kPrecisions)
+    for (bool tanh_approx : {true, false})
+      for (int64_t n : kSizes) {
+        auto g = randn(n, 3.f, 10), u = randn(n, 1.f, 11);
+        sc::round_act(g.data(), n, p);
+        sc::round_act(u.data(), n, p);
+        std::vector<float> a = g, b = g;
+        sc::gelu_mul(a.data(), u.data(), n, tanh_approx, p);
+        vx::gelu_mul(b.data(), u.data(), n, tanh_approx, p);
+        expect_close(a, b, p, p == Precision::kF32 ? 64 : 1, 1e-6);
+      }
+  std::vector<float> s = {kNaN, kInf, -kInf, 0.f, -0.f, 1e-40f};
+  for (bool tanh_approx : {true, false}) {
+    std::vector<float> a = s, b = s;
+    sc::gelu(a.data(), 6, tanh_approx, Precision::kF32);
+    vx::gelu(b.data(), 6, tanh_approx, Precision::kF32);
+    EXPECT_TRUE(std::isnan(b[0]));
+    EXPECT_EQ(b[1], kInf);
+    EXPECT_TRUE(b[2] == 0.f || std::isnan(b[2])) << b[2];  // -inf * 0: NaN in libm too
+    EXPECT_EQ(b[3], 0.f);
+    EXPECT_EQ(b[4], 0.f);
+    EXPECT_LE(std::fabs(b[5]), 1e-40f);
+  }
+}
+
+TEST(OpsAvx2, SoftcapTanhAccuracy) {
+  REQUIRE_AVX2();
+  std::vector<float> x;
+  for (int i = -30000; i <= 30000; ++i) x.push_back(static_cast<float>(i) * 2e-3f);
+  for (float e : {1e-30f, -1e-30f, 1e-40f, 1e4f, -1e4f, kInf, -kInf}) x.push_back(e);
+  const float cap = 30.f;
+  std::vector<float> a = x;
+  vx::softcap(a.data(), static_cast<int64_t>(a.size()), cap, Precision::kF32);
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double t = std::tanh(double(x[i] / cap));
+    const double r = double(static_cast<float>(t)) * cap;
+    ASSERT_LE(std::fabs(a[i] - r), 3 * std::ldexp(1.0, -23) * std::fabs(r) + 1e-44) << "x=" << x[i];
+  }
+  std::vector<float> nan = {kNaN};
+  vx::softcap(nan.data(), 1, cap, Precision::kF32);
+  EXPECT_TRUE(std::isnan(nan[0]));
+  for (Precision p : kPrecisions)
+    for (int64_t n : kSizes) {
+      auto y = randn(n, 40.f, 12);
+      std::vector<float> c = y, d = y;
+      sc::softcap(c.data(), n, cap, p);
+      vx::softcap(d.data(), n, cap, p);
+      expect_close(c, d, p, p == Precision::kF32 ? 4 : 1);
+    }
+}
+
+TEST(OpsAvx2, ExpSumAccuracy) {
+  REQUIRE_AVX2();
+  // exp over [-110, 0] (down into subnormal results) and -inf: within 2 ulp of double exp.
+  std::vector<float> s;
+  for (int i = 0; i <= 110000; ++i) s.push_back(-static_cast<float>(i) * 1e-3f);
+  s.push_back(-kInf);
+  s.push_back(-1e30f);
+  const float mx = 0.f;
+  std::vector<float> e = s;
+  const float sum = vx::exp_sum_row(e.data(), static_cast<int64_t>(e.size()), mx);
+  double ref_sum = 0.0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const double r = std::exp(double(s[i]) - mx);
+    ref_sum += r;
+    ASSERT_LE(std::fabs(e[i] - r), 2 * std::ldexp(1.0, -23) * r + 1.5e-45) << "x=" << s[i];
+  }
+  EXPECT_NEAR(sum, ref_sum, 1e-5 * ref_sum);
+  // Large positive arguments and the max shift.
+  std::vector<float> big = {88.f, 88.7f, 89.f, 100.f, kInf, kNaN, -88.f, -100.f, -104.f, -200.f};
+  std::vector<float> eb = big;
+  vx::exp_sum_row(eb.data(), static_cast<int64_t>(eb.size()), 0.f);
+  for (size_t i = 0; i < big.size(); ++i) {
+    const float r = std::exp(big[i]);
+    if (std::isnan(r)) {
+      EXPECT_TRUE(std::isnan(eb[i]));
+    } else if (std::isinf(r)) {
+      EXPECT_EQ(eb[i], r) << big[i];
+    } else {
+      EXPECT_LE(std::fabs(eb[i] - r), 2 * std::ldexp(1.0, -23) * r + 1.5e-45) << big[i];
+    }
+  }
+  // Against the scalar kernel on every size, with masked (-inf) entries; a row with max -inf gives zeros.
+  for (int64_t n : kSizes) {
+    auto x = randn(n, 4.f, 13);
+    for (int64_t i = 0; i < n; i += 5) x[i] = -kInf;
+    float m = -kInf;
+    for (float v : x) m = std::max(m, v);
+    std::vector<float> a = x, b = x;
+    const float sa = sc::exp_sum_row(a.data(), n, m), sb = vx::exp_sum_row(b.data(), n, m);
+    expect_close(a, b, Precision::kF32, 2, 1e-44);
+    EXPECT_NEAR(sa, sb, 1e-6 * std::max(sa, 1.f));
+    std::vector<float> z(n, -kInf);
+    EXPECT_EQ(vx::exp_sum_row(z.data(), n, -kInf), 0.f);
+    for (float v : z) EXPECT_EQ(v, 0.f);
+  }
+}
+
+TEST(OpsAvx2, FinishScoresMasksAndRounds) {
+  REQUIRE_AVX2();
+  const float cap = 50.f;
+  for (Precision p : kPrecisions)
+    for (int64_t n : kSizes)
+      for (const float* c : {static_cast<const float*>(nullptr), &cap})
+        for (auto [lo, hi] : {std::pair<int64_t, int64_t>{0, n}, {-5, n + 5}, {3, n - 2}, {n / 2, n / 2 + 9},
+                              {n + 1, n + 4}, {-9, -2}}) {
+          auto x = randn(n, 30.f, 14);
+          std::vector<float> a = x, b = x;
+          const float ma = sc::finish_scores_row(a.data(), n, lo, hi, 0.125f, c, p);
+          const float mb = vx::finish_scores_row(b.data(), n, lo, hi, 0.125f, c, p);
+          if (c == nullptr) {
+            expect_bit_equal(a, b);
+            EXPECT_EQ(ma, mb);
+          } else {
+            expect_close(a, b, p, p == Precision::kF32 ? 4 : 1);
+          }
+          float m = -kInf;
+          for (int64_t i = 0; i < n; ++i) {
+            const bool visible = i >= lo && i < hi;
+            if (!visible) {
+              ASSERT_EQ(b[i], -kInf) << i;
+            }
+            m = std::max(m, b[i]);
+          }
+          EXPECT_EQ(mb, m);
+        }
+}
+
+TEST(OpsAvx2, DotAndAxpyRows) {
+  REQUIRE_AVX2();
+  for (int64_t d : {1, 7, 8, 13, 72, 256})
+    for (int64_t n : {0, 1, 3, 4, 5, 9, 130}) {
+      const int64_t ld = d + 3;
+      auto q = randn(d, 1.f, 15), k = randn(n * ld, 1.f, 16), w = randn(n, 1.f, 17), a0 = randn(d, 1.f, 18);
+      std::vector<float> s(n), acc = a0;
+      vx::dot_rows(q.data(), k.data(), ld, n, d, s.data());
+      vx::axpy_rows(w.data(), k.data(), ld, n, d, acc.data());
+      for (int64_t c = 0; c < n; ++c) {
+        double r = 0, mag = 0;
+        for (int64_t e = 0; e < d; ++e) r += double(q[e]) * k[c * ld + e], mag += std::fabs(double(q[e]) * k[c * ld + e]);
+        ASSERT_NEAR(s[c], r, 1e-6 * mag + 1e-30);
+      }
+      for (int64_t e = 0; e < d; ++e) {
+        double r = a0[e], mag = std::fabs(a0[e]);
+        for (int64_t c = 0; c < n; ++c) r += double(w[c]) * k[c * ld + e], mag += std::fabs(double(w[c]) * k[c * ld + e]);
+        ASSERT_NEAR(acc[e], r, 1e-6 * mag + 1e-30);
+      }
+    }
+}
+
+}  // namespace
+}  // namespace t5g
