@@ -88,11 +88,12 @@ struct Bound {
 
 // Bounds on the tiny random checkpoints. They amplify weight errors strongly: bf16 rounding of the
 // weights alone moves log-probs by up to 0.14 (the reference's own bf16-vs-fp32 logit gap is 0.13-0.28).
-// Measured (Release, reference kernels for Q8/Q4, all four text cases), max |dlogp| / target mean:
-//   tiny:         bf16 0.135 / 0.017   int8 0.97 / 0.068   q4 4.2 / 0.93
-//   tiny_softcap: bf16 0.104 / 0.008   int8 0.41 / 0.035   q4 3.9 / 0.57
-// int8 (max/127 per group of 32) errs ~5x more per weight than bf16, q4 (max/8) ~16x more than int8;
-// the decode kernels also quantize activations to int8 per group. The bounds leave about 2x headroom.
+// Measured (Release, AVX2 kernels; decode-shaped products quantize activations to int8 per group; in
+// brackets the plain-loop kernels, T5G_ISA=scalar, fp32 activations), max |dlogp| / target mean:
+//   tiny:         bf16 0.135 / 0.017   int8 0.97 (0.97) / 0.068 (0.056)   q4 4.24 (4.23) / 0.93 (0.94)
+//   tiny_softcap: bf16 0.104 / 0.008   int8 0.41 (0.36) / 0.035 (0.031)   q4 3.89 (3.84) / 0.57 (0.56)
+// int8 (max/127 per group of 32) errs ~5x more per weight than bf16, q4 (max/8) ~16x more than int8.
+// The bounds leave about 2x headroom.
 constexpr Bound kBounds[] = {
     {WeightFormat::kBF16, 0.3, 0.04},
     {WeightFormat::kQ8, 2.0, 0.15},
