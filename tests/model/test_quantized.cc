@@ -47,19 +47,13 @@ LogprobError measure(const LoadedModel& m, const CaseFile& cf) {
   const int64_t V = cfg.decoder.vocab_size;
   Array ids = cf.get("in.input_ids"), mask = cf.get("in.attention_mask"), dec_ids = cf.get("in.decoder_input_ids");
   Array ref = cf.get("out.logits");
-  const int64_t B = ids.dim(0), L = ids.dim(1), T = dec_ids.dim(1);
+  const int64_t B = ids.dim(0), T = dec_ids.dim(1);
   LogprobError e;
   std::vector<double> lo, lr;
   for (int64_t b = 0; b < B; ++b) {
-    std::vector<int32_t> row;
-    int64_t first = -1;
-    for (int64_t t = 0; t < L; ++t)
-      if (mask.i[b * L + t]) {
-        if (first < 0) first = t;
-        row.push_back(static_cast<int32_t>(ids.i[b * L + t]));
-      }
-    const int64_t n = static_cast<int64_t>(row.size());
-    std::vector<float> enc = run_encoder(m.weights, cfg, EncoderInput{row.data(), n, nullptr, 0, first});
+    const test::UnpaddedRow row = test::unpadded_row(ids, mask, b);
+    const int64_t n = static_cast<int64_t>(row.ids.size());
+    std::vector<float> enc = run_encoder(m.weights, cfg, EncoderInput{row.ids.data(), n, nullptr, 0, row.first});
     DecoderState st = start_decoder(m.weights, cfg, enc.data(), n);
     std::vector<int32_t> dec(static_cast<size_t>(T));
     for (int64_t t = 0; t < T; ++t) dec[t] = static_cast<int32_t>(dec_ids.i[b * T + t]);

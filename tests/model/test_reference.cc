@@ -29,7 +29,7 @@ struct Row {
 // The rows of a case, padding removed (our engine runs each row at its own length).
 std::vector<Row> case_rows(const CaseFile& cf, const ModelConfig& cfg, int64_t H) {
   Array ids = cf.get("in.input_ids"), mask = cf.get("in.attention_mask");
-  const int64_t B = ids.dim(0), L = ids.dim(1);
+  const int64_t B = ids.dim(0);
   std::vector<Row> rows(static_cast<size_t>(B));
   Array feats;
   const bool images = cf.has("out.image_features");
@@ -37,12 +37,9 @@ std::vector<Row> case_rows(const CaseFile& cf, const ModelConfig& cfg, int64_t H
   int64_t img_row = 0;
   for (int64_t b = 0; b < B; ++b) {
     Row& r = rows[b];
-    r.first = -1;
-    for (int64_t t = 0; t < L; ++t) {
-      if (mask.i[b * L + t] == 0) continue;
-      if (r.first < 0) r.first = t;
-      r.ids.push_back(static_cast<int32_t>(ids.i[b * L + t]));
-    }
+    auto [row_ids, first] = test::unpadded_row(ids, mask, b);
+    r.ids = std::move(row_ids);
+    r.first = first;
     const int64_t n_img = std::count(r.ids.begin(), r.ids.end(), cfg.image_token_id);
     if (n_img > 0) {
       r.image_features.assign(feats.f.begin() + img_row * H, feats.f.begin() + (img_row + n_img) * H);

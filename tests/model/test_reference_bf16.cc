@@ -35,13 +35,7 @@ TEST_P(ReferenceBf16, EncoderOutputAndLogits) {
   const int64_t B = ids.dim(0), L = ids.dim(1), T = dec_ids.dim(1);
   double worst_enc = 0, worst_logit = 0, worst_vs_fp32 = 0;
   for (int64_t b = 0; b < B; ++b) {
-    std::vector<int32_t> row;
-    int64_t first = -1;
-    for (int64_t t = 0; t < L; ++t)
-      if (mask.i[b * L + t]) {
-        if (first < 0) first = t;
-        row.push_back(static_cast<int32_t>(ids.i[b * L + t]));
-      }
+    const auto [row, first] = test::unpadded_row(ids, mask, b);
     const int64_t n = static_cast<int64_t>(row.size());
     // position_offset: a left-padded reference row has its tokens at positions [first, L).
     std::vector<float> enc = run_encoder(m->weights, cfg, EncoderInput{row.data(), n, nullptr, 0, first});

@@ -58,13 +58,7 @@ TEST_P(VisionFp32, TowerProjectorAndEncoder) {
     EXPECT_LT(diff_slice(cf.get("out.image_features"), i, feats), 1e-4) << "image features";
 
     // The encoder from pixels: row i of the batch holds image i (one image per row here).
-    std::vector<int32_t> row;
-    int64_t first = -1;
-    for (int64_t t = 0; t < L; ++t)
-      if (mask.i[i * L + t]) {
-        if (first < 0) first = t;
-        row.push_back(static_cast<int32_t>(ids.i[i * L + t]));
-      }
+    const auto [row, first] = test::unpadded_row(ids, mask, i);
     auto enc = run_encoder(m->weights, cfg,
                            EncoderInput{row.data(), static_cast<int64_t>(row.size()), feats.data(),
                                         cfg.mm_tokens_per_image, first});
@@ -107,13 +101,7 @@ TEST_P(VisionBf16, EncoderAndLogits) {
   double worst_enc = 0, worst_logit = 0;
   for (int64_t i = 0; i < n_img; ++i) {
     auto feats = image_features(m->weights, cfg, px.f.data() + i * img_size);
-    std::vector<int32_t> row;
-    int64_t first = -1;
-    for (int64_t t = 0; t < L; ++t)
-      if (mask.i[i * L + t]) {
-        if (first < 0) first = t;
-        row.push_back(static_cast<int32_t>(ids.i[i * L + t]));
-      }
+    const auto [row, first] = test::unpadded_row(ids, mask, i);
     const int64_t n = static_cast<int64_t>(row.size());
     auto enc = run_encoder(m->weights, cfg, EncoderInput{row.data(), n, feats.data(), cfg.mm_tokens_per_image, first});
     for (int64_t t = 0; t < n; ++t)

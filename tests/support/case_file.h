@@ -43,6 +43,24 @@ class CaseFile {
   SafetensorsFile file_;
 };
 
+// Batch row b of a padded reference input ([B, L] ids and attention mask): the ids where the mask
+// is 1, and the position of the first of them in the padded row (> 0 for a left-padded row; our
+// engine runs each row at its own length, with that position offset).
+struct UnpaddedRow {
+  std::vector<int32_t> ids;
+  int64_t first = -1;
+};
+inline UnpaddedRow unpadded_row(const Array& ids, const Array& mask, int64_t b) {
+  const int64_t L = ids.dim(1);
+  UnpaddedRow r;
+  for (int64_t t = 0; t < L; ++t) {
+    if (mask.i[b * L + t] == 0) continue;
+    if (r.first < 0) r.first = t;
+    r.ids.push_back(static_cast<int32_t>(ids.i[b * L + t]));
+  }
+  return r;
+}
+
 inline std::string data_dir() { return T5G_TEST_DATA; }
 inline std::string vectors_dir() { return data_dir() + "/vectors"; }
 
