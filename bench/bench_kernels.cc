@@ -22,6 +22,7 @@
 #include "kernels/cpu_features.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
+#include "kernels/roofline.h"
 #include "util/bf16.h"
 
 namespace {
@@ -30,39 +31,7 @@ using namespace t5g;
 
 
 // ---------------------------------------------------------------------------------------------
-// Roofline. The loops are compiled for the ISA with a target attribute (no header code is involved).
-
-constexpr int kChains = 12;  // independent FMA chains: > latency (4) x pipes (2)
-
-__attribute__((target("avx2,fma"), noinline)) float fma_loop_avx2(int64_t iters) {
-  __m256 acc[kChains];
-  for (int i = 0; i < kChains; ++i) acc[i] = _mm256_set1_ps(0.001f * i);
-  const __m256 b = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
-  for (int64_t it = 0; it < iters; ++it) {
-#pragma GCC unroll 12
-    for (int i = 0; i < kChains; ++i) acc[i] = _mm256_fmadd_ps(acc[i], b, c);
-  }
-  __m256 s = acc[0];
-  for (int i = 1; i < kChains; ++i) s = _mm256_add_ps(s, acc[i]);
-  float out[8];
-  _mm256_storeu_ps(out, s);
-  return out[0];
-}
-
-__attribute__((target("avx512f"), noinline)) float fma_loop_avx512(int64_t iters) {
-  __m512 acc[kChains];
-  for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_ps(0.001f * i);
-  const __m512 b = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
-  for (int64_t it = 0; it < iters; ++it) {
-#pragma GCC unroll 12
-    for (int i = 0; i < kChains; ++i) acc[i] = _mm512_fmadd_ps(acc[i], b, c);
-  }
-  __m512 s = acc[0];
-  for (int i = 1; i < kChains; ++i) s = _mm512_add_ps(s, acc[i]);
-  float out[16];
-  _mm512_storeu_ps(out, s);
-  return out[0];
-}
+// Roofline. The FMA loop is the library's (kernels/roofline.h), the one `t5g bench` measures the peak with.
 
 void BM_PeakFma(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0));
@@ -72,14 +41,14 @@ void BM_PeakFma(benchmark::State& state) {
     return;
   }
   const int64_t iters = 20'000'000;
-  const int lanes = wide ? 16 : 8;
+  const Isa isa = wide ? Isa::kAvx512 : Isa::kAvx2;
   for (auto _ : state) {
     float sink = 0;
 #pragma omp parallel num_threads(threads) reduction(+ : sink)
-    sink += wide ? fma_loop_avx512(iters) : fma_loop_avx2(iters);
+    sink += fma_loop(isa, iters);
     benchmark::DoNotOptimize(sink);
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * lanes * kChains * double(iters) * threads * state.iterations() / 1e9,
+  state.counters["GFLOP/s"] = benchmark::Counter(fma_loop_flops(isa, iters) * threads * state.iterations() / 1e9,
                                                  benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_PeakFma)->ArgNames({"threads", "avx512"})->Args({1, 0})->Args({2, 0})->Args({1, 1})->Args({2, 1})->UseRealTime();

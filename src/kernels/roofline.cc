@@ -41,15 +41,24 @@ __attribute__((target("avx512f"), noinline)) float fma_loop_avx512(int64_t iters
 #pragma GCC unroll 12
     for (int i = 0; i < kChains; ++i) acc[i] = _mm512_fmadd_ps(acc[i], b, c);
   }
-  return _mm512_reduce_add_ps(acc[0]) + _mm512_reduce_add_ps(acc[kChains - 1]);
+  __m512 s = acc[0];
+  for (int i = 1; i < kChains; ++i) s = _mm512_add_ps(s, acc[i]);
+  float out[16];
+  _mm512_storeu_ps(out, s);
+  return out[0];
 }
 
 }  // namespace
 
+float fma_loop(Isa isa, int64_t iters) { return isa == Isa::kAvx512 ? fma_loop_avx512(iters) : fma_loop_avx2(iters); }
+
+double fma_loop_flops(Isa isa, int64_t iters) {
+  return 2.0 * (isa == Isa::kAvx512 ? 16 : 8) * kChains * static_cast<double>(iters);
+}
+
 double measure_fma_peak_gflops(double seconds) {
   const Isa isa = active_isa();
   if (isa == Isa::kScalar) return 0;
-  const int lanes = isa == Isa::kAvx512 ? 16 : 8;
   int64_t iters = 1 << 20;
   double best = 0;
   for (int rep = 0; rep < 10; ++rep) {
@@ -60,11 +69,11 @@ double measure_fma_peak_gflops(double seconds) {
     {
 #pragma omp single
       threads = omp_get_num_threads();
-      sink += isa == Isa::kAvx512 ? fma_loop_avx512(iters) : fma_loop_avx2(iters);
+      sink += fma_loop(isa, iters);
     }
     const double s = std::chrono::duration<double>(Clock::now() - t).count();
     if (sink == 42.f) std::fputc(' ', stderr);  // keeps the loops
-    best = std::max(best, 2.0 * lanes * kChains * static_cast<double>(iters) * threads / s / 1e9);
+    best = std::max(best, fma_loop_flops(isa, iters) * threads / s / 1e9);
     if (s < seconds / 4) iters *= 2;
   }
   return best;

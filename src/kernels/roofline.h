@@ -2,8 +2,17 @@
 // reaches on CPUs without AVX512_BF16, after widening) and memory read bandwidth. Both use the
 // calling thread's OpenMP thread count.
 #pragma once
+#include <cstdint>
+
+#include "kernels/cpu_features.h"
 
 namespace t5g {
+
+// One thread's register-only FMA loop: `iters` iterations over independent chains of `isa`'s vectors
+// (kAvx2 or kAvx512; the caller checks the CPU has it). Returns a value depending on every FMA, for the
+// caller to consume so the loop is kept; fma_loop_flops is the work it did.
+float fma_loop(Isa isa, int64_t iters);
+double fma_loop_flops(Isa isa, int64_t iters);
 
 // Register-only fused multiply-add loop on every thread, in GFLOP/s (2 flops per FMA lane), for the
 // widest vector ISA active_isa() allows.
