@@ -309,12 +309,11 @@ ModelWeights bind_weights(const Checkpoint& ckpt, const ModelConfig& cfg, Weight
   ModelWeights w;
   Binder b(ckpt, format, w);
   const int64_t V = cfg.encoder.vocab_size, H = cfg.encoder.hidden_size;
+  const std::string eoi = "model.encoder.embed_tokens.eoi_embedding";
+  w.eoi = b.vec(eoi, H);
   // Activations follow the checkpoint's float dtype (the EOI embedding is never quantized).
-  const TensorRef eoi = b.require("model.encoder.embed_tokens.eoi_embedding", {H});
-  b.bytes -= eoi.info->end - eoi.info->begin;  // counted again by vec()
-  w.precision = precision_of(eoi.info->dtype);
+  w.precision = precision_of(b.find(eoi).info->dtype);
   w.embed = b.text_matrix("model.encoder.embed_tokens.weight", V, H);
-  w.eoi = b.vec("model.encoder.embed_tokens.eoi_embedding", H);
   b.optional_tied("model.decoder.embed_tokens.weight", {V, H});
   b.optional_tied("model.decoder.embed_tokens.eoi_embedding", {H});
   b.optional_tied("lm_head.out_proj.weight", {V, H});
