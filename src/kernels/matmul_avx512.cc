@@ -19,6 +19,7 @@ struct V {
   static F zero() { return _mm512_setzero_ps(); }
   static F load(const float* p) { return _mm512_loadu_ps(p); }
   static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
+  static F add(F a, F b) { return _mm512_add_ps(a, b); }
   static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
   static F bcast(const float* p) { return _mm512_set1_ps(*p); }
   static Mask mask(int n) { return static_cast<Mask>((1u << n) - 1u); }
@@ -54,76 +55,74 @@ inline uint32_t hi16(float f) {
   return u >> 16;  // exact: the caller guarantees f is a bf16 value
 }
 
-// Decode regime.
-template <int M, int R>
-void bd_gemv_rows(const uint16_t* xb, int64_t K2, const WeightMatrix& W, int64_t n0, float* Y, int64_t ldy) {
-  const int64_t K = W.cols;
-  const uint16_t* base = static_cast<const uint16_t*>(W.data) + n0 * K;
-  __m512 acc[R][M];
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 16
-    for (int m = 0; m < M; ++m) acc[r][m] = _mm512_setzero_ps();
-  const int64_t nfull = K / 32;
-  const int64_t pf = cdiv(kGemvPrefetchBytes, K * 2) * K * 2;
+// Decode regime: rows streamed one at a time in memory order (see gemv in matmul_impl.inl). A block is
+// 4 x 32 bf16 (four 64-byte lines), one accumulator per line; result hsum((a0 + a1) + (a2 + a3)).
+constexpr int64_t kBdBlock = 128;
+
+template <int MC, bool PREFETCH>
+void bd_gemv_row(const uint16_t* w, int64_t K, const uint16_t* xb, int64_t K2, float* y, int64_t ldy) {
+  __m512 acc[MC][4];
+#pragma GCC unroll 8
+  for (int m = 0; m < MC; ++m)
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) acc[m][q] = _mm512_setzero_ps();
+  auto block = [&](const uint16_t* p, int64_t k) {
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+      const __m512i wv = _mm512_loadu_si512(p + q * 32);
+#pragma GCC unroll 8
+      for (int m = 0; m < MC; ++m)
+        acc[m][q] = _mm512_dpbf16_ps(acc[m][q], as_bh(_mm512_loadu_si512(xb + m * K2 + k + q * 32)), as_bh(wv));
+    }
+  };
+  const int64_t nfull = K / kBdBlock;
   for (int64_t blk = 0; blk < nfull; ++blk) {
-    const int64_t k = blk * 32;
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      const uint16_t* wp = base + r * K + k;
-      _mm_prefetch(reinterpret_cast<const char*>(wp) + pf, _MM_HINT_T1);
-      const __m512i w = _mm512_loadu_si512(wp);
-#pragma GCC unroll 16
-      for (int m = 0; m < M; ++m)
-        acc[r][m] = _mm512_dpbf16_ps(acc[r][m], as_bh(_mm512_loadu_si512(xb + m * K2 + k)), as_bh(w));
+    const uint16_t* p = w + blk * kBdBlock;
+    if constexpr (PREFETCH) {
+#pragma GCC unroll 4
+      for (int o = 0; o < 256; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p) + kGemvPrefetchBytes + o, _MM_HINT_T0);
     }
+    block(p, blk * kBdBlock);
   }
-  const int64_t k = nfull * 32;
-  if (k < K) {
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      alignas(64) uint16_t buf[32];
-      std::memset(buf, 0, sizeof(buf));
-      std::memcpy(buf, base + r * K + k, static_cast<size_t>(K - k) * 2);
-      const __m512i w = _mm512_load_si512(buf);
-#pragma GCC unroll 16
-      for (int m = 0; m < M; ++m)
-        acc[r][m] = _mm512_dpbf16_ps(acc[r][m], as_bh(_mm512_loadu_si512(xb + m * K2 + k)), as_bh(w));
-    }
+  if (nfull * kBdBlock < K) {
+    alignas(64) uint16_t buf[kBdBlock];
+    std::memset(buf, 0, sizeof(buf));
+    std::memcpy(buf, w + nfull * kBdBlock, static_cast<size_t>(K - nfull * kBdBlock) * 2);
+    block(buf, nfull * kBdBlock);
   }
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 16
-    for (int m = 0; m < M; ++m) Y[m * ldy + n0 + r] = V::hsum(acc[r][m]);
+#pragma GCC unroll 8
+  for (int m = 0; m < MC; ++m)
+    y[m * ldy] = V::hsum(_mm512_add_ps(_mm512_add_ps(acc[m][0], acc[m][1]), _mm512_add_ps(acc[m][2], acc[m][3])));
 }
 
-template <int MC>
-void bd_gemv_chunk(const uint16_t* xb, int64_t K2, const WeightMatrix& W, int64_t n0, int64_t n1, float* Y, int64_t ldy) {
-  constexpr int R = gemv_rows_per_step<MC>();
-  int64_t n = n0;
-  for (; n + R <= n1; n += R) bd_gemv_rows<MC, R>(xb, K2, W, n, Y, ldy);
-  for (; n < n1; ++n) bd_gemv_rows<MC, 1>(xb, K2, W, n, Y, ldy);
-}
-
-template <int MC = kGemvMC>
-void bd_gemv_chunk_dispatch(int mc, const uint16_t* xb, int64_t K2, const WeightMatrix& W, int64_t n0, int64_t n1,
-                            float* Y, int64_t ldy) {
-  if (mc == MC) bd_gemv_chunk<MC>(xb, K2, W, n0, n1, Y, ldy);
-  else if constexpr (MC > 1) bd_gemv_chunk_dispatch<MC - 1>(mc, xb, K2, W, n0, n1, Y, ldy);
+template <bool PREFETCH, int MC = kGemvMC>
+void bd_gemv_row_dispatch(int mc, const uint16_t* w, int64_t K, const uint16_t* xb, int64_t K2, float* y, int64_t ldy) {
+  if (mc == MC) bd_gemv_row<MC, PREFETCH>(w, K, xb, K2, y, ldy);
+  else if constexpr (MC > 1) bd_gemv_row_dispatch<PREFETCH, MC - 1>(mc, w, K, xb, K2, y, ldy);
 }
 
 void bd_gemv(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy) {
   const int64_t K = W.cols, N = W.rows;
-  const int64_t K2 = cdiv(K, 32) * 32;
+  const int64_t K2 = cdiv(K, kBdBlock) * kBdBlock;
   uint16_t* xb = static_cast<uint16_t*>(kern::scratch(kern::kScratchX, static_cast<size_t>(M * K2 + 32) * 2));
   for (int64_t m = 0; m < M; ++m)
     for (int64_t k = 0; k < K2; ++k) xb[m * K2 + k] = k < K ? static_cast<uint16_t>(hi16(X[m * ldx + k])) : 0;
-  const int64_t nblocks = cdiv(N, kGemvRowBlock);
-#pragma omp parallel for schedule(dynamic, 2) if (N * K * 2 >= kGemvParallelBytes)
-  for (int64_t b = 0; b < nblocks; ++b) {
-    const int64_t n0 = b * kGemvRowBlock, n1 = imin(N, n0 + kGemvRowBlock);
-    for (int64_t m0 = 0; m0 < M; m0 += kGemvMC)
-      bd_gemv_chunk_dispatch(static_cast<int>(imin(kGemvMC, M - m0)), xb + m0 * K2, K2, W, n0, n1, Y + m0 * ldy, ldy);
+  const bool parallel = N * K * 2 >= kGemvParallelBytes;
+  const int T = parallel ? omp_get_max_threads() : 1;
+  const int64_t chunk = imax(8, cdiv(N, int64_t(T) * 16));
+  const int64_t nchunks = cdiv(N, chunk);
+  const uint16_t* base = static_cast<const uint16_t*>(W.data);
+#pragma omp parallel for schedule(dynamic, 1) if (parallel)
+  for (int64_t c = 0; c < nchunks; ++c) {
+    const int64_t n1 = imin(N, (c + 1) * chunk);
+    for (int64_t n = c * chunk; n < n1; ++n) {
+      for (int64_t m0 = 0; m0 < M;) {
+        const int mc = gemv_next_chunk(M - m0);
+        if (m0 == 0) bd_gemv_row_dispatch<true>(mc, base + n * K, K, xb + m0 * K2, K2, Y + m0 * ldy + n, ldy);
+        else bd_gemv_row_dispatch<false>(mc, base + n * K, K, xb + m0 * K2, K2, Y + m0 * ldy + n, ldy);
+        m0 += mc;
+      }
+    }
   }
 }
 

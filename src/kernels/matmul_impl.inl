@@ -49,11 +49,24 @@ inline float wscalar(const void* base, int64_t i) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Decode regime (small M): stream each weight row once, FMA against all M rows of X.
-// K is processed in blocks of 2L elements. For bf16 weights a block is loaded as L 32-bit lanes;
-// (lane << 16) gives the even elements and (lane & 0xffff0000) the odd ones, so X is pre-permuted
-// per block into [even | odd] order. For f32/f16 a block is [first L | next L] and X is copied as is.
-// K is zero-padded to a whole block (X in the scratch copy, W through a small stack buffer).
+// Decode regime (small M): the weight rows are streamed once, in memory order, one row at a time.
+// One row at a time keeps the access perfectly sequential, which the hardware prefetchers (and one
+// software prefetch per cache line) turn into close to the machine's read bandwidth; interleaving
+// several rows measured 20-30% slower on Zen 3 (tools/bench: BM_Matmul M=1).
+//
+// K is processed in blocks of 4L elements (bf16 on AVX2: one 64-byte line), split into four quarters of
+// L; quarters 0 and 2 go to one accumulator per row of X, 1 and 3 to another (two chains of two FMAs
+// per block keep up with the memory at M = 1; at larger M the X rows give the independent chains, and
+// fewer accumulators let more X rows share one pass over the weight row). For bf16 a half block of 2L elements is loaded as L 32-bit lanes; (lane << 16)
+// gives the even elements and (lane & 0xffff0000) the odd ones, so X is pre-permuted per half block into
+// [even | odd] order. For f32/f16 the quarters are consecutive L elements and X is copied as is. K is
+// zero-padded to a whole block (X in the scratch copy, W through a small stack buffer).
+//
+// Reduction order of an output (row n, X row m): acc0 takes quarters 0, 2 of blocks 0, 1, ... in order,
+// acc1 quarters 1, 3; the result is hsum(acc0 + acc1). It depends on K only: never on M, on how X rows are
+// chunked, or on the thread count.
+
+constexpr int64_t kGB = 4 * kL;  // K elements per block
 
 template <WeightType WT>
 void gemv_prep_x(const float* X, int64_t M, int64_t ldx, int64_t K, int64_t K2, float* xp) {
@@ -75,136 +88,107 @@ void gemv_prep_x(const float* X, int64_t M, int64_t ldx, int64_t K, int64_t K2, 
   }
 }
 
-constexpr int64_t kGemvPrefetchBytes = 32768;  // software prefetch distance (into L2), whole weight rows
+// Software prefetch distance (into L1) along the row stream. Only the first X chunk of a row
+// prefetches; later chunks re-read the row from L1.
+constexpr int64_t kGemvPrefetchBytes = 1024;
 
-// Half h (0: even / first L elements, 1: odd / next L) of the 2L-element weight block at p, as fp32.
+// Quarter q of the 4L-element weight block at p, as fp32.
 template <WeightType WT>
-inline VF gemv_w(const char* p, int h) {
+inline VF gemv_w(const char* p, int q) {
   if constexpr (WT == WeightType::kBF16) {
-    return h == 0 ? V::bf16_even(reinterpret_cast<const uint16_t*>(p)) : V::bf16_odd(reinterpret_cast<const uint16_t*>(p));
+    const uint16_t* h = reinterpret_cast<const uint16_t*>(p) + (q >> 1) * 2 * kL;
+    return (q & 1) == 0 ? V::bf16_even(h) : V::bf16_odd(h);
   } else if constexpr (WT == WeightType::kF16) {
-    return V::f16(reinterpret_cast<const uint16_t*>(p) + h * kL);
+    return V::f16(reinterpret_cast<const uint16_t*>(p) + q * kL);
   } else {
-    return V::load(reinterpret_cast<const float*>(p) + h * kL);
+    return V::load(reinterpret_cast<const float*>(p) + q * kL);
   }
-}
-
-// One 2L-element block of K for R weight rows (block pointers wp[r]) and M rows of X (block at x,
-// row stride K2). X is held in registers per half and reused across the R rows. Each accumulator
-// receives its even/first-half FMA, then its odd/second-half FMA.
-template <WeightType WT, int M, int R>
-inline void gemv_step(const char* const* wp, const float* x, int64_t K2, VF (&acc)[R][M]) {
-#pragma GCC unroll 2
-  for (int h = 0; h < 2; ++h) {
-    VF xv[M];
-#pragma GCC unroll 16
-    for (int m = 0; m < M; ++m) xv[m] = V::load(x + m * K2 + h * kL);
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      const VF w = gemv_w<WT>(wp[r], h);
-#pragma GCC unroll 16
-      for (int m = 0; m < M; ++m) acc[r][m] = V::fma(xv[m], w, acc[r][m]);
-    }
-  }
-}
-
-// R consecutive weight rows starting at n0, M rows of X. The per-row instruction sequence is the same
-// for every R, so a row's result does not depend on how rows are grouped.
-template <WeightType WT, int M, int R>
-void gemv_rows(const float* xp, int64_t K2, const WeightMatrix& W, int64_t n0, float* Y, int64_t ldy) {
-  constexpr int64_t es = wbytes<WT>();
-  const int64_t K = W.cols;
-  const int64_t rs = K * es;  // row stride in bytes
-  const char* base = static_cast<const char*>(W.data) + n0 * rs;
-  VF acc[R][M];
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 16
-    for (int m = 0; m < M; ++m) acc[r][m] = V::zero();
-  const int64_t nfull = K / (2 * kL);
-  const int64_t pf = cdiv(kGemvPrefetchBytes, rs) * rs;
-  const char* wp[R];
-  for (int64_t blk = 0; blk < nfull; ++blk) {
-    const int64_t k = blk * 2 * kL;
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      wp[r] = base + r * rs + k * es;
-      _mm_prefetch(wp[r] + pf, _MM_HINT_T1);  // same offset, whole rows ahead: one line per line used
-    }
-    gemv_step<WT, M, R>(wp, xp + k, K2, acc);
-  }
-  const int64_t k = nfull * 2 * kL;
-  if (k < K) {  // partial last block: zero-padded copies of the weight rows (X is zero-padded already)
-    alignas(64) unsigned char buf[R][2 * kL * es];
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      std::memset(buf[r], 0, sizeof(buf[r]));
-      std::memcpy(buf[r], base + r * rs + k * es, static_cast<size_t>((K - k) * es));
-      wp[r] = reinterpret_cast<const char*>(buf[r]);
-    }
-    gemv_step<WT, M, R>(wp, xp + k, K2, acc);
-  }
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 16
-    for (int m = 0; m < M; ++m) Y[m * ldy + n0 + r] = V::hsum(acc[r][m]);
-}
-
-// X rows are processed in chunks of up to kGemvMC rows, R weight rows at a time, so that R * MC
-// accumulators (plus the weight registers) fit the register file: 12 of 16 ymm, 24 of 32 zmm. With
-// M > kGemvMC a block of weight rows is streamed from memory once and re-read from L1/L2 per chunk.
-constexpr int kGemvMC = kL == 16 ? 8 : 4;
-constexpr int kGemvRegs = kL == 16 ? 32 : 16;
-constexpr int64_t kGemvRowBlock = 24;  // weight rows per scheduling unit (a multiple of every R)
-constexpr int64_t kGemvParallelBytes = int64_t(1) << 19;  // smaller weight matrices: single-threaded
-constexpr int64_t kGemmParallelMacs = int64_t(1) << 21;   // smaller products: single-threaded
-
-template <int MC>
-constexpr int gemv_rows_per_step() {  // R: R*MC accumulators + MC X registers + 2 spare <= kGemvRegs
-  constexpr int rmax = 4;  // (kGemvRowBlock is a multiple of every R; 8 rows for MC = 1 measured slower)
-  return (kGemvRegs - 2 - MC) / MC >= rmax ? rmax : (kGemvRegs - 2 - MC) / MC;
-}
-
-// Rows of X in the next chunk, `rem` rows being left. With 16 registers a chunk of 4 gets only 8
-// accumulators (R = 2), too few independent FMA chains to keep both FMA pipes busy: prefer chunks of 3
-// (R = 3; M = 8 runs as 3 + 3 + 2). M = 4 stays one chunk (measured no slower than 3 + 1).
-inline int gemv_next_chunk(int64_t rem) {
-  if constexpr (kGemvMC == 4) return rem == 4 ? 4 : static_cast<int>(imin(rem, 3));
-  else return static_cast<int>(imin(rem, kGemvMC));
 }
 
 template <WeightType WT, int MC>
-void gemv_chunk(const float* xp, int64_t K2, const WeightMatrix& W, int64_t n0, int64_t n1, float* Y, int64_t ldy) {
-  constexpr int R = gemv_rows_per_step<MC>();
-  int64_t n = n0;
-  for (; n + R <= n1; n += R) gemv_rows<WT, MC, R>(xp, K2, W, n, Y, ldy);
-  for (; n < n1; ++n) gemv_rows<WT, MC, 1>(xp, K2, W, n, Y, ldy);
+inline void gemv_block(const char* p, const float* x, int64_t K2, VF (&acc)[MC][2]) {
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; ++q) {
+    const VF w = gemv_w<WT>(p, q);
+#pragma GCC unroll 8
+    for (int m = 0; m < MC; ++m) acc[m][q & 1] = V::fma(V::load(x + m * K2 + q * kL), w, acc[m][q & 1]);
+  }
 }
 
-template <WeightType WT, int MC = kGemvMC>
-void gemv_chunk_dispatch(int mc, const float* xp, int64_t K2, const WeightMatrix& W, int64_t n0, int64_t n1, float* Y,
-                         int64_t ldy) {
-  if (mc == MC) gemv_chunk<WT, MC>(xp, K2, W, n0, n1, Y, ldy);
-  else if constexpr (MC > 1) gemv_chunk_dispatch<WT, MC - 1>(mc, xp, K2, W, n0, n1, Y, ldy);
+// One weight row (at w, K elements) times MC rows of X (xp, row stride K2): Y[m * ldy].
+template <WeightType WT, int MC, bool PREFETCH>
+void gemv_row(const char* w, int64_t K, const float* xp, int64_t K2, float* y, int64_t ldy) {
+  constexpr int64_t es = wbytes<WT>();
+  constexpr int64_t bb = kGB * es;  // block bytes
+  VF acc[MC][2];
+#pragma GCC unroll 8
+  for (int m = 0; m < MC; ++m) acc[m][0] = acc[m][1] = V::zero();
+  const int64_t nfull = K / kGB;
+  for (int64_t blk = 0; blk < nfull; ++blk) {
+    const char* p = w + blk * bb;
+    if constexpr (PREFETCH) {
+#pragma GCC unroll 4
+      for (int64_t o = 0; o < bb; o += 64) _mm_prefetch(p + kGemvPrefetchBytes + o, _MM_HINT_T0);
+    }
+    gemv_block<WT, MC>(p, xp + blk * kGB, K2, acc);
+  }
+  if (nfull * kGB < K) {  // partial last block: a zero-padded copy (X is zero-padded already)
+    alignas(64) unsigned char buf[bb];
+    std::memset(buf, 0, sizeof(buf));
+    std::memcpy(buf, w + nfull * bb, static_cast<size_t>((K - nfull * kGB) * es));
+    gemv_block<WT, MC>(reinterpret_cast<const char*>(buf), xp + nfull * kGB, K2, acc);
+  }
+#pragma GCC unroll 8
+  for (int m = 0; m < MC; ++m) y[m * ldy] = V::hsum(V::add(acc[m][0], acc[m][1]));
 }
+
+// X rows per pass over a weight row: 2 accumulators each plus one weight quarter within the register
+// file (16 ymm: 6 rows; 32 zmm: 8). X is read from L1 by the FMAs' memory operands. (On Zen 3 the
+// loads, one per FMA, bound this at about half the FMA peak: ~50 GFLOP/s per core at M = 8.)
+constexpr int kGemvMC = kL == 16 ? 8 : 6;
+
+template <WeightType WT, bool PREFETCH, int MC = kGemvMC>
+void gemv_row_dispatch(int mc, const char* w, int64_t K, const float* xp, int64_t K2, float* y, int64_t ldy) {
+  if (mc == MC) gemv_row<WT, MC, PREFETCH>(w, K, xp, K2, y, ldy);
+  else if constexpr (MC > 1) gemv_row_dispatch<WT, PREFETCH, MC - 1>(mc, w, K, xp, K2, y, ldy);
+}
+
+// Rows of X in the next pass, `rem` rows being left: balanced passes (AVX2: 8 = 4 + 4, 7 = 4 + 3).
+inline int gemv_next_chunk(int64_t rem) {
+  const int64_t passes = cdiv(rem, kGemvMC);
+  return static_cast<int>(cdiv(rem, passes));
+}
+
+constexpr int64_t kGemvParallelBytes = int64_t(1) << 19;  // smaller weight matrices: single-threaded
+constexpr int64_t kGemmParallelMacs = int64_t(1) << 21;   // smaller products: single-threaded
 
 template <WeightType WT>
 void gemv(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy) {
   const int64_t K = W.cols, N = W.rows;
-  const int64_t K2 = cdiv(K, 2 * kL) * 2 * kL;
+  const int64_t K2 = cdiv(K, kGB) * kGB;
+  const int64_t rs = K * wbytes<WT>();  // row stride in bytes
   float* xp = static_cast<float*>(kern::scratch(kern::kScratchX, static_cast<size_t>(M * K2 + 1) * sizeof(float)));
   gemv_prep_x<WT>(X, M, ldx, K, K2, xp);
-  const int64_t nblocks = cdiv(N, kGemvRowBlock);
-  // Dynamic scheduling only decides which thread computes a row block, never how: results do not
-  // depend on it, and a thread delayed by the OS does not hold the others up. Small matrices stay on
-  // the calling thread: a fork/join costs more than streaming them.
-#pragma omp parallel for schedule(dynamic, 2) if (N * K * wbytes<WT>() >= kGemvParallelBytes)
-  for (int64_t b = 0; b < nblocks; ++b) {
-    const int64_t n0 = b * kGemvRowBlock, n1 = imin(N, n0 + kGemvRowBlock);
-    for (int64_t m0 = 0; m0 < M;) {
-      const int mc = gemv_next_chunk(M - m0);
-      gemv_chunk_dispatch<WT>(mc, xp + m0 * K2, K2, W, n0, n1, Y + m0 * ldy, ldy);
-      m0 += mc;
+  const bool parallel = N * rs >= kGemvParallelBytes;
+  const int T = parallel ? omp_get_max_threads() : 1;
+  // Contiguous row ranges (long sequential streams), 16 per thread, handed out dynamically: a thread
+  // delayed by the OS does not hold the others up. This decides only who computes a row, never how.
+  const int64_t chunk = imax(8, cdiv(N, int64_t(T) * 16));
+  const int64_t nchunks = cdiv(N, chunk);
+  const char* base = static_cast<const char*>(W.data);
+#pragma omp parallel for schedule(dynamic, 1) if (parallel)
+  for (int64_t c = 0; c < nchunks; ++c) {
+    const int64_t n1 = imin(N, (c + 1) * chunk);
+    for (int64_t n = c * chunk; n < n1; ++n) {
+      const char* w = base + n * rs;
+      bool first = true;
+      for (int64_t m0 = 0; m0 < M;) {
+        const int mc = gemv_next_chunk(M - m0);
+        if (first) gemv_row_dispatch<WT, true>(mc, w, K, xp + m0 * K2, K2, Y + m0 * ldy + n, ldy);
+        else gemv_row_dispatch<WT, false>(mc, w, K, xp + m0 * K2, K2, Y + m0 * ldy + n, ldy);
+        first = false;
+        m0 += mc;
+      }
     }
   }
 }

@@ -1,7 +1,7 @@
 // Kernels for the quantized weight formats Q8 / Q4 (layout in matmul.h). Included by matmul_impl.inl
 // (so once per ISA translation unit, inside its anonymous namespace); written with 256-bit AVX2
 // integer intrinsics only, which every ISA translation unit here can compile (the AVX-512 unit is
-// built with -mavx2 too). Uses imin/cdiv, kNR, transpose8 and kGemvPrefetchBytes from matmul_impl.inl.
+// built with -mavx2 too). Uses imin/imax/cdiv, kNR, transpose8 and kGemvParallelBytes from matmul_impl.inl.
 //
 // Decode (M <= 8): each row of X is quantized to int8 per group of kQuantGroup (the weight groups),
 //   dx = max|x| / 127, qx = round(x / dx) (as llama.cpp's Q8 activations). A group's dot product
@@ -9,11 +9,13 @@
 //   row is streamed once for all M rows of X. Q8 uses the sign trick (|w| · sign(x, w): vpmaddubsw
 //   takes an unsigned and a signed operand; |w|, |x| <= 127 so no pair saturates). Q4 multiplies the
 //   stored nibble u = q + 8 (0..15) directly and subtracts 8·Σqx afterwards, folded in fp32 as
-//   Σ_g dw_g · (8·dx_g·Σqx_g): one FMA per 8 groups per X row, from values prepared with X.
+//   Σ_g dw_g · (8·dx_g·Σqx_g): one FMA per 8 groups per X row, from values prepared with X. Q4 works
+//   on pairs of groups (one 32-byte load gives 64 nibbles), halving the per-byte instruction count.
 //   Error vs fp32 X times the dequantized weights: |Δy| <= Σ_g (dx_g / 2) Σ_{k in g} |w_k| (+ fp32
 //   rounding), i.e. about 0.5% rms of |y| for Gaussian data; see tests/kernels/matmul_quant_test.cc.
-//   Each output's fp32 accumulation is lanewise over the groups in order, then one fixed horizontal
-//   sum: its order depends only on K, never on M, on how rows are grouped, or on the thread count.
+//   Weight rows are streamed one at a time in memory order (see gemv). Each output's fp32
+//   accumulation is lanewise over the groups in order into two alternating accumulators, then one
+//   fixed horizontal sum: its order depends only on K, never on M, on X-row passes, or on threads.
 // GEMM (M > 8): the packed fp32 GEMM with the weights dequantized into its B micro-panels
 //   (value = q · d exactly as weight_row_f32 computes it), so only the weight quantization is lost.
 
@@ -24,25 +26,12 @@ inline float qhsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// Software prefetch of the weight rows (on: measured faster at M = 1 on Zen 3; -DT5G_QUANT_PREFETCH=0 to compare).
-#ifndef T5G_QUANT_PREFETCH
-#define T5G_QUANT_PREFETCH 1
-#endif
-constexpr bool kQPrefetch = T5G_QUANT_PREFETCH;
-#ifndef T5G_QUANT_PREFETCH_BYTES
-#define T5G_QUANT_PREFETCH_BYTES 32768
-#endif
-constexpr int64_t kQPrefetchBytes = T5G_QUANT_PREFETCH_BYTES;  // distance ahead, in whole weight rows
+constexpr int64_t kQPrefetchBytes = 1024;  // software prefetch distance (into L1) along the row stream
 constexpr int64_t kQG = kQuantGroup;  // 32: one group = one 256-bit vector of int8
 static_assert(kQuantGroup == 32, "the quantized kernels assume groups of 32");
 
-template <WeightType WT>
-constexpr int64_t qgroup_bytes() {
-  return WT == WeightType::kQ8 ? kQG : kQG / 2;
-}
-
-// X quantized per group: qx [M][Q] int8, dx [M][Gp] fp32 group scales, cx [M][Gp] fp32 = 8·dx·Σqx (Q4
-// offset correction); groups G..Gp-1 (Gp = G rounded up to 8) have dx = cx = 0.
+// X quantized per group: qx [M][Q] int8 (Q4: pairs of groups interleaved, see qgemv), dx [M][Gp] fp32
+// group scales, cx [M][Gp] fp32 = 8·dx·Σqx (Q4 offset correction); groups past K have dx = cx = 0.
 struct QuantX {
   const int8_t* q;
   const float* d;
@@ -57,7 +46,7 @@ inline void quantize_x_row(const float* x, int64_t K, int64_t Q, int64_t Gp, int
   for (int64_t g = 0; g < G; ++g) {
     alignas(32) float buf[kQG];
     const float* xs = x + g * kQG;
-    if ((g + 1) * kQG > K) {  // the row's last partial group: zero-padded copy
+    if ((g + 1) * kQG > K) {  // the row's last partial group (or a padding group): zero-padded copy
       const int64_t n = K - g * kQG;
       for (int64_t i = 0; i < kQG; ++i) buf[i] = i < n ? xs[i] : 0.f;
       xs = buf;
@@ -93,145 +82,179 @@ inline void quantize_x_row(const float* x, int64_t K, int64_t Q, int64_t Gp, int
   for (int64_t g = G; g < Gp; ++g) d[g] = c[g] = 0.f;
 }
 
-// The scales of R weight rows times those of X, group-major: sdx[g * 8 + r * M + m] = dw[r][g]·dx[m][g]
-// for g < Gp (zero past G), so the main loop broadcasts them from one pointer at constant offsets; and
-// the Q4 offset correction -Σ_g dw_g·cx[m][g] as 8 lanes, the accumulators' starting values.
-template <WeightType WT, int M, int R>
-inline void qrows_scales(const uint16_t* sc, int64_t G, const QuantX& xq, float* sdx, __m256 (&acc)[R][M]) {
-  static_assert(R * M <= 8, "");
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 8
-    for (int m = 0; m < M; ++m) acc[r][m] = _mm256_setzero_ps();
-  for (int64_t g0 = 0; g0 < G; g0 += 8) {
-    __m256 v[8];
-#pragma GCC unroll 8
-    for (int i = R * M; i < 8; ++i) v[i] = _mm256_setzero_ps();
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      __m256 dw;
-      if (g0 + 8 <= G) {
-        dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + r * G + g0)));
-      } else {  // the row's last G - g0 < 8 scales, never reading past them (nor the array)
-        const int n = static_cast<int>(G - g0);
-        const uint16_t* p = sc + r * G + g0;
-        const __m128i pairs = _mm_cmpgt_epi32(_mm_set1_epi32(n / 2), _mm_setr_epi32(0, 1, 2, 3));
-        __m128i h = _mm_maskload_epi32(reinterpret_cast<const int*>(p), pairs);  // whole pairs
-        switch (n) {  // an odd last scale (its lane index must be a constant)
-          case 1: h = _mm_insert_epi16(h, p[0], 0); break;
-          case 3: h = _mm_insert_epi16(h, p[2], 2); break;
-          case 5: h = _mm_insert_epi16(h, p[4], 4); break;
-          case 7: h = _mm_insert_epi16(h, p[6], 6); break;
-          default: break;
-        }
-        dw = _mm256_cvtph_ps(h);
-      }
-#pragma GCC unroll 8
-      for (int m = 0; m < M; ++m) {
-        v[r * M + m] = _mm256_mul_ps(dw, _mm256_loadu_ps(xq.d + m * xq.Gp + g0));
-        if constexpr (WT == WeightType::kQ4)
-          acc[r][m] = _mm256_fnmadd_ps(dw, _mm256_loadu_ps(xq.c + m * xq.Gp + g0), acc[r][m]);
-      }
-    }
-    transpose8(v);
-#pragma GCC unroll 8
-    for (int t = 0; t < 8; ++t) _mm256_store_ps(sdx + (g0 + t) * 8, v[t]);
+// Q4 pairs: the weight bytes of groups 2j, 2j+1 (32 bytes) hold, after (b & 15) and (b >> 4), elements
+// [g0 0..15 | g1 0..15] and [g0 16..31 | g1 16..31]; X is reordered to match, per 64 values.
+inline void q4_pair_order_x(int8_t* q, int64_t Q) {
+  for (int64_t j = 0; j < Q; j += 2 * kQG) {
+    alignas(16) int8_t t[16];
+    std::memcpy(t, q + j + 16, 16);            // g0[16..31]
+    std::memcpy(q + j + 16, q + j + 32, 16);   // g1[0..15]
+    std::memcpy(q + j + 32, t, 16);
   }
 }
 
-// R weight rows starting at n0 times the M quantized rows of X. sdx: scratch of 8·Gp floats (32-byte aligned).
-template <WeightType WT, int M, int R>
-void qgemv_rows(const QuantX& xq, const WeightMatrix& W, int64_t n0, float* Y, int64_t ldy, float* sdx) {
-  constexpr int64_t gb = qgroup_bytes<WT>();
-  const int64_t G = xq.Q / kQG;
-  const int64_t rs = G * gb;  // data row stride, bytes
-  const uint8_t* base = static_cast<const uint8_t*>(W.data) + n0 * rs;
-  const int64_t pf = cdiv(kQPrefetchBytes, rs) * rs;  // prefetch whole rows ahead (same offset)
-  const int64_t pfs = cdiv(kQPrefetchBytes, rs) * G;
+// Weight-row scales dw[g0 .. g0+8) as fp32, zero past the row's G scales. `tail_ok`: the 8 values
+// starting at g0 lie inside the scale array (the next row's scales are then read and masked off).
+inline __m256 load8_scales(const uint16_t* sc, int64_t G, int64_t g0, bool tail_ok) {
+  if (g0 + 8 <= G) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + g0)));
+  if (tail_ok) {
+    const __m256 v = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + g0)));
+    const __m256 keep = _mm256_castsi256_ps(
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(G - g0)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+    return _mm256_and_ps(v, keep);  // also drops an Inf/NaN scale of the next row
+  }
+  alignas(16) uint16_t b[8] = {};
+  for (int64_t i = 0; g0 + i < G && i < 8; ++i) b[i] = sc[g0 + i];
+  return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(b)));
+}
+
+// One Q8 weight row (G groups of 32 bytes at w, scales sc) times MC quantized X rows. Groups are taken
+// in order, 8 at a time with their scales dw·dx formed per block of 8; accumulator g & 1 takes group g;
+// result hsum(acc0 + acc1).
+template <int MC, bool PREFETCH>
+void q8_row(const uint8_t* w, const uint16_t* sc, int64_t G, bool tail_ok, const QuantX& xq, float* y, int64_t ldy) {
+  __m256 acc[MC][2];
+#pragma GCC unroll 8
+  for (int m = 0; m < MC; ++m) acc[m][0] = acc[m][1] = _mm256_setzero_ps();
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  alignas(32) float s8[MC][8];  // broadcast from L1 (a load, not a shuffle: the ALUs are the limit at M > 1)
+  auto step = [&](int64_t g, int t) {
+    const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + g * kQG));
+    const __m256i aw = _mm256_abs_epi8(wv);
+#pragma GCC unroll 8
+    for (int m = 0; m < MC; ++m) {
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq.q + m * xq.Q + g * kQG));
+      const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(x, wv)), ones16));
+      acc[m][t & 1] = _mm256_fmadd_ps(f, _mm256_broadcast_ss(&s8[m][t]), acc[m][t & 1]);
+    }
+  };
+  for (int64_t g0 = 0; g0 < G; g0 += 8) {
+    const __m256 dw = load8_scales(sc, G, g0, tail_ok);
+#pragma GCC unroll 8
+    for (int m = 0; m < MC; ++m) _mm256_store_ps(s8[m], _mm256_mul_ps(dw, _mm256_loadu_ps(xq.d + m * xq.Gp + g0)));
+    if (g0 + 8 <= G) {
+      if constexpr (PREFETCH) {
+#pragma GCC unroll 4
+        for (int o = 0; o < 4; ++o) _mm_prefetch(reinterpret_cast<const char*>(w + g0 * kQG) + kQPrefetchBytes + 64 * o, _MM_HINT_T0);
+      }
+#pragma GCC unroll 8
+      for (int t = 0; t < 8; ++t) step(g0 + t, t);
+    } else {
+      for (int t = 0; g0 + t < G; ++t) step(g0 + t, t);
+    }
+  }
+#pragma GCC unroll 8
+  for (int m = 0; m < MC; ++m) y[m * ldy] = qhsum(_mm256_add_ps(acc[m][0], acc[m][1]));
+}
+
+// One Q4 weight row (G groups of 16 bytes at w) times MC quantized X rows (pair order). Pair j (groups
+// 2j, 2j+1: one 32-byte load) goes to accumulator j & 1; its products' lanes 0-3 belong to group 2j,
+// lanes 4-7 to 2j+1, scaled by a vector permuted from the 8 group scales dw·dx of its block of 4
+// pairs, formed in registers. The offset correction -Σ dw·cx accumulates lanewise per block of 8
+// groups; result hsum((acc0 + acc1) + corr).
+template <int MC, bool PREFETCH>
+void q4_row(const uint8_t* w, const uint16_t* sc, int64_t G, bool tail_ok, const QuantX& xq, float* y, int64_t ldy) {
+  __m256 acc[MC][2], corr[MC], s8[MC];
+#pragma GCC unroll 8
+  for (int m = 0; m < MC; ++m) acc[m][0] = acc[m][1] = corr[m] = _mm256_setzero_ps();
   const __m256i ones16 = _mm256_set1_epi16(1);
   const __m256i low4 = _mm256_set1_epi8(0x0f);
-  const __m256i shifts = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
-  __m256 acc[R][M];
-  const uint16_t* sc = W.scales + n0 * G;
-  for (int64_t o = 0; kQPrefetch && o < R * G * 2; o += 64) _mm_prefetch(reinterpret_cast<const char*>(sc + pfs) + o, _MM_HINT_T1);
-  qrows_scales<WT, M, R>(sc, G, xq, sdx, acc);
-  for (int64_t g = 0; g < G; ++g) {
-    if (kQPrefetch && (g * gb) % 64 == 0) {
+  auto step = [&](const uint8_t* wp, int64_t j, int t) {
+    const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp));
+    const __m256i lo = _mm256_and_si256(wv, low4);
+    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(wv, 4), low4);
+    const __m256i idx = _mm256_add_epi32(_mm256_set1_epi32(2 * t), _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(base + r * rs + g * gb) + pf, _MM_HINT_T1);
+    for (int m = 0; m < MC; ++m) {
+      const int8_t* xp = xq.q + m * xq.Q + j * 2 * kQG;
+      const __m256i p = _mm256_add_epi16(
+          _mm256_maddubs_epi16(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp))),
+          _mm256_maddubs_epi16(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + kQG))));
+      const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones16));
+      acc[m][t & 1] = _mm256_fmadd_ps(f, _mm256_permutevar8x32_ps(s8[m], idx), acc[m][t & 1]);
     }
+  };
+  const int64_t P = G / 2;  // whole pairs in the row
+  for (int64_t g0 = 0; g0 < G; g0 += 8) {
+    const __m256 dw = load8_scales(sc, G, g0, tail_ok);
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      const uint8_t* wp = base + r * rs + g * gb;
-      __m256i w;
-      if constexpr (WT == WeightType::kQ8) {
-        w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp));
-      } else {  // bytes 0..15 twice; low nibbles in the low half, high nibbles in the high half
-        w = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wp)));
-        w = _mm256_and_si256(_mm256_srlv_epi32(w, shifts), low4);
+    for (int m = 0; m < MC; ++m) {
+      s8[m] = _mm256_mul_ps(dw, _mm256_loadu_ps(xq.d + m * xq.Gp + g0));
+      corr[m] = _mm256_fnmadd_ps(dw, _mm256_loadu_ps(xq.c + m * xq.Gp + g0), corr[m]);
+    }
+    const int64_t j0 = g0 / 2;
+    if (j0 + 4 <= P) {
+      if constexpr (PREFETCH) {
+        _mm_prefetch(reinterpret_cast<const char*>(w + j0 * kQG) + kQPrefetchBytes, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(w + j0 * kQG) + kQPrefetchBytes + 64, _MM_HINT_T0);
       }
-      const __m256i aw = WT == WeightType::kQ8 ? _mm256_abs_epi8(w) : w;
-#pragma GCC unroll 8
-      for (int m = 0; m < M; ++m) {
-        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq.q + m * xq.Q + g * kQG));
-        const __m256i p = WT == WeightType::kQ8 ? _mm256_maddubs_epi16(aw, _mm256_sign_epi8(x, w))
-                                                : _mm256_maddubs_epi16(aw, x);
-        const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones16));
-        acc[r][m] = _mm256_fmadd_ps(f, _mm256_broadcast_ss(sdx + g * 8 + r * M + m), acc[r][m]);
+#pragma GCC unroll 4
+      for (int t = 0; t < 4; ++t) step(w + (j0 + t) * kQG, j0 + t, t);
+    } else {
+      int t = 0;
+      for (; j0 + t < P; ++t) step(w + (j0 + t) * kQG, j0 + t, t);
+      if (G % 2 != 0) {  // a last single group: a zero-padded copy (its partner's X and scale are zero)
+        alignas(32) uint8_t buf[kQG] = {};
+        std::memcpy(buf, w + P * kQG, kQG / 2);
+        step(buf, P, t);
       }
     }
   }
 #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 8
-    for (int m = 0; m < M; ++m) Y[m * ldy + n0 + r] = qhsum(acc[r][m]);
+  for (int m = 0; m < MC; ++m) y[m * ldy] = qhsum(_mm256_add_ps(_mm256_add_ps(acc[m][0], acc[m][1]), corr[m]));
 }
 
-// Weight rows per step: R·M <= 8 accumulators (of 16 ymm registers); 8 rows at M = 1 so that enough
-// independent FMA chains hide the FMA latency (one FMA per group per accumulator).
-template <int M>
-constexpr int qgemv_rows_per_step() {
-  return M == 1 ? 8 : M <= 2 ? 4 : M <= 4 ? 2 : 1;
+// X rows per pass over a quantized weight row.
+constexpr int kQGemvMC = 4;
+
+template <WeightType WT, bool PREFETCH, int MC = kQGemvMC>
+void qrow_dispatch(int mc, const uint8_t* w, const uint16_t* sc, int64_t G, bool tail_ok, const QuantX& xq, float* y,
+                   int64_t ldy) {
+  if (mc == MC) {
+    if constexpr (WT == WeightType::kQ8) q8_row<MC, PREFETCH>(w, sc, G, tail_ok, xq, y, ldy);
+    else q4_row<MC, PREFETCH>(w, sc, G, tail_ok, xq, y, ldy);
+  } else if constexpr (MC > 1) {
+    qrow_dispatch<WT, PREFETCH, MC - 1>(mc, w, sc, G, tail_ok, xq, y, ldy);
+  }
 }
 
-template <WeightType WT, int M>
-void qgemv_block(const QuantX& xq, const WeightMatrix& W, int64_t n0, int64_t n1, float* Y, int64_t ldy, float* sdx) {
-  constexpr int R = qgemv_rows_per_step<M>();
-  int64_t n = n0;
-  for (; n + R <= n1; n += R) qgemv_rows<WT, M, R>(xq, W, n, Y, ldy, sdx);
-  for (; n < n1; ++n) qgemv_rows<WT, M, 1>(xq, W, n, Y, ldy, sdx);
-}
-
-template <WeightType WT, int M = 8>
-void qgemv_block_dispatch(int mc, const QuantX& xq, const WeightMatrix& W, int64_t n0, int64_t n1, float* Y, int64_t ldy,
-                          float* sdx) {
-  if (mc == M) qgemv_block<WT, M>(xq, W, n0, n1, Y, ldy, sdx);
-  else if constexpr (M > 1) qgemv_block_dispatch<WT, M - 1>(mc, xq, W, n0, n1, Y, ldy, sdx);
-}
-
-constexpr int64_t kQGemvRowBlock = 16;  // weight rows per scheduling unit (a multiple of every R)
-
-// Y = X·Wᵀ for M <= 8 and a Q8/Q4 W.
+// Y = X·Wᵀ for M <= 8 and a Q8/Q4 W: rows streamed one at a time in memory order (as gemv).
 template <WeightType WT>
 void qgemv(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy) {
   const int64_t K = W.cols, N = W.rows;
-  const int64_t Q = quant_padded_cols(K), G = Q / kQG, Gp = cdiv(G, 8) * 8;
+  const int64_t G = quant_padded_cols(K) / kQG;                                   // weight groups per row
+  const int64_t Q = WT == WeightType::kQ4 ? cdiv(G, 2) * 2 * kQG : G * kQG;      // X row stride (Q4: whole pairs)
+  const int64_t Gp = cdiv(Q / kQG, 8) * 8;
+  const int64_t rs = WT == WeightType::kQ8 ? G * kQG : G * kQG / 2;  // data row stride, bytes
   // Scratch: qx [M][Q] int8 (+32 so a 256-bit load never passes the end), then dx, cx [M][Gp] fp32.
   const size_t qbytes = static_cast<size_t>(cdiv(M * Q + 32, 64) * 64);
   char* s = static_cast<char*>(kern::scratch(kern::kScratchX, qbytes + static_cast<size_t>(2 * M * Gp) * sizeof(float)));
   int8_t* qx = reinterpret_cast<int8_t*>(s);
   float* dx = reinterpret_cast<float*>(s + qbytes);
   float* cx = dx + M * Gp;
-  for (int64_t m = 0; m < M; ++m) quantize_x_row(X + m * ldx, K, Q, Gp, qx + m * Q, dx + m * Gp, cx + m * Gp);
-  const QuantX xq{qx, dx, cx, Q, Gp};
-  const int64_t nblocks = cdiv(N, kQGemvRowBlock);
-  const int mc = static_cast<int>(M);
-  // Dynamic scheduling decides only which thread computes a row block, never how (see gemv).
-#pragma omp parallel for schedule(dynamic, 2) if (weight_matrix_bytes(W) >= kGemvParallelBytes)
-  for (int64_t b = 0; b < nblocks; ++b) {
-    const int64_t n0 = b * kQGemvRowBlock, n1 = imin(N, n0 + kQGemvRowBlock);
-    float* sdx = static_cast<float*>(kern::scratch(kern::kScratchA, static_cast<size_t>(8 * Gp) * sizeof(float)));
-    qgemv_block_dispatch<WT>(mc, xq, W, n0, n1, Y, ldy, sdx);
+  for (int64_t m = 0; m < M; ++m) {
+    quantize_x_row(X + m * ldx, K, Q, Gp, qx + m * Q, dx + m * Gp, cx + m * Gp);
+    if constexpr (WT == WeightType::kQ4) q4_pair_order_x(qx + m * Q, Q);
+  }
+  const bool parallel = weight_matrix_bytes(W) >= kGemvParallelBytes;
+  const int T = parallel ? omp_get_max_threads() : 1;
+  const int64_t chunk = imax(8, cdiv(N, int64_t(T) * 16));  // contiguous row ranges, as in gemv
+  const int64_t nchunks = cdiv(N, chunk);
+  const uint8_t* base = static_cast<const uint8_t*>(W.data);
+#pragma omp parallel for schedule(dynamic, 1) if (parallel)
+  for (int64_t c = 0; c < nchunks; ++c) {
+    const int64_t n1 = imin(N, (c + 1) * chunk);
+    for (int64_t n = c * chunk; n < n1; ++n) {
+      const bool tail_ok = (n + 1) * G + imax(0, 8 - G % 8) <= N * G;  // 8 scales at the last block stay in the array
+      for (int64_t m0 = 0; m0 < M;) {
+        const int64_t passes = cdiv(M - m0, kQGemvMC);
+        const int mc = static_cast<int>(cdiv(M - m0, passes));
+        const QuantX xq{qx + m0 * Q, dx + m0 * Gp, cx + m0 * Gp, Q, Gp};
+        if (m0 == 0) qrow_dispatch<WT, true>(mc, base + n * rs, W.scales + n * G, G, tail_ok, xq, Y + m0 * ldy + n, ldy);
+        else qrow_dispatch<WT, false>(mc, base + n * rs, W.scales + n * G, G, tail_ok, xq, Y + m0 * ldy + n, ldy);
+        m0 += mc;
+      }
+    }
   }
 }
 
