@@ -53,6 +53,116 @@ int64_t score_stride(int64_t n) {
 
 }  // namespace
 
+// Long key spans (full-attention layers over long inputs): blocks of kTileRows query rows, Q·Kᵀ by key
+// tiles of kTileKeys (K read in place, transposed per tile), so each K/V element fetched serves 96 query
+// rows (the short-span path below reads a pre-transposed Kᵀ whose rows lie L floats apart and re-streams
+// it for every block of 18-48 rows, which made it memory-bound past a few thousand keys).
+//   fp32: online softmax (flash-attention style); nothing larger than a [96, 512] score tile exists.
+//     Per row, running max m and sum l; a tile raising m to m' rescales l and the output accumulator
+//     by exp(m - m'); out = acc / l. Differs from the exact softmax only by the fp32 rounding of the
+//     rescales (~1e-7 relative).
+//   reduced precision: the reference rounds the normalised probabilities before P·V, which needs each
+//     row's final max and sum first; the block keeps its finished score rows ([96, span] per thread,
+//     linear in the length: 50 MB at 128K keys) and rounds them exactly as the short-span path does.
+constexpr int64_t kTiledMinSpan = 4096;  // key spans above this take the tiled path
+constexpr int64_t kTileKeys = 512;
+constexpr int64_t kTileRows = 96;  // a multiple of 6 (the AVX2 GEMM tile height) and of 12 (AVX-512)
+
+static void attention_tiled(const float* q, int64_t ldq, const float* k, const float* v, int64_t ldkv, float* out,
+                     int64_t ldo, int64_t L, Band band, const AttnParams& p) {
+  const RowKernels& rk = row_kernels();
+  const int64_t hd = p.head_dim;
+  const int64_t group = p.num_heads / p.num_kv_heads;
+  const bool exact_probs = p.precision != Precision::kF32;
+  const float* cap = p.softcap ? &*p.softcap : nullptr;
+  const int64_t n_qblocks = (L + kTileRows - 1) / kTileRows;
+  const int64_t lds = score_stride(kTileKeys);
+#pragma omp parallel
+  {
+    std::vector<float> scores(static_cast<size_t>(kTileRows * lds));
+    std::vector<float> acc(static_cast<size_t>(kTileRows * hd));
+    std::vector<float> mx(static_cast<size_t>(kTileRows)), sum(static_cast<size_t>(kTileRows));
+    std::vector<float> wide;  // reduced precision: the block's score rows over the whole span
+#pragma omp for collapse(2) schedule(dynamic, 1)
+    for (int64_t h = 0; h < p.num_heads; ++h) {
+      for (int64_t qb = 0; qb < n_qblocks; ++qb) {
+        const int64_t i0 = qb * kTileRows, i1 = std::min(L, i0 + kTileRows), nq = i1 - i0;
+        const int64_t kvh = h / group;
+        const float* qh = q + i0 * ldq + h * hd;
+        const int64_t k_lo = std::max<int64_t>(0, i0 - band.behind);
+        const int64_t k_hi = std::min<int64_t>(L, i1 - 1 + band.ahead + 1);
+        // Scores of the block's rows against keys [t0, t0 + nt), finished (scale, softcap, mask) per row;
+        // each row's tile maximum in tmax.
+        auto tile_scores = [&](int64_t t0, int64_t nt, float* tmax) {
+          gemm_f32(nq, nt, hd, qh, ldq, k + t0 * ldkv + kvh * hd, ldkv, /*b_transposed=*/true, scores.data(), lds, false);
+          for (int64_t r = 0; r < nq; ++r) {
+            const int64_t i = i0 + r;
+            const int64_t lo = std::clamp<int64_t>(i - band.behind - t0, 0, nt);
+            const int64_t hi = std::clamp<int64_t>(i + band.ahead + 1 - t0, lo, nt);
+            tmax[r] = rk.finish(scores.data() + r * lds, nt, lo, hi, p.scale, cap, p.precision);
+          }
+        };
+        float tmax[kTileRows];
+        std::fill(mx.begin(), mx.end(), -INFINITY);
+        std::fill(sum.begin(), sum.end(), 0.f);
+        std::fill(acc.begin(), acc.end(), 0.f);
+        if (exact_probs) {
+          // All of the block's finished scores ([nq, span], linear in the length), then per row the
+          // max, exp and sum over the whole row and the rounded probabilities, then one P·V.
+          const int64_t ns = k_hi - k_lo, ldw = score_stride(ns);
+          if (wide.size() < static_cast<size_t>(nq * ldw)) wide.resize(static_cast<size_t>(nq * ldw));
+          for (int64_t t0 = k_lo; t0 < k_hi; t0 += kTileKeys)
+            gemm_f32(nq, std::min(kTileKeys, k_hi - t0), hd, qh, ldq, k + t0 * ldkv + kvh * hd, ldkv,
+                     /*b_transposed=*/true, wide.data() + (t0 - k_lo), ldw, false);
+          for (int64_t r = 0; r < nq; ++r) {
+            float* s = wide.data() + r * ldw;
+            const int64_t i = i0 + r;
+            const float m = rk.finish(s, ns, std::clamp<int64_t>(i - band.behind - k_lo, 0, ns),
+                                      std::clamp<int64_t>(i + band.ahead + 1 - k_lo, 0, ns), p.scale, cap, p.precision);
+            const float total = rk.exp_sum(s, ns, m);
+            rk.scale_round(s, ns, total > 0.f ? 1.f / total : 0.f, p.precision);  // fully masked row -> zeros
+          }
+          gemm_f32(nq, hd, ns, wide.data(), ldw, v + k_lo * ldkv + kvh * hd, ldkv, /*b_transposed=*/false, acc.data(), hd,
+                   false);
+          for (int64_t r = 0; r < nq; ++r) {
+            float* o = out + (i0 + r) * ldo + h * hd;
+            std::copy(acc.begin() + r * hd, acc.begin() + (r + 1) * hd, o);
+            rk.round(o, hd, p.precision);
+          }
+        } else {
+          for (int64_t t0 = k_lo; t0 < k_hi; t0 += kTileKeys) {
+            const int64_t nt = std::min(kTileKeys, k_hi - t0);
+            tile_scores(t0, nt, tmax);
+            for (int64_t r = 0; r < nq; ++r) {
+              float* s = scores.data() + r * lds;
+              const float m1 = std::max(mx[r], tmax[r]);
+              if (m1 == -INFINITY) {  // nothing visible yet: this tile's probabilities are all zero
+                std::fill(s, s + nt, 0.f);
+                continue;
+              }
+              if (mx[r] != -INFINITY && mx[r] != m1) {
+                const float a = std::exp(mx[r] - m1);
+                sum[r] *= a;
+                for (int64_t d = 0; d < hd; ++d) acc[r * hd + d] *= a;
+              }
+              sum[r] += rk.exp_sum(s, nt, m1);
+              mx[r] = m1;
+            }
+            gemm_f32(nq, hd, nt, scores.data(), lds, v + t0 * ldkv + kvh * hd, ldkv, /*b_transposed=*/false, acc.data(),
+                     hd, true);
+          }
+          for (int64_t r = 0; r < nq; ++r) {
+            float* o = out + (i0 + r) * ldo + h * hd;
+            const float f = sum[r] > 0.f ? 1.f / sum[r] : 0.f;
+            for (int64_t d = 0; d < hd; ++d) o[d] = acc[r * hd + d] * f;
+            rk.round(o, hd, p.precision);
+          }
+        }
+      }
+    }
+  }
+}
+
 // Exact softmax per query row, without an online rescale: for a block of query rows, all scores
 // against the block's key span are formed at once (the span is at most the band plus the block, so
 // memory stays [rows, L]), then per row the maximum, exp and sum, exactly as the reference's
@@ -61,6 +171,10 @@ int64_t score_stride(int64_t n) {
 // by 1/sum. Each score is computed once.
 void attention_banded(const float* q, int64_t ldq, const float* k, const float* v, int64_t ldkv, float* out,
                       int64_t ldo, int64_t L, Band band, const AttnParams& p) {
+  if (std::min(L, band.behind + band.ahead + 1) > kTiledMinSpan) {
+    attention_tiled(q, ldq, k, v, ldkv, out, ldo, L, band, p);
+    return;
+  }
   const RowKernels& rk = row_kernels();
   const int64_t hd = p.head_dim;
   const int64_t group = p.num_heads / p.num_kv_heads;

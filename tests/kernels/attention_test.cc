@@ -102,7 +102,13 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{300, 2, 1, 24, 31, 32, Precision::kF16, false},
                       Case{2100, 1, 1, 8, 2100, 2100, Precision::kBF16, false},
                       Case{2100, 1, 1, 8, 2100, 2100, Precision::kF32, true},
-                      Case{70, 3, 3, 13, 0, 0, Precision::kF32, false}));
+                      Case{70, 3, 3, 13, 0, 0, Precision::kF32, false},
+                      // Key spans over 4096: the tiled online-softmax path (full and asymmetric bands,
+                      // partial last tiles and query blocks, rows with fully masked tiles).
+                      Case{4200, 2, 1, 16, 4200, 4200, Precision::kF32, false},
+                      Case{4200, 2, 1, 16, 4200, 4200, Precision::kBF16, true},
+                      Case{4700, 1, 1, 8, 2600, 1700, Precision::kF32, true},
+                      Case{4700, 1, 1, 8, 2600, 1700, Precision::kBF16, false}));
 
 TEST(AttentionRow, MatchesNaiveOverSpans) {
   for (Precision pr : {Precision::kF32, Precision::kBF16})

@@ -231,6 +231,32 @@ TEST(MatmulQuant, MatchesReferenceOddShapes) {
     }
 }
 
+// The decode kernels read a row's last block of 8 scales as one vector, past the row's own scales
+// when they can (into the next row's) and mask the extra lanes off: an Inf or NaN scale in the next
+// row must not reach this row's outputs (Inf · 0 would be NaN).
+TEST(MatmulQuant, NextRowNonFiniteScaleDoesNotLeak) {
+  std::mt19937 rng(33);
+  for (WeightType t : {WeightType::kQ8, WeightType::kQ4})
+    for (int64_t K : {int64_t(50), int64_t(300), int64_t(650)}) {  // 2, 10, 21 groups: a partial block of 8
+      QWeights w = make_qweights(t, 4, K, rng, 0.05f);
+      const int64_t G = quant_padded_cols(K) / kQuantGroup;
+      w.scales[1 * G] = 0x7c00;      // +Inf in row 1's first scale
+      w.scales[3 * G + 1] = 0x7e00;  // NaN in row 3's second scale
+      for (int64_t M : {int64_t(1), int64_t(5)}) {
+        const std::vector<float> x = make_x(M, K, rng);
+        for (Isa isa : simd_isas()) {
+          std::vector<float> y(static_cast<size_t>(M * 4));
+          matmul_isa(isa, x.data(), M, K, w.matrix(), y.data(), 4);
+          for (int64_t m = 0; m < M; ++m) {
+            EXPECT_TRUE(std::isfinite(y[m * 4 + 0])) << weight_type_name(t) << " K=" << K << " M=" << M;
+            EXPECT_TRUE(std::isfinite(y[m * 4 + 2])) << weight_type_name(t) << " K=" << K << " M=" << M;
+            EXPECT_FALSE(std::isfinite(y[m * 4 + 3])) << "row 3 has a NaN scale: " << weight_type_name(t);
+          }
+        }
+      }
+    }
+}
+
 // Several K blocks and N blocks of the GEMM, many row blocks of the decode path, multithreaded.
 TEST(MatmulQuant, MatchesReferenceLargeBlocks) {
   std::mt19937 rng(22);

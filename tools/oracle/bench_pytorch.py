@@ -7,6 +7,13 @@ project and the checkpoint, e.g. from /work:
 ORACLE_DTYPE: bf16 | fp32 (the dtype the model runs in); ORACLE_ATTN: sdpa | eager;
 ORACLE_LENGTHS (128,512,2048), ORACLE_BATCHES (1,8), ORACLE_TOKENS (32), ORACLE_REPEATS (3),
 ORACLE_IMAGE (1: time one image through the vision tower + projector).
+
+Debian's torch does its fp32 matrix products through whatever libblas.so.3 the alternatives system
+points to. The oracle chroot from setup.sh has only the reference (netlib) BLAS, which makes PyTorch
+10-50x slower than it is with an optimized one; install OpenBLAS in the chroot first:
+  chroot ~/.cache/t5g-oracle/sid sh -c 'apt-get -o Acquire::Check-Valid-Until=false update &&
+    apt-get -o Acquire::Check-Valid-Until=false install -y libopenblas0-pthread'
+The JSON records the BLAS library the process loaded ("blas").
 """
 import json, os, statistics, time
 import torch
@@ -48,7 +55,14 @@ def generate(x, n):
                           do_sample=False, num_beams=1)
 
 
-out = {"engine": "pytorch", "torch": torch.__version__, "dtype": env("ORACLE_DTYPE", "bf16"), "attn": attn,
+def loaded_blas():
+    torch.randn(64, 64) @ torch.randn(64, 64)  # make sure the BLAS is loaded
+    with open("/proc/self/maps") as f:
+        libs = {line.split()[-1] for line in f if "blas" in line}
+    return sorted(os.path.basename(x) for x in libs)
+
+
+out = {"engine": "pytorch", "torch": torch.__version__, "blas": loaded_blas(), "dtype": env("ORACLE_DTYPE", "bf16"), "attn": attn,
        "threads": threads, "model": path, "load_s": load_s}
 with torch.inference_mode():
     enc, ftl = [], []
