@@ -1,5 +1,7 @@
 #include "kernels/attention.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -234,32 +236,67 @@ void attention_banded(const float* q, int64_t ldq, const float* k, const float* 
 }
 
 // The same softmax for one query row over the union of the spans (their scores side by side).
+// The query heads that share a kv head (all four in the 270m/1b: multi-query attention) walk the keys
+// together in chunks of kRowChunk, so each K and V row comes from memory once per token rather than once
+// per head; with many keys (long inputs) the heads are split over the threads. Per element the
+// arithmetic is the same whatever the chunking or the thread count: a key's dot product is one
+// dot_rows call, and P·V accumulates each output element over the keys in order (the accumulator
+// goes through memory between chunks, exactly).
+constexpr int64_t kRowChunk = 64;             // keys per chunk (64 KiB of K or V at head_dim 256)
+constexpr int64_t kRowParallelKeys = 2048;    // fewer keys: one thread (a fork costs more)
+
 void attention_row(const float* q, const KvSpan* spans, int n_spans, float* out, const AttnParams& p) {
   const RowKernels& rk = row_kernels();
-  const int64_t hd = p.head_dim;
+  const int64_t hd = p.head_dim, H = p.num_heads;
   const int64_t group = p.num_heads / p.num_kv_heads;
   const bool exact_probs = p.precision != Precision::kF32;
   const float* cap = p.softcap ? &*p.softcap : nullptr;
   int64_t n = 0;
   for (int si = 0; si < n_spans; ++si) n += spans[si].n;
-  std::vector<float> scores(static_cast<size_t>(n));
-  std::vector<float> acc(static_cast<size_t>(hd));
-  for (int64_t h = 0; h < p.num_heads; ++h) {
-    const float* qh = q + h * hd;
-    const int64_t kvh = h / group;
-    for (int si = 0, c = 0; si < n_spans; c += spans[si].n, ++si)
-      rk.dot(qh, spans[si].k + kvh * hd, spans[si].ld, spans[si].n, hd, scores.data() + c);
-    const float mx = rk.finish(scores.data(), n, 0, n, p.scale, cap, p.precision);
-    const float sum = rk.exp_sum(scores.data(), n, mx);
-    const float f = sum > 0.f ? 1.f / sum : 0.f;
-    if (exact_probs) rk.scale_round(scores.data(), n, f, p.precision);
-    std::fill(acc.begin(), acc.end(), 0.f);
-    for (int si = 0, c = 0; si < n_spans; c += spans[si].n, ++si)
-      rk.axpy(scores.data() + c, spans[si].v + kvh * hd, spans[si].ld, spans[si].n, hd, acc.data());
-    float* o = out + h * hd;
-    const float g = exact_probs ? 1.f : f;
-    for (int64_t e = 0; e < hd; ++e) o[e] = acc[e] * g;
-    rk.round(o, hd, p.precision);
+  const bool parallel = n >= kRowParallelKeys && !omp_in_parallel();
+#pragma omp parallel if (parallel)
+  {
+    const int64_t T = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t h0 = H * t / T, h1 = H * (t + 1) / T;  // this thread's query heads
+    std::vector<float> scores(static_cast<size_t>(std::max<int64_t>(1, (h1 - h0) * n)));
+    std::vector<float> acc(static_cast<size_t>(std::max<int64_t>(1, (h1 - h0) * hd)));
+    // Per head: 1/sum in fp32 (applied to the output), 1 when the probabilities were rounded.
+    std::vector<float> g(static_cast<size_t>(std::max<int64_t>(1, h1 - h0)));
+    for (int64_t a = h0; a < h1;) {
+      const int64_t kvh = a / group, b = std::min(h1, (kvh + 1) * group);  // heads [a, b) share kv head kvh
+      for (int si = 0, c = 0; si < n_spans; c += spans[si].n, ++si) {
+        const KvSpan& sp = spans[si];
+        for (int64_t c0 = 0; c0 < sp.n; c0 += kRowChunk) {
+          const int64_t nc = std::min(kRowChunk, sp.n - c0);
+          for (int64_t h = a; h < b; ++h)
+            rk.dot(q + h * hd, sp.k + c0 * sp.ld + kvh * hd, sp.ld, nc, hd, scores.data() + (h - h0) * n + c + c0);
+        }
+      }
+      for (int64_t h = a; h < b; ++h) {
+        float* s = scores.data() + (h - h0) * n;
+        const float mx = rk.finish(s, n, 0, n, p.scale, cap, p.precision);
+        const float sum = rk.exp_sum(s, n, mx);
+        const float f = sum > 0.f ? 1.f / sum : 0.f;
+        if (exact_probs) rk.scale_round(s, n, f, p.precision);
+        g[h - h0] = exact_probs ? 1.f : f;
+      }
+      std::fill(acc.begin(), acc.end(), 0.f);
+      for (int si = 0, c = 0; si < n_spans; c += spans[si].n, ++si) {
+        const KvSpan& sp = spans[si];
+        for (int64_t c0 = 0; c0 < sp.n; c0 += kRowChunk) {
+          const int64_t nc = std::min(kRowChunk, sp.n - c0);
+          for (int64_t h = a; h < b; ++h)
+            rk.axpy(scores.data() + (h - h0) * n + c + c0, sp.v + c0 * sp.ld + kvh * hd, sp.ld, nc, hd,
+                    acc.data() + (h - h0) * hd);
+        }
+      }
+      for (int64_t h = a; h < b; ++h) {
+        float* o = out + h * hd;
+        for (int64_t e = 0; e < hd; ++e) o[e] = acc[(h - h0) * hd + e] * g[h - h0];
+        rk.round(o, hd, p.precision);
+      }
+      a = b;
+    }
   }
 }
 
