@@ -268,6 +268,8 @@ BENCHMARK(BM_Attention)
     ->Args({2048, 256, 0, 1})
     ->Args({2048, 256, 512, 1})
     ->Args({2048, 256, 0, 0})
+    ->Args({8192, 256, 0, 1})  // key spans over 4096: the tiled long-input path
+    ->Args({8192, 256, 0, 0})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -55,7 +55,7 @@ int64_t score_stride(int64_t n) {
 
 }  // namespace
 
-// Long key spans (full-attention layers over long inputs): blocks of kTileRows query rows, Q·Kᵀ by key
+// Long key spans (full-attention layers of long inputs): blocks of kTileRows query rows, Q·Kᵀ by key
 // tiles of kTileKeys (K read in place, transposed per tile), so each K/V element fetched serves 96 query
 // rows (the short-span path below reads a pre-transposed Kᵀ whose rows lie L floats apart and re-streams
 // it for every block of 18-48 rows, which made it memory-bound past a few thousand keys).
@@ -66,7 +66,10 @@ int64_t score_stride(int64_t n) {
 //   reduced precision: the reference rounds the normalised probabilities before P·V, which needs each
 //     row's final max and sum first; the block keeps its finished score rows ([96, span] per thread,
 //     linear in the length: 50 MB at 128K keys) and rounds them exactly as the short-span path does.
-constexpr int64_t kTiledMinSpan = 4096;  // key spans above this take the tiled path
+// Key spans above this take the tiled path: 1024 for text heads (head_dim >= 128: measured 75 vs 60
+// GFLOP/s per core at 2048 keys, bench_kernels BM_Attention), 4096 for narrow heads (the vision tower's
+// 72: its 4096-key layers run faster through the pre-transposed Kᵀ of the short-span path).
+inline int64_t tiled_min_span(int64_t head_dim) { return head_dim >= 128 ? 1024 : 4096; }
 constexpr int64_t kTileKeys = 512;
 constexpr int64_t kTileRows = 96;  // a multiple of 6 (the AVX2 GEMM tile height) and of 12 (AVX-512)
 
@@ -173,7 +176,7 @@ static void attention_tiled(const float* q, int64_t ldq, const float* k, const f
 // by 1/sum. Each score is computed once.
 void attention_banded(const float* q, int64_t ldq, const float* k, const float* v, int64_t ldkv, float* out,
                       int64_t ldo, int64_t L, Band band, const AttnParams& p) {
-  if (std::min(L, band.behind + band.ahead + 1) > kTiledMinSpan) {
+  if (std::min(L, band.behind + band.ahead + 1) > tiled_min_span(p.head_dim)) {
     attention_tiled(q, ldq, k, v, ldkv, out, ldo, L, band, p);
     return;
   }

@@ -2,8 +2,9 @@
 // softcap, masked keys skipped, softmax in fp32 (max, exp, sum over the whole row, then the
 // probabilities rounded to the precision before P·V). No seq x seq matrix is formed: a block of
 // query rows holds its scores against its key span only ([rows, span] per thread, so memory stays
-// linear in the sequence length), and each score is computed once. Key spans over 4096 (full layers
-// over long inputs) use blocks of 96 query rows and Q·Kᵀ by key tiles; fp32 then runs an online
+// linear in the sequence length), and each score is computed once. Long key spans (over 1024 keys for
+// head_dim >= 128, over 4096 otherwise: full layers of long inputs) use blocks of 96 query rows and Q·Kᵀ
+// by key tiles; fp32 then runs an online
 // softmax over the tiles (a [96, 512] score tile per thread), reduced precision keeps the block's
 // [96, span] score rows so that the probabilities are rounded exactly as above.
 #pragma once

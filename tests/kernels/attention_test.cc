@@ -103,9 +103,11 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{2100, 1, 1, 8, 2100, 2100, Precision::kBF16, false},
                       Case{2100, 1, 1, 8, 2100, 2100, Precision::kF32, true},
                       Case{70, 3, 3, 13, 0, 0, Precision::kF32, false},
-                      // Key spans over 4096: the tiled online-softmax path (full and asymmetric bands,
+                      // Long key spans: the tiled path (full and asymmetric bands,
                       // partial last tiles and query blocks, rows with fully masked tiles).
                       Case{4200, 2, 1, 16, 4200, 4200, Precision::kF32, false},
+                      Case{1500, 2, 1, 256, 1500, 1500, Precision::kBF16, false},  // wide heads: tiled past 1024
+                      Case{1100, 1, 1, 128, 900, 400, Precision::kF32, true},
                       Case{4200, 2, 1, 16, 4200, 4200, Precision::kBF16, true},
                       Case{4700, 1, 1, 8, 2600, 1700, Precision::kF32, true},
                       Case{4700, 1, 1, 8, 2600, 1700, Precision::kBF16, false}));
