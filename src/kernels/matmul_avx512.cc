@@ -107,23 +107,11 @@ void bd_gemv(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, floa
   uint16_t* xb = static_cast<uint16_t*>(kern::scratch(kern::kScratchX, static_cast<size_t>(M * K2 + 32) * 2));
   for (int64_t m = 0; m < M; ++m)
     for (int64_t k = 0; k < K2; ++k) xb[m * K2 + k] = k < K ? static_cast<uint16_t>(hi16(X[m * ldx + k])) : 0;
-  const bool parallel = N * K * 2 >= kGemvParallelBytes;
-  const int T = parallel ? omp_get_max_threads() : 1;
-  const int64_t chunk = imax(8, cdiv(N, int64_t(T) * 16));
-  const int64_t nchunks = cdiv(N, chunk);
   const uint16_t* base = static_cast<const uint16_t*>(W.data);
-#pragma omp parallel for schedule(dynamic, 1) if (parallel)
-  for (int64_t c = 0; c < nchunks; ++c) {
-    const int64_t n1 = imin(N, (c + 1) * chunk);
-    for (int64_t n = c * chunk; n < n1; ++n) {
-      for (int64_t m0 = 0; m0 < M;) {
-        const int mc = gemv_next_chunk(M - m0);
-        if (m0 == 0) bd_gemv_row_dispatch<true>(mc, base + n * K, K, xb + m0 * K2, K2, Y + m0 * ldy + n, ldy);
-        else bd_gemv_row_dispatch<false>(mc, base + n * K, K, xb + m0 * K2, K2, Y + m0 * ldy + n, ldy);
-        m0 += mc;
-      }
-    }
-  }
+  for_each_row_pass(N, M, kGemvMC, N * K * 2 >= kGemvParallelBytes, [&](int64_t n, int64_t m0, int mc) {
+    if (m0 == 0) bd_gemv_row_dispatch<true>(mc, base + n * K, K, xb + m0 * K2, K2, Y + m0 * ldy + n, ldy);
+    else bd_gemv_row_dispatch<false>(mc, base + n * K, K, xb + m0 * K2, K2, Y + m0 * ldy + n, ldy);
+  });
 }
 
 // GEMM regime: A packed as [k/2][kMR] and B as [k/2][kNR] 32-bit bf16 pairs (low half = even k).

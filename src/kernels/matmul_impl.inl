@@ -153,10 +153,28 @@ void gemv_row_dispatch(int mc, const char* w, int64_t K, const float* xp, int64_
   else if constexpr (MC > 1) gemv_row_dispatch<WT, PREFETCH, MC - 1>(mc, w, K, xp, K2, y, ldy);
 }
 
-// Rows of X in the next pass, `rem` rows being left: balanced passes (AVX2: 8 = 4 + 4, 7 = 4 + 3).
-inline int gemv_next_chunk(int64_t rem) {
-  const int64_t passes = cdiv(rem, kGemvMC);
-  return static_cast<int>(cdiv(rem, passes));
+// The decode kernels' schedule: body(n, m0, mc) for every weight row n and every pass over X rows
+// [m0, m0 + mc), passes of at most max_mc rows, balanced (max_mc 6: 8 rows = 4 + 4, 7 = 4 + 3); the pass
+// with m0 == 0 streams the row from memory, later ones re-read it from L1. Rows go out in contiguous
+// ranges (long sequential streams), 16 per thread, handed out dynamically: a thread delayed by the OS
+// does not hold the others up. This decides only who computes a row and which X rows share a pass,
+// never how an output is reduced.
+template <class Body>
+void for_each_row_pass(int64_t N, int64_t M, int max_mc, bool parallel, Body&& body) {
+  const int T = parallel ? omp_get_max_threads() : 1;
+  const int64_t chunk = imax(8, cdiv(N, int64_t(T) * 16));
+  const int64_t nchunks = cdiv(N, chunk);
+#pragma omp parallel for schedule(dynamic, 1) if (parallel)
+  for (int64_t c = 0; c < nchunks; ++c) {
+    const int64_t n1 = imin(N, (c + 1) * chunk);
+    for (int64_t n = c * chunk; n < n1; ++n) {
+      for (int64_t m0 = 0; m0 < M;) {
+        const int mc = static_cast<int>(cdiv(M - m0, cdiv(M - m0, max_mc)));
+        body(n, m0, mc);
+        m0 += mc;
+      }
+    }
+  }
 }
 
 constexpr int64_t kGemvParallelBytes = int64_t(1) << 19;  // smaller weight matrices: single-threaded
@@ -169,28 +187,12 @@ void gemv(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* 
   const int64_t rs = K * wbytes<WT>();  // row stride in bytes
   float* xp = static_cast<float*>(kern::scratch(kern::kScratchX, static_cast<size_t>(M * K2 + 1) * sizeof(float)));
   gemv_prep_x<WT>(X, M, ldx, K, K2, xp);
-  const bool parallel = N * rs >= kGemvParallelBytes;
-  const int T = parallel ? omp_get_max_threads() : 1;
-  // Contiguous row ranges (long sequential streams), 16 per thread, handed out dynamically: a thread
-  // delayed by the OS does not hold the others up. This decides only who computes a row, never how.
-  const int64_t chunk = imax(8, cdiv(N, int64_t(T) * 16));
-  const int64_t nchunks = cdiv(N, chunk);
   const char* base = static_cast<const char*>(W.data);
-#pragma omp parallel for schedule(dynamic, 1) if (parallel)
-  for (int64_t c = 0; c < nchunks; ++c) {
-    const int64_t n1 = imin(N, (c + 1) * chunk);
-    for (int64_t n = c * chunk; n < n1; ++n) {
-      const char* w = base + n * rs;
-      bool first = true;
-      for (int64_t m0 = 0; m0 < M;) {
-        const int mc = gemv_next_chunk(M - m0);
-        if (first) gemv_row_dispatch<WT, true>(mc, w, K, xp + m0 * K2, K2, Y + m0 * ldy + n, ldy);
-        else gemv_row_dispatch<WT, false>(mc, w, K, xp + m0 * K2, K2, Y + m0 * ldy + n, ldy);
-        first = false;
-        m0 += mc;
-      }
-    }
-  }
+  for_each_row_pass(N, M, kGemvMC, N * rs >= kGemvParallelBytes, [&](int64_t n, int64_t m0, int mc) {
+    const char* w = base + n * rs;
+    if (m0 == 0) gemv_row_dispatch<WT, true>(mc, w, K, xp + m0 * K2, K2, Y + m0 * ldy + n, ldy);
+    else gemv_row_dispatch<WT, false>(mc, w, K, xp + m0 * K2, K2, Y + m0 * ldy + n, ldy);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 // Kernels for the quantized weight formats Q8 / Q4 (layout in matmul.h). Included by matmul_impl.inl
 // (so once per ISA translation unit, inside its anonymous namespace); written with 256-bit AVX2
 // integer intrinsics only, which every ISA translation unit here can compile (the AVX-512 unit is
-// built with -mavx2 too). Uses imin/imax/cdiv, kNR, transpose8 and kGemvParallelBytes from matmul_impl.inl.
+// built with -mavx2 too). Uses imin/imax/cdiv, kNR, transpose8, for_each_row_pass and kGemvParallelBytes from matmul_impl.inl.
 //
 // Decode (M <= 8): each row of X is quantized to int8 per group of kQuantGroup (the weight groups),
 //   dx = max|x| / 127, qx = round(x / dx) (as llama.cpp's Q8 activations). A group's dot product
@@ -218,7 +218,7 @@ void qrow_dispatch(int mc, const uint8_t* w, const uint16_t* sc, int64_t G, bool
   }
 }
 
-// Y = X·Wᵀ for M <= 8 and a Q8/Q4 W: rows streamed one at a time in memory order (as gemv).
+// Y = X·Wᵀ for M <= 8 and a Q8/Q4 W: rows streamed one at a time in memory order (for_each_row_pass).
 template <WeightType WT>
 void qgemv(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy) {
   const int64_t K = W.cols, N = W.rows;
@@ -236,26 +236,13 @@ void qgemv(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float*
     quantize_x_row(X + m * ldx, K, Q, Gp, qx + m * Q, dx + m * Gp, cx + m * Gp);
     if constexpr (WT == WeightType::kQ4) q4_pair_order_x(qx + m * Q, Q);
   }
-  const bool parallel = weight_matrix_bytes(W) >= kGemvParallelBytes;
-  const int T = parallel ? omp_get_max_threads() : 1;
-  const int64_t chunk = imax(8, cdiv(N, int64_t(T) * 16));  // contiguous row ranges, as in gemv
-  const int64_t nchunks = cdiv(N, chunk);
   const uint8_t* base = static_cast<const uint8_t*>(W.data);
-#pragma omp parallel for schedule(dynamic, 1) if (parallel)
-  for (int64_t c = 0; c < nchunks; ++c) {
-    const int64_t n1 = imin(N, (c + 1) * chunk);
-    for (int64_t n = c * chunk; n < n1; ++n) {
-      const bool tail_ok = (n + 1) * G + imax(0, 8 - G % 8) <= N * G;  // 8 scales at the last block stay in the array
-      for (int64_t m0 = 0; m0 < M;) {
-        const int64_t passes = cdiv(M - m0, kQGemvMC);
-        const int mc = static_cast<int>(cdiv(M - m0, passes));
-        const QuantX xq{qx + m0 * Q, dx + m0 * Gp, cx + m0 * Gp, Q, Gp};
-        if (m0 == 0) qrow_dispatch<WT, true>(mc, base + n * rs, W.scales + n * G, G, tail_ok, xq, Y + m0 * ldy + n, ldy);
-        else qrow_dispatch<WT, false>(mc, base + n * rs, W.scales + n * G, G, tail_ok, xq, Y + m0 * ldy + n, ldy);
-        m0 += mc;
-      }
-    }
-  }
+  for_each_row_pass(N, M, kQGemvMC, weight_matrix_bytes(W) >= kGemvParallelBytes, [&](int64_t n, int64_t m0, int mc) {
+    const bool tail_ok = (n + 1) * G + imax(0, 8 - G % 8) <= N * G;  // 8 scales at the last block stay in the array
+    const QuantX xq{qx + m0 * Q, dx + m0 * Gp, cx + m0 * Gp, Q, Gp};
+    if (m0 == 0) qrow_dispatch<WT, true>(mc, base + n * rs, W.scales + n * G, G, tail_ok, xq, Y + m0 * ldy + n, ldy);
+    else qrow_dispatch<WT, false>(mc, base + n * rs, W.scales + n * G, G, tail_ok, xq, Y + m0 * ldy + n, ldy);
+  });
 }
 
 // ---- GEMM: dequantization into the fp32 B micro-panels ----
