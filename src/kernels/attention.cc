@@ -53,6 +53,36 @@ int64_t score_stride(int64_t n) {
   return ld;
 }
 
+// The exact softmax of one query block's score rows, then P·V and the block's output rows. scores:
+// [nq, ns] raw Q·Kᵀ at stride lds against keys k_lo .. k_lo + ns - 1 (finished here: scale, softcap,
+// mask); vb: V of those keys for the block's kv head; out: the block's first output row (stride ldo).
+// Per row the maximum, exp and sum over the whole row, exactly as the reference's
+// softmax(dtype=float32). In reduced precision the normalised probabilities are rounded before P·V
+// (softmax(...).to(dtype)); in fp32 the unnormalised exps go through P·V and the output is scaled by
+// 1/sum. acc: [nq, hd] and inv: [nq] scratch.
+void softmax_pv_block(const RowKernels& rk, float* scores, int64_t lds, int64_t nq, int64_t ns, int64_t i0,
+                      int64_t k_lo, Band band, const AttnParams& p, const float* vb, int64_t ldkv, float* acc,
+                      float* inv, float* out, int64_t ldo) {
+  const int64_t hd = p.head_dim;
+  const bool exact_probs = p.precision != Precision::kF32;
+  const float* cap = p.softcap ? &*p.softcap : nullptr;
+  for (int64_t r = 0; r < nq; ++r) {
+    float* s = scores + r * lds;
+    const int64_t i = i0 + r;  // visible keys: [i - behind, i + ahead] (finish clamps to the row)
+    const float mx = rk.finish(s, ns, i - band.behind - k_lo, i + band.ahead + 1 - k_lo, p.scale, cap, p.precision);
+    const float sum = rk.exp_sum(s, ns, mx);
+    const float f = sum > 0.f ? 1.f / sum : 0.f;  // fully masked row -> zeros
+    if (exact_probs) rk.scale_round(s, ns, f, p.precision);
+    inv[r] = exact_probs ? 1.f : f;
+  }
+  gemm_f32(nq, hd, ns, scores, lds, vb, ldkv, /*b_transposed=*/false, acc, hd, false);
+  for (int64_t r = 0; r < nq; ++r) {
+    float* o = out + r * ldo;
+    for (int64_t d = 0; d < hd; ++d) o[d] = acc[r * hd + d] * inv[r];
+    rk.round(o, hd, p.precision);
+  }
+}
+
 }  // namespace
 
 // Long key spans (full-attention layers of long inputs): blocks of kTileRows query rows, Q·Kᵀ by key
@@ -101,10 +131,9 @@ static void attention_tiled(const float* q, int64_t ldq, const float* k, const f
         auto tile_scores = [&](int64_t t0, int64_t nt, float* tmax) {
           gemm_f32(nq, nt, hd, qh, ldq, k + t0 * ldkv + kvh * hd, ldkv, /*b_transposed=*/true, scores.data(), lds, false);
           for (int64_t r = 0; r < nq; ++r) {
-            const int64_t i = i0 + r;
-            const int64_t lo = std::clamp<int64_t>(i - band.behind - t0, 0, nt);
-            const int64_t hi = std::clamp<int64_t>(i + band.ahead + 1 - t0, lo, nt);
-            tmax[r] = rk.finish(scores.data() + r * lds, nt, lo, hi, p.scale, cap, p.precision);
+            const int64_t i = i0 + r;  // visible keys: [i - behind, i + ahead] (finish clamps to the tile)
+            tmax[r] = rk.finish(scores.data() + r * lds, nt, i - band.behind - t0, i + band.ahead + 1 - t0, p.scale, cap,
+                                p.precision);
           }
         };
         float tmax[kTileRows];
@@ -112,28 +141,14 @@ static void attention_tiled(const float* q, int64_t ldq, const float* k, const f
         std::fill(sum.begin(), sum.end(), 0.f);
         std::fill(acc.begin(), acc.end(), 0.f);
         if (exact_probs) {
-          // All of the block's finished scores ([nq, span], linear in the length), then per row the
-          // max, exp and sum over the whole row and the rounded probabilities, then one P·V.
+          // All of the block's scores ([nq, span], linear in the length), then the exact softmax.
           const int64_t ns = k_hi - k_lo, ldw = score_stride(ns);
           if (wide.size() < static_cast<size_t>(nq * ldw)) wide.resize(static_cast<size_t>(nq * ldw));
           for (int64_t t0 = k_lo; t0 < k_hi; t0 += kTileKeys)
             gemm_f32(nq, std::min(kTileKeys, k_hi - t0), hd, qh, ldq, k + t0 * ldkv + kvh * hd, ldkv,
                      /*b_transposed=*/true, wide.data() + (t0 - k_lo), ldw, false);
-          for (int64_t r = 0; r < nq; ++r) {
-            float* s = wide.data() + r * ldw;
-            const int64_t i = i0 + r;
-            const float m = rk.finish(s, ns, std::clamp<int64_t>(i - band.behind - k_lo, 0, ns),
-                                      std::clamp<int64_t>(i + band.ahead + 1 - k_lo, 0, ns), p.scale, cap, p.precision);
-            const float total = rk.exp_sum(s, ns, m);
-            rk.scale_round(s, ns, total > 0.f ? 1.f / total : 0.f, p.precision);  // fully masked row -> zeros
-          }
-          gemm_f32(nq, hd, ns, wide.data(), ldw, v + k_lo * ldkv + kvh * hd, ldkv, /*b_transposed=*/false, acc.data(), hd,
-                   false);
-          for (int64_t r = 0; r < nq; ++r) {
-            float* o = out + (i0 + r) * ldo + h * hd;
-            std::copy(acc.begin() + r * hd, acc.begin() + (r + 1) * hd, o);
-            rk.round(o, hd, p.precision);
-          }
+          softmax_pv_block(rk, wide.data(), ldw, nq, ns, i0, k_lo, band, p, v + k_lo * ldkv + kvh * hd, ldkv,
+                           acc.data(), /*inv=*/sum.data(), out + i0 * ldo + h * hd, ldo);
         } else {
           for (int64_t t0 = k_lo; t0 < k_hi; t0 += kTileKeys) {
             const int64_t nt = std::min(kTileKeys, k_hi - t0);
@@ -168,12 +183,9 @@ static void attention_tiled(const float* q, int64_t ldq, const float* k, const f
   }
 }
 
-// Exact softmax per query row, without an online rescale: for a block of query rows, all scores
-// against the block's key span are formed at once (the span is at most the band plus the block, so
-// memory stays [rows, L]), then per row the maximum, exp and sum, exactly as the reference's
-// softmax(dtype=float32). In reduced precision the normalised probabilities are rounded before P·V
-// (softmax(...).to(dtype)); in fp32 the unnormalised exps go through P·V and the output is scaled
-// by 1/sum. Each score is computed once.
+// Short key spans: for a block of query rows, all scores against the block's key span are formed at
+// once (the span is at most the band plus the block, so memory stays [rows, L]), then the exact
+// softmax (softmax_pv_block). Each score is computed once.
 void attention_banded(const float* q, int64_t ldq, const float* k, const float* v, int64_t ldkv, float* out,
                       int64_t ldo, int64_t L, Band band, const AttnParams& p) {
   if (std::min(L, band.behind + band.ahead + 1) > tiled_min_span(p.head_dim)) {
@@ -183,8 +195,6 @@ void attention_banded(const float* q, int64_t ldq, const float* k, const float* 
   const RowKernels& rk = row_kernels();
   const int64_t hd = p.head_dim;
   const int64_t group = p.num_heads / p.num_kv_heads;
-  const bool exact_probs = p.precision != Precision::kF32;
-  const float* cap = p.softcap ? &*p.softcap : nullptr;
   const int64_t qb_rows = query_block(std::min(L, band.behind + band.ahead + 1));
   const int64_t n_qblocks = (L + qb_rows - 1) / qb_rows;
   // Kᵀ per kv head ([hd][ldt]), made once: Q·Kᵀ then reads it in place. Transposing K panels inside
@@ -217,22 +227,8 @@ void attention_banded(const float* q, int64_t ldq, const float* k, const float* 
         if (scores.size() < static_cast<size_t>(nq * lds)) scores.resize(static_cast<size_t>(nq * lds));
         gemm_f32(nq, ns, hd, qh, ldq, kt.data() + kvh * hd * ldt + k_lo, ldt, /*b_transposed=*/false, scores.data(),
                  lds, false);
-        for (int64_t r = 0; r < nq; ++r) {
-          float* s = scores.data() + r * lds;
-          const int64_t i = i0 + r;  // visible keys: [i - behind, i + ahead]
-          const float mx = rk.finish(s, ns, i - band.behind - k_lo, i + band.ahead + 1 - k_lo, p.scale, cap, p.precision);
-          const float sum = rk.exp_sum(s, ns, mx);
-          const float f = sum > 0.f ? 1.f / sum : 0.f;  // fully masked row -> zeros
-          if (exact_probs) rk.scale_round(s, ns, f, p.precision);
-          inv[r] = exact_probs ? 1.f : f;
-        }
-        gemm_f32(nq, hd, ns, scores.data(), lds, v + k_lo * ldkv + kvh * hd, ldkv, /*b_transposed=*/false,
-                 acc.data(), hd, false);
-        for (int64_t r = 0; r < nq; ++r) {
-          float* o = out + (i0 + r) * ldo + h * hd;
-          for (int64_t d = 0; d < hd; ++d) o[d] = acc[r * hd + d] * inv[r];
-          rk.round(o, hd, p.precision);
-        }
+        softmax_pv_block(rk, scores.data(), lds, nq, ns, i0, k_lo, band, p, v + k_lo * ldkv + kvh * hd, ldkv, acc.data(),
+                         inv.data(), out + i0 * ldo + h * hd, ldo);
       }
     }
   }
