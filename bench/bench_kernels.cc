@@ -31,7 +31,7 @@ using namespace t5g;
 
 
 // ---------------------------------------------------------------------------------------------
-// Roofline. The FMA loop is the library's (kernels/roofline.h), the one `t5g bench` measures the peak with.
+// Roofline. The FMA and read loops are the library's (kernels/roofline.h), the ones `t5g bench` measures with.
 
 void BM_PeakFma(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0));
@@ -53,25 +53,6 @@ void BM_PeakFma(benchmark::State& state) {
 }
 BENCHMARK(BM_PeakFma)->ArgNames({"threads", "avx512"})->Args({1, 0})->Args({2, 0})->Args({1, 1})->Args({2, 1})->UseRealTime();
 
-__attribute__((target("avx2"), noinline)) float read_sum_avx2(const float* p, int64_t n) {
-  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-  for (int64_t i = 0; i + 32 <= n; i += 32) {
-    a0 = _mm256_add_ps(a0, _mm256_load_ps(p + i));
-    a1 = _mm256_add_ps(a1, _mm256_load_ps(p + i + 8));
-    a2 = _mm256_add_ps(a2, _mm256_load_ps(p + i + 16));
-    a3 = _mm256_add_ps(a3, _mm256_load_ps(p + i + 24));
-  }
-  float out[8];
-  _mm256_storeu_ps(out, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-  return out[0] + out[1] + out[2] + out[3] + out[4] + out[5] + out[6] + out[7];
-}
-
-float read_sum_scalar(const float* p, int64_t n) {
-  float s = 0;
-  for (int64_t i = 0; i < n; ++i) s += p[i];
-  return s;
-}
-
 void BM_MemReadBandwidth(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0));
   constexpr int64_t kBytes = int64_t(1) << 30;
@@ -82,7 +63,6 @@ void BM_MemReadBandwidth(benchmark::State& state) {
     for (int64_t i = 0; i < n; ++i) p[i] = 1e-9f;
     return p;
   }();
-  const bool avx2 = static_cast<int>(active_isa()) >= static_cast<int>(Isa::kAvx2);
   for (auto _ : state) {
     float sink = 0;
 #pragma omp parallel num_threads(threads) reduction(+ : sink)
@@ -90,7 +70,7 @@ void BM_MemReadBandwidth(benchmark::State& state) {
       const int t = omp_get_thread_num(), T = omp_get_num_threads();
       const int64_t chunk = (n / T) / 32 * 32;
       const int64_t b = t * chunk, e = t == T - 1 ? n : b + chunk;
-      sink += avx2 ? read_sum_avx2(buf + b, e - b) : read_sum_scalar(buf + b, e - b);
+      sink += read_sum(buf + b, e - b);
     }
     benchmark::DoNotOptimize(sink);
   }

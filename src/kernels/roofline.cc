@@ -79,7 +79,6 @@ double measure_fma_peak_gflops(double seconds) {
   return best;
 }
 
-// Sum of n floats with four independent vector chains: the loads, not the adds, are the limit.
 __attribute__((target("avx2"), noinline)) static float read_sum_avx2(const float* p, int64_t n) {
   __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   int64_t i = 0;
@@ -102,6 +101,10 @@ static float read_sum_scalar(const float* p, int64_t n) {
   return s;
 }
 
+float read_sum(const float* p, int64_t n) {
+  return active_isa() != Isa::kScalar ? read_sum_avx2(p, n) : read_sum_scalar(p, n);
+}
+
 // The best of several streaming reads of 512 MiB (far beyond the caches), each thread reading one
 // contiguous part with vector loads: the most a weight stream can get. Ordinary 4 KiB pages, like the
 // mapped checkpoint.
@@ -110,7 +113,6 @@ double measure_read_bandwidth_gbs() {
   std::vector<float> buf(static_cast<size_t>(n));
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) buf[static_cast<size_t>(i)] = 1e-9f;
-  const bool avx2 = active_isa() != Isa::kScalar;
   double best = 0;
   for (int rep = 0; rep < 5; ++rep) {
     auto t = Clock::now();
@@ -119,7 +121,7 @@ double measure_read_bandwidth_gbs() {
     {
       const int64_t T = omp_get_num_threads(), i = omp_get_thread_num();
       const int64_t b = n * i / T, e = n * (i + 1) / T;
-      sink += avx2 ? read_sum_avx2(buf.data() + b, e - b) : read_sum_scalar(buf.data() + b, e - b);
+      sink += read_sum(buf.data() + b, e - b);
     }
     const double s = std::chrono::duration<double>(Clock::now() - t).count();
     if (sink == 42.f) std::fputc(' ', stderr);  // keeps the loop

@@ -18,7 +18,11 @@ double fma_loop_flops(Isa isa, int64_t iters);
 // widest vector ISA active_isa() allows.
 double measure_fma_peak_gflops(double seconds = 0.3);
 
-// Best of a few parallel passes reading a 512 MiB buffer, in GB/s.
+// Sum of n floats with independent vector chains (AVX2 where active_isa() allows): one thread's
+// streaming read, limited by the loads, not the adds.
+float read_sum(const float* p, int64_t n);
+
+// Best of a few parallel passes of read_sum over a 512 MiB buffer, in GB/s.
 double measure_read_bandwidth_gbs();
 
 }  // namespace t5g
