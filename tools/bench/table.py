@@ -32,37 +32,30 @@ def main():
         print(f"| {name} | " + " | ".join(c if c is not None else "–" for c in cells) + " |")
 
     row("load (s)", lambda o: f"{o['load_s']:.2f}", lambda t: f"{t['load_s']:.2f}")
+    def field(section, key, value, fmt):  # a cell: fmt(the entry of `section` whose `key` is `value`)
+        def get(rec):
+            e = by(rec.get(section), key, value)
+            return e and fmt(e)
+        return get
+
     for L in (128, 512, 2048):
-        def eo(o, L=L):
-            e = by(o.get("encoder"), "tokens", L)
-            return e and f"{e['seconds']:.2f} s · {e['tokens_per_s']:.0f} tok/s · {100 * e['fraction_of_fma_peak']:.0f}% peak"
-        def et(t, L=L):
-            e = by(t.get("encoder"), "tokens", L)
-            return e and f"{e['seconds']:.2f} s · {e['tokens_per_s']:.0f} tok/s"
-        row(f"encoder, {L} tokens", eo, et)
+        row(f"encoder, {L} tokens",
+            field("encoder", "tokens", L, lambda e: f"{e['seconds']:.2f} s · {e['tokens_per_s']:.0f} tok/s · "
+                                                    f"{100 * e['fraction_of_fma_peak']:.0f}% peak"),
+            field("encoder", "tokens", L, lambda e: f"{e['seconds']:.2f} s · {e['tokens_per_s']:.0f} tok/s"))
     for L in (128, 512, 2048):
-        def fo(o, L=L):
-            e = by(o.get("first_token"), "tokens", L)
-            return e and f"{e['seconds']:.2f} s"
-        def ft(t, L=L):
-            e = by(t.get("first_token"), "tokens", L)
-            return e and f"{e['seconds']:.2f} s"
-        row(f"first token, {L} input tokens", fo, ft)
+        first = field("first_token", "tokens", L, lambda e: f"{e['seconds']:.2f} s")
+        row(f"first token, {L} input tokens", first, first)
     for B in (1, 8):
-        def do(o, B=B):
-            e = by(o.get("decode"), "batch", B)
-            return e and f"{e['tokens_per_s']:.1f} tok/s · {100 * e['fraction_of_bound']:.0f}% of bound ({e['bandwidth_bound_tokens_per_s']:.0f})"
-        def dt(t, B=B):
-            e = by(t.get("decode"), "batch", B)
-            return e and f"{e['tokens_per_s']:.1f} tok/s"
-        row(f"decode, batch {B}", do, dt)
-    def ratio(o):
-        b1, b8 = by(o.get("decode"), "batch", 1), by(o.get("decode"), "batch", 8)
+        row(f"decode, batch {B}",
+            field("decode", "batch", B, lambda e: f"{e['tokens_per_s']:.1f} tok/s · {100 * e['fraction_of_bound']:.0f}% "
+                                                  f"of bound ({e['bandwidth_bound_tokens_per_s']:.0f})"),
+            field("decode", "batch", B, lambda e: f"{e['tokens_per_s']:.1f} tok/s"))
+
+    def ratio(rec):
+        b1, b8 = by(rec.get("decode"), "batch", 1), by(rec.get("decode"), "batch", 8)
         return b1 and b8 and f"{b8['tokens_per_s'] / b1['tokens_per_s']:.1f}×"
-    def ratio_t(t):
-        b1, b8 = by(t.get("decode"), "batch", 1), by(t.get("decode"), "batch", 8)
-        return b1 and b8 and f"{b8['tokens_per_s'] / b1['tokens_per_s']:.1f}×"
-    row("batch 8 / batch 1", ratio, ratio_t)
+    row("batch 8 / batch 1", ratio, ratio)
     row("one 896×896 image (s)",
         lambda o: "image" in o and f"{o['image']['seconds_per_image']:.1f} s · {100 * o['image']['fraction_of_fma_peak']:.0f}% peak" or None,
         lambda t: "image" in t and f"{t['image']['seconds_per_image']:.1f} s" or None)
