@@ -13,7 +13,7 @@
 //   on pairs of groups (one 32-byte load gives 64 nibbles), halving the per-byte instruction count.
 //   Error vs fp32 X times the dequantized weights: |Δy| <= Σ_g (dx_g / 2) Σ_{k in g} |w_k| (+ fp32
 //   rounding), i.e. about 0.5% rms of |y| for Gaussian data; see tests/kernels/matmul_quant_test.cc.
-//   Weight rows are streamed one at a time in memory order (see gemv). Each output's fp32
+//   Weight rows are streamed one at a time in memory order (for_each_row_pass). Each output's fp32
 //   accumulation is lanewise over the groups in order into two alternating accumulators, then one
 //   fixed horizontal sum: its order depends only on K, never on M, on X-row passes, or on threads.
 // GEMM (M > 8): the packed fp32 GEMM with the weights dequantized into its B micro-panels
