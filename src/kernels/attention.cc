@@ -22,16 +22,20 @@ struct RowKernels {
   decltype(&kern::scalar::dot_rows) dot;
   decltype(&kern::scalar::axpy_rows) axpy;
   decltype(&kern::scalar::round_act) round;
+  decltype(&kern::scalar::dot_rows_bf16) dot_bf16;
+  decltype(&kern::scalar::axpy_rows_bf16) axpy_bf16;
 };
 
 const RowKernels& row_kernels() {
   static const RowKernels k = active_isa() >= Isa::kAvx2
                                   ? RowKernels{kern::avx2::finish_scores_row, kern::avx2::exp_sum_row,
                                                kern::avx2::scale_round_row, kern::avx2::dot_rows,
-                                               kern::avx2::axpy_rows, kern::avx2::round_act}
+                                               kern::avx2::axpy_rows, kern::avx2::round_act,
+                                               kern::avx2::dot_rows_bf16, kern::avx2::axpy_rows_bf16}
                                   : RowKernels{kern::scalar::finish_scores_row, kern::scalar::exp_sum_row,
                                                kern::scalar::scale_round_row, kern::scalar::dot_rows,
-                                               kern::scalar::axpy_rows, kern::scalar::round_act};
+                                               kern::scalar::axpy_rows, kern::scalar::round_act,
+                                               kern::scalar::dot_rows_bf16, kern::scalar::axpy_rows_bf16};
   return k;
 }
 
@@ -235,67 +239,114 @@ void attention_banded(const float* q, int64_t ldq, const float* k, const float* 
 }
 
 // The same softmax for one query row over the union of the spans (their scores side by side).
-// The query heads that share a kv head (all four in the 270m/1b: multi-query attention) walk the keys
-// together in chunks of kRowChunk, so each K and V row comes from memory once per token rather than once
-// per head; with many keys (long inputs) the heads are split over the threads. Per element the
-// arithmetic is the same whatever the chunking or the thread count: a key's dot product is one
-// dot_rows call, and P·V accumulates each output element over the keys in order (the accumulator
-// goes through memory between chunks, exactly).
-constexpr int64_t kRowChunk = 64;             // keys per chunk (64 KiB of K or V at head_dim 256)
-constexpr int64_t kRowParallelKeys = 2048;    // fewer keys: one thread (a fork costs more)
+// The keys are taken in fixed blocks of kRowBlock: every phase but the two small combines below runs
+// block by block, over the threads when there are many keys (a long input's cross-attention), so each
+// K and V row is read from memory once per token, by one thread. Within a block, the query heads that
+// share a kv head (all four in the 270m/1b: multi-query attention) walk the keys together in chunks of
+// kRowChunk, so a K or V row serves all of them from cache. The softmax sum and the P·V accumulators
+// are formed per block (keys in order) and then added block after block, so the arithmetic depends on
+// the number of keys only: never on the thread count. With at most kRowBlock keys (every short input)
+// this is a plain in-order pass. K/V rows may be fp32 or bf16 (KvSpan::kb/vb).
+constexpr int64_t kRowChunk = 64;           // keys per chunk (64 KiB of fp32 K or V at head_dim 256)
+constexpr int64_t kRowBlock = 2048;         // keys per block
+constexpr int64_t kRowParallelKeys = 2048;  // fewer keys: one thread (a fork costs more)
+
+namespace {
+
+// f(span, first key within the span, count, column of the first key in the row) for the keys [k0, k1)
+// of the spans laid side by side.
+template <class F>
+void for_each_span_piece(const KvSpan* spans, int n_spans, int64_t k0, int64_t k1, F&& f) {
+  for (int si = 0, c = 0; si < n_spans && c < k1; c += static_cast<int>(spans[si].n), ++si) {
+    const int64_t lo = std::max<int64_t>(k0, c), hi = std::min<int64_t>(k1, c + spans[si].n);
+    if (lo < hi) f(spans[si], lo - c, hi - lo, lo);
+  }
+}
+
+}  // namespace
 
 void attention_row(const float* q, const KvSpan* spans, int n_spans, float* out, const AttnParams& p) {
   const RowKernels& rk = row_kernels();
-  const int64_t hd = p.head_dim, H = p.num_heads;
+  const int64_t hd = p.head_dim, H = p.num_heads, KVH = p.num_kv_heads;
   const int64_t group = p.num_heads / p.num_kv_heads;
   const bool exact_probs = p.precision != Precision::kF32;
   const float* cap = p.softcap ? &*p.softcap : nullptr;
   int64_t n = 0;
   for (int si = 0; si < n_spans; ++si) n += spans[si].n;
+  const int64_t nblk = std::max<int64_t>(1, (n + kRowBlock - 1) / kRowBlock);
   const bool parallel = n >= kRowParallelKeys && !omp_in_parallel();
+  std::vector<float> scores(static_cast<size_t>(std::max<int64_t>(1, H * n)));
+  std::vector<float> bmax(static_cast<size_t>(nblk * H)), bsum(static_cast<size_t>(nblk * H));
+  std::vector<float> part(static_cast<size_t>(nblk * H * hd), 0.f);  // per block P·V, [nblk][H][hd]
+  std::vector<float> fac(static_cast<size_t>(H)), g(static_cast<size_t>(H));
 #pragma omp parallel if (parallel)
   {
-    const int64_t T = omp_get_num_threads(), t = omp_get_thread_num();
-    const int64_t h0 = H * t / T, h1 = H * (t + 1) / T;  // this thread's query heads
-    std::vector<float> scores(static_cast<size_t>(std::max<int64_t>(1, (h1 - h0) * n)));
-    std::vector<float> acc(static_cast<size_t>(std::max<int64_t>(1, (h1 - h0) * hd)));
-    // Per head: 1/sum in fp32 (applied to the output), 1 when the probabilities were rounded.
-    std::vector<float> g(static_cast<size_t>(std::max<int64_t>(1, h1 - h0)));
-    for (int64_t a = h0; a < h1;) {
-      const int64_t kvh = a / group, b = std::min(h1, (kvh + 1) * group);  // heads [a, b) share kv head kvh
-      for (int si = 0, c = 0; si < n_spans; c += spans[si].n, ++si) {
-        const KvSpan& sp = spans[si];
-        for (int64_t c0 = 0; c0 < sp.n; c0 += kRowChunk) {
-          const int64_t nc = std::min(kRowChunk, sp.n - c0);
-          for (int64_t h = a; h < b; ++h)
-            rk.dot(q + h * hd, sp.k + c0 * sp.ld + kvh * hd, sp.ld, nc, hd, scores.data() + (h - h0) * n + c + c0);
-        }
-      }
-      for (int64_t h = a; h < b; ++h) {
-        float* s = scores.data() + (h - h0) * n;
-        const float mx = rk.finish(s, n, 0, n, p.scale, cap, p.precision);
-        const float sum = rk.exp_sum(s, n, mx);
-        const float f = sum > 0.f ? 1.f / sum : 0.f;
-        if (exact_probs) rk.scale_round(s, n, f, p.precision);
-        g[h - h0] = exact_probs ? 1.f : f;
-      }
-      std::fill(acc.begin(), acc.end(), 0.f);
-      for (int si = 0, c = 0; si < n_spans; c += spans[si].n, ++si) {
-        const KvSpan& sp = spans[si];
-        for (int64_t c0 = 0; c0 < sp.n; c0 += kRowChunk) {
-          const int64_t nc = std::min(kRowChunk, sp.n - c0);
-          for (int64_t h = a; h < b; ++h)
-            rk.axpy(scores.data() + (h - h0) * n + c + c0, sp.v + c0 * sp.ld + kvh * hd, sp.ld, nc, hd,
-                    acc.data() + (h - h0) * hd);
-        }
-      }
-      for (int64_t h = a; h < b; ++h) {
-        float* o = out + h * hd;
-        for (int64_t e = 0; e < hd; ++e) o[e] = acc[(h - h0) * hd + e] * g[h - h0];
-        rk.round(o, hd, p.precision);
-      }
-      a = b;
+    // 1. Scores and their finish (round, scale, softcap) and block maxima.
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t bi = 0; bi < nblk; ++bi) {
+      const int64_t k0 = bi * kRowBlock, k1 = std::min(n, k0 + kRowBlock);
+      for (int64_t kvh = 0; kvh < KVH; ++kvh)
+        for_each_span_piece(spans, n_spans, k0, k1, [&](const KvSpan& sp, int64_t j0, int64_t cnt, int64_t col) {
+          for (int64_t c0 = 0; c0 < cnt; c0 += kRowChunk) {
+            const int64_t nc = std::min(kRowChunk, cnt - c0), off = (j0 + c0) * sp.ld + kvh * hd;
+            for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
+              float* sc = scores.data() + h * n + col + c0;
+              if (sp.kb) rk.dot_bf16(q + h * hd, sp.kb + off, sp.ld, nc, hd, sc);
+              else rk.dot(q + h * hd, sp.k + off, sp.ld, nc, hd, sc);
+            }
+          }
+        });
+      for (int64_t h = 0; h < H; ++h)
+        bmax[bi * H + h] = rk.finish(scores.data() + h * n + k0, k1 - k0, 0, k1 - k0, p.scale, cap, p.precision);
     }
+    // 2. exp(s - row max) and the block sums.
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t bi = 0; bi < nblk; ++bi) {
+      const int64_t k0 = bi * kRowBlock, k1 = std::min(n, k0 + kRowBlock);
+      for (int64_t h = 0; h < H; ++h) {
+        float mx = bmax[h];
+        for (int64_t j = 1; j < nblk; ++j) mx = std::max(mx, bmax[j * H + h]);
+        bsum[bi * H + h] = rk.exp_sum(scores.data() + h * n + k0, k1 - k0, mx);
+      }
+    }
+    // 3. Row sums, block after block; 1/sum.
+#pragma omp single
+    for (int64_t h = 0; h < H; ++h) {
+      float sum = bsum[h];
+      for (int64_t j = 1; j < nblk; ++j) sum += bsum[j * H + h];
+      const float f = sum > 0.f ? 1.f / sum : 0.f;
+      fac[h] = f;
+      g[h] = exact_probs ? 1.f : f;  // applied to the output; 1 when the probabilities are rounded
+    }
+    // 4. Rounded probabilities (reduced precision), then the block's P·V.
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t bi = 0; bi < nblk; ++bi) {
+      const int64_t k0 = bi * kRowBlock, k1 = std::min(n, k0 + kRowBlock);
+      if (exact_probs)
+        for (int64_t h = 0; h < H; ++h) rk.scale_round(scores.data() + h * n + k0, k1 - k0, fac[h], p.precision);
+      for (int64_t kvh = 0; kvh < KVH; ++kvh)
+        for_each_span_piece(spans, n_spans, k0, k1, [&](const KvSpan& sp, int64_t j0, int64_t cnt, int64_t col) {
+          for (int64_t c0 = 0; c0 < cnt; c0 += kRowChunk) {
+            const int64_t nc = std::min(kRowChunk, cnt - c0), off = (j0 + c0) * sp.ld + kvh * hd;
+            for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
+              const float* pr = scores.data() + h * n + col + c0;
+              float* acc = part.data() + (bi * H + h) * hd;
+              if (sp.vb) rk.axpy_bf16(pr, sp.vb + off, sp.ld, nc, hd, acc);
+              else rk.axpy(pr, sp.v + off, sp.ld, nc, hd, acc);
+            }
+          }
+        });
+    }
+  }
+  // 5. The blocks' P·V added in block order; the output rounded.
+  for (int64_t h = 0; h < H; ++h) {
+    float* o = out + h * hd;
+    for (int64_t e = 0; e < hd; ++e) {
+      float acc = part[h * hd + e];
+      for (int64_t j = 1; j < nblk; ++j) acc += part[(j * H + h) * hd + e];
+      o[e] = acc * g[h];
+    }
+    rk.round(o, hd, p.precision);
   }
 }
 

@@ -144,6 +144,22 @@ void axpy_rows(const float* w, const float* v, int64_t ldv, int64_t n, int64_t d
   }
 }
 
+void dot_rows_bf16(const float* q, const uint16_t* k, int64_t ldk, int64_t n, int64_t d, float* s) {
+  for (int64_t c = 0; c < n; ++c) {
+    const uint16_t* kr = k + c * ldk;
+    float acc = 0.f;
+    for (int64_t e = 0; e < d; ++e) acc += q[e] * bf16_to_f32(kr[e]);
+    s[c] = acc;
+  }
+}
+
+void axpy_rows_bf16(const float* w, const uint16_t* v, int64_t ldv, int64_t n, int64_t d, float* acc) {
+  for (int64_t c = 0; c < n; ++c) {
+    const uint16_t* vr = v + c * ldv;
+    for (int64_t e = 0; e < d; ++e) acc[e] += w[c] * bf16_to_f32(vr[e]);
+  }
+}
+
 }  // namespace kern::scalar
 
 // ---------------------------------------------------------------------------------------------

@@ -38,6 +38,19 @@ inline void for_each_vec(int64_t n, Op&& op) {
 }
 
 inline __m256 load(const float* p, __m256i m, bool tail) { return tail ? _mm256_maskload_ps(p, m) : _mm256_loadu_ps(p); }
+// 8 bf16 widened to fp32 (exact); a tail reads only its lanes (zero elsewhere, as the masked fp32 load).
+inline __m256 load(const uint16_t* p, __m256i m, bool tail) {
+  __m128i h;
+  if (tail) {
+    alignas(16) uint16_t b[8] = {};
+    const int cnt = __builtin_popcount(static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(m))));
+    for (int i = 0; i < cnt; ++i) b[i] = p[i];
+    h = _mm_load_si128(reinterpret_cast<const __m128i*>(b));
+  } else {
+    h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  }
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
 inline void store(float* p, __m256 v, __m256i m, bool tail) {
   if (tail) _mm256_maskstore_ps(p, m, v);
   else _mm256_storeu_ps(p, v);
@@ -216,34 +229,74 @@ void scale_round_row(float* s, int64_t n, float f, Precision p) {
   });
 }
 
-void dot_rows(const float* q, const float* k, int64_t ldk, int64_t n, int64_t d, float* s) {
+namespace {
+
+// K / V rows of fp32 or bf16. Whole vectors use load8 (no mask, no branch: a masked bf16 load needs a
+// stack copy, which kept GCC from holding the accumulators in registers); the last partial vector
+// uses the masked load(). The order of operations is that of for_each_vec.
+inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 load8(const uint16_t* p) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+}
+
+template <class T>
+void dot_rows_t(const float* q, const T* k, int64_t ldk, int64_t n, int64_t d, float* s) {
+  const int64_t dv = d / 8 * 8;
+  const __m256i tm = tail_mask(d - dv);
   int64_t c = 0;
   for (; c + 4 <= n; c += 4) {  // four keys at a time: four independent FMA chains
-    const float* k0 = k + c * ldk;
+    const T* k0 = k + c * ldk;
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    for_each_vec(d, [&](int64_t e, __m256i m, bool t) {
-      const __m256 qv = load(q + e, m, t);
-      a0 = _mm256_fmadd_ps(qv, load(k0 + e, m, t), a0);
-      a1 = _mm256_fmadd_ps(qv, load(k0 + ldk + e, m, t), a1);
-      a2 = _mm256_fmadd_ps(qv, load(k0 + 2 * ldk + e, m, t), a2);
-      a3 = _mm256_fmadd_ps(qv, load(k0 + 3 * ldk + e, m, t), a3);
-    });
+    for (int64_t e = 0; e < dv; e += 8) {
+      const __m256 qv = _mm256_loadu_ps(q + e);
+      a0 = _mm256_fmadd_ps(qv, load8(k0 + e), a0);
+      a1 = _mm256_fmadd_ps(qv, load8(k0 + ldk + e), a1);
+      a2 = _mm256_fmadd_ps(qv, load8(k0 + 2 * ldk + e), a2);
+      a3 = _mm256_fmadd_ps(qv, load8(k0 + 3 * ldk + e), a3);
+    }
+    if (dv < d) {
+      const __m256 qv = load(q + dv, tm, true);
+      a0 = _mm256_fmadd_ps(qv, load(k0 + dv, tm, true), a0);
+      a1 = _mm256_fmadd_ps(qv, load(k0 + ldk + dv, tm, true), a1);
+      a2 = _mm256_fmadd_ps(qv, load(k0 + 2 * ldk + dv, tm, true), a2);
+      a3 = _mm256_fmadd_ps(qv, load(k0 + 3 * ldk + dv, tm, true), a3);
+    }
     s[c] = hsum_v(a0);
     s[c + 1] = hsum_v(a1);
     s[c + 2] = hsum_v(a2);
     s[c + 3] = hsum_v(a3);
   }
   for (; c < n; ++c) {
+    const T* kr = k + c * ldk;
     __m256 a0 = _mm256_setzero_ps();
-    for_each_vec(d, [&](int64_t e, __m256i m, bool t) { a0 = _mm256_fmadd_ps(load(q + e, m, t), load(k + c * ldk + e, m, t), a0); });
+    for (int64_t e = 0; e < dv; e += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + e), load8(kr + e), a0);
+    if (dv < d) a0 = _mm256_fmadd_ps(load(q + dv, tm, true), load(kr + dv, tm, true), a0);
     s[c] = hsum_v(a0);
   }
 }
 
-void axpy_rows(const float* w, const float* v, int64_t ldv, int64_t n, int64_t d, float* acc) {
+template <class T>
+void axpy_rows_t(const float* w, const T* v, int64_t ldv, int64_t n, int64_t d, float* acc) {
   // Blocks of 32 accumulators kept in registers across all n rows.
-  for (int64_t e0 = 0; e0 < d; e0 += 32) {
-    const int64_t de = d - e0 < 32 ? d - e0 : 32;
+  int64_t e0 = 0;
+  for (; e0 + 32 <= d; e0 += 32) {
+    __m256 a0 = _mm256_loadu_ps(acc + e0), a1 = _mm256_loadu_ps(acc + e0 + 8), a2 = _mm256_loadu_ps(acc + e0 + 16),
+           a3 = _mm256_loadu_ps(acc + e0 + 24);
+    for (int64_t c = 0; c < n; ++c) {
+      const __m256 wc = _mm256_set1_ps(w[c]);
+      const T* vr = v + c * ldv + e0;
+      a0 = _mm256_fmadd_ps(wc, load8(vr), a0);
+      a1 = _mm256_fmadd_ps(wc, load8(vr + 8), a1);
+      a2 = _mm256_fmadd_ps(wc, load8(vr + 16), a2);
+      a3 = _mm256_fmadd_ps(wc, load8(vr + 24), a3);
+    }
+    _mm256_storeu_ps(acc + e0, a0);
+    _mm256_storeu_ps(acc + e0 + 8, a1);
+    _mm256_storeu_ps(acc + e0 + 16, a2);
+    _mm256_storeu_ps(acc + e0 + 24, a3);
+  }
+  if (e0 < d) {  // the last partial block of up to 32, masked
+    const int64_t de = d - e0;
     __m256i mk[4];
     bool tl[4];
     __m256 a[4];
@@ -255,11 +308,24 @@ void axpy_rows(const float* w, const float* v, int64_t ldv, int64_t n, int64_t d
     }
     for (int64_t c = 0; c < n; ++c) {
       const __m256 wc = _mm256_set1_ps(w[c]);
-      const float* vr = v + c * ldv + e0;
+      const T* vr = v + c * ldv + e0;
       for (int j = 0; j < 4; ++j) a[j] = _mm256_fmadd_ps(wc, load(vr + 8 * j, mk[j], tl[j]), a[j]);
     }
     for (int j = 0; j < 4; ++j) store(acc + e0 + 8 * j, a[j], mk[j], tl[j]);
   }
+}
+
+}  // namespace
+
+void dot_rows(const float* q, const float* k, int64_t ldk, int64_t n, int64_t d, float* s) { dot_rows_t(q, k, ldk, n, d, s); }
+void axpy_rows(const float* w, const float* v, int64_t ldv, int64_t n, int64_t d, float* acc) {
+  axpy_rows_t(w, v, ldv, n, d, acc);
+}
+void dot_rows_bf16(const float* q, const uint16_t* k, int64_t ldk, int64_t n, int64_t d, float* s) {
+  dot_rows_t(q, k, ldk, n, d, s);
+}
+void axpy_rows_bf16(const float* w, const uint16_t* v, int64_t ldv, int64_t n, int64_t d, float* acc) {
+  axpy_rows_t(w, v, ldv, n, d, acc);
 }
 
 }  // namespace t5g::kern::avx2

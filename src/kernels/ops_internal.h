@@ -32,7 +32,11 @@ namespace t5g::kern {
   /* Decoder: s[c] = dot(q, k_c) for keys k_c = k + c * ldk, c < n, over d elements. */                             \
   void dot_rows(const float* q, const float* k, int64_t ldk, int64_t n, int64_t d, float* s);                        \
   /* acc[0..d) += sum_c w[c] * v_c, v_c = v + c * ldv. */                                                            \
-  void axpy_rows(const float* w, const float* v, int64_t ldv, int64_t n, int64_t d, float* acc);
+  void axpy_rows(const float* w, const float* v, int64_t ldv, int64_t n, int64_t d, float* acc);                      \
+  /* The same two with bf16 keys / values (a bf16 model's cross K/V cache): each element is widened to the     \
+     fp32 it stands for, so the results are bitwise those of the fp32 versions on the widened rows. */          \
+  void dot_rows_bf16(const float* q, const uint16_t* k, int64_t ldk, int64_t n, int64_t d, float* s);                \
+  void axpy_rows_bf16(const float* w, const uint16_t* v, int64_t ldv, int64_t n, int64_t d, float* acc);
 
 namespace scalar {
 T5G_OPS_KERNELS

@@ -3,14 +3,22 @@
 #include <algorithm>
 
 #include "kernels/attention.h"
+#include "kernels/convert.h"
 #include "model/blocks.h"
 #include "util/error.h"
 
 namespace t5g {
 
-size_t DecoderState::bytes() const {
+size_t CrossKv::bytes() const {
   size_t n = 0;
-  for (const auto& l : layers) n += (l.k.capacity() + l.v.capacity() + l.ck.capacity() + l.cv.capacity()) * sizeof(float);
+  for (const auto& l : layers)
+    n += (l.k.capacity() + l.v.capacity()) * sizeof(float) + (l.kb.capacity() + l.vb.capacity()) * sizeof(uint16_t);
+  return n;
+}
+
+size_t DecoderState::bytes() const {
+  size_t n = cross ? cross->bytes() : 0;
+  for (const auto& l : layers) n += (l.k.capacity() + l.v.capacity()) * sizeof(float);
   return n;
 }
 
@@ -20,17 +28,40 @@ DecoderState start_decoder(const ModelWeights& w, const ModelConfig& cfg, const 
   DecoderState st;
   st.encoder_length = S;
   st.layers.resize(static_cast<size_t>(c.num_layers));
-  const int64_t kvd = c.kv_dim();
+  auto cross = std::make_shared<CrossKv>();
+  cross->layers.resize(static_cast<size_t>(c.num_layers));
+  const int64_t kvd = c.kv_dim(), n = S * kvd;
+  const bool bf16 = w.precision == Precision::kBF16;
+  std::vector<float> k, v;  // bf16: one layer's fp32 projections, converted (exactly) below
+  if (bf16) {
+    k.resize(static_cast<size_t>(n));
+    v.resize(static_cast<size_t>(n));
+  }
   for (int64_t li = 0; li < c.num_layers; ++li) {
     DecoderLayerCache& lc = st.layers[li];
     lc.ring = c.layer_types[li] == LayerType::kSliding;
     lc.capacity = lc.ring ? c.sliding_window : 0;
     lc.k.resize(static_cast<size_t>(lc.capacity * kvd));
     lc.v.resize(static_cast<size_t>(lc.capacity * kvd));
-    lc.ck.resize(static_cast<size_t>(S * kvd));
-    lc.cv.resize(static_cast<size_t>(S * kvd));
-    project_kv(w.decoder[li].attn, c, encoder_out, S, lc.ck.data(), lc.cv.data(), w.precision);
+    CrossKv::Layer& x = cross->layers[li];
+    if (!bf16) {
+      x.k.resize(static_cast<size_t>(n));
+      x.v.resize(static_cast<size_t>(n));
+      project_kv(w.decoder[li].attn, c, encoder_out, S, x.k.data(), x.v.data(), w.precision);
+      continue;
+    }
+    project_kv(w.decoder[li].attn, c, encoder_out, S, k.data(), v.data(), w.precision);
+    x.kb.resize(static_cast<size_t>(n));
+    x.vb.resize(static_cast<size_t>(n));
+    constexpr int64_t kChunk = int64_t(1) << 16;
+#pragma omp parallel for schedule(static) if (n > kChunk)
+    for (int64_t i = 0; i < n; i += kChunk) {
+      const int64_t m = std::min(kChunk, n - i);
+      convert_f32_to_bf16(k.data() + i, x.kb.data() + i, m);  // the values are bf16 already: no rounding
+      convert_f32_to_bf16(v.data() + i, x.vb.data() + i, m);
+    }
   }
+  st.cross = std::move(cross);
   return st;
 }
 
@@ -127,7 +158,9 @@ void decoder_forward(const ModelWeights& w, const ModelConfig& cfg, const std::v
       KvSpan spans[4];
       int n = self_spans(lc, c.sliding_window, st.length, pos[r], k.data() + row0[b] * kvd, v.data() + row0[b] * kvd,
                          kvd, spans);
-      spans[n++] = {lc.ck.data(), lc.cv.data(), kvd, st.encoder_length};
+      const CrossKv::Layer& x = st.cross->layers[li];
+      spans[n++] = x.kb.empty() ? KvSpan{x.k.data(), x.v.data(), kvd, st.encoder_length}
+                                : KvSpan{nullptr, nullptr, kvd, st.encoder_length, x.kb.data(), x.vb.data()};
       attention_row(q.data() + r * qd, spans, n, attn.data() + r * qd, ap);
     }
     for (int64_t b = 0; b < B; ++b)

@@ -137,6 +137,39 @@ TEST(AttentionRow, MatchesNaiveOverSpans) {
     }
 }
 
+// Spans held in bf16 (a bf16 model's cross K/V cache) give bitwise the fp32 spans' result when the values
+// are bf16 (as the reference's are), with one span fp32 and one bf16 as in the decoder (self + cross),
+// on one thread and split over threads (many keys).
+TEST(AttentionRow, Bf16SpansEqualFp32Spans) {
+  for (Precision pr : {Precision::kF32, Precision::kBF16})
+    for (int64_t hd : {13, 256})
+      for (int64_t n2 : {300, 2500}) {
+        AttnParams p;
+        p.num_heads = 4;
+        p.num_kv_heads = 1;
+        p.head_dim = hd;
+        p.scale = 0.0625f;
+        p.precision = pr;
+        const int64_t ld = hd, n1 = 9;
+        const auto k = randn((n1 + n2) * ld, 1.f, 14, Precision::kBF16), v = randn((n1 + n2) * ld, 1.f, 15, Precision::kBF16);
+        const auto q = randn(4 * hd, 2.f, 16, pr);
+        std::vector<uint16_t> kb(k.size()), vb(v.size());
+        for (size_t i = 0; i < k.size(); ++i) {
+          uint32_t a, b;
+          std::memcpy(&a, &k[i], 4);
+          std::memcpy(&b, &v[i], 4);
+          kb[i] = static_cast<uint16_t>(a >> 16);
+          vb[i] = static_cast<uint16_t>(b >> 16);
+        }
+        KvSpan f[2] = {{k.data(), v.data(), ld, n1}, {k.data() + n1 * ld, v.data() + n1 * ld, ld, n2}};
+        KvSpan m[2] = {f[0], {nullptr, nullptr, ld, n2, kb.data() + n1 * ld, vb.data() + n1 * ld}};
+        std::vector<float> o1(4 * hd), o2(4 * hd);
+        attention_row(q.data(), f, 2, o1.data(), p);
+        attention_row(q.data(), m, 2, o2.data(), p);
+        ASSERT_EQ(0, std::memcmp(o1.data(), o2.data(), o1.size() * sizeof(float))) << hd << " " << n2;
+      }
+}
+
 // Many keys (a long input's cross-attention): the heads are split over the threads and walk the keys
 // in chunks; the result matches the naive softmax and does not depend on the thread count.
 TEST(AttentionRow, LongSpanMatchesNaiveAndThreadCount) {

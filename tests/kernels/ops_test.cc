@@ -328,5 +328,41 @@ TEST(OpsAvx2, DotAndAxpyRows) {
     }
 }
 
+// bf16 rows (a bf16 model's cross K/V) give bitwise the results of the fp32 kernels on the widened rows,
+// for both ISAs, including tails (d not a multiple of 8) and rows narrower than one vector.
+TEST(OpsBf16Rows, DotAndAxpyEqualFp32OnWidenedRows) {
+  for (int64_t d : {1, 7, 8, 13, 40, 256})
+    for (int64_t n : {0, 1, 4, 9, 70}) {
+      const int64_t ld = d + 3;
+      auto q = randn(d, 1.f, 25), w = randn(n, 1.f, 27), a0 = randn(d, 1.f, 28);
+      const auto kf = randn(n * ld, 1.f, 26);
+      std::vector<uint16_t> kb(kf.size());
+      std::vector<float> kw(kf.size());
+      for (size_t i = 0; i < kf.size(); ++i) {
+        uint32_t u;
+        std::memcpy(&u, &kf[i], 4);
+        kb[i] = static_cast<uint16_t>(u >> 16);
+        u = static_cast<uint32_t>(kb[i]) << 16;
+        std::memcpy(&kw[i], &u, 4);
+      }
+      const auto run = [&](auto dot, auto axpy, auto dotb, auto axpyb) {
+        std::vector<float> s1(n), s2(n), acc1 = a0, acc2 = a0;
+        dot(q.data(), kw.data(), ld, n, d, s1.data());
+        dotb(q.data(), kb.data(), ld, n, d, s2.data());
+        axpy(w.data(), kw.data(), ld, n, d, acc1.data());
+        axpyb(w.data(), kb.data(), ld, n, d, acc2.data());
+        ASSERT_EQ(0, std::memcmp(s1.data(), s2.data(), s1.size() * sizeof(float))) << "dot d=" << d << " n=" << n;
+        ASSERT_EQ(0, std::memcmp(acc1.data(), acc2.data(), acc1.size() * sizeof(float))) << "axpy d=" << d << " n=" << n;
+        for (int64_t c = 0; c < n; ++c) {  // and they are dot products
+          double r = 0, mag = 0;
+          for (int64_t e = 0; e < d; ++e) r += double(q[e]) * kw[c * ld + e], mag += std::fabs(double(q[e]) * kw[c * ld + e]);
+          ASSERT_NEAR(s2[c], r, 1e-6 * mag + 1e-30);
+        }
+      };
+      run(sc::dot_rows, sc::axpy_rows, sc::dot_rows_bf16, sc::axpy_rows_bf16);
+      if (have_avx2()) run(vx::dot_rows, vx::axpy_rows, vx::dot_rows_bf16, vx::axpy_rows_bf16);
+    }
+}
+
 }  // namespace
 }  // namespace t5g

@@ -45,6 +45,9 @@ TEST_P(ReferenceBf16, EncoderOutputAndLogits) {
         worst_enc = std::max(worst_enc, static_cast<double>(std::fabs(enc[t * H + j] - r) / std::max(1.0f, std::fabs(r))));
       }
     DecoderState st = start_decoder(m->weights, cfg, enc.data(), n);
+    // A bf16 model holds its cross K/V in bf16 (half the memory; the same values as the reference's).
+    ASSERT_EQ(st.cross->layers[0].kb.size(), static_cast<size_t>(n * cfg.decoder.kv_dim()));
+    ASSERT_TRUE(st.cross->layers[0].k.empty());
     std::vector<int32_t> dec(static_cast<size_t>(T));
     for (int64_t t = 0; t < T; ++t) dec[t] = static_cast<int32_t>(dec_ids.i[b * T + t]);
     std::vector<float> hidden, logits(static_cast<size_t>(T * V));
