@@ -22,8 +22,8 @@ struct RowKernels {
   decltype(&kern::scalar::dot_rows) dot;
   decltype(&kern::scalar::axpy_rows) axpy;
   decltype(&kern::scalar::round_act) round;
-  decltype(&kern::scalar::dot_rows_bf16) dot_bf16;
-  decltype(&kern::scalar::axpy_rows_bf16) axpy_bf16;
+  decltype(&kern::scalar::dot_rows_heads) dot_heads;
+  decltype(&kern::scalar::axpy_rows_heads) axpy_heads;
 };
 
 const RowKernels& row_kernels() {
@@ -31,11 +31,11 @@ const RowKernels& row_kernels() {
                                   ? RowKernels{kern::avx2::finish_scores_row, kern::avx2::exp_sum_row,
                                                kern::avx2::scale_round_row, kern::avx2::dot_rows,
                                                kern::avx2::axpy_rows, kern::avx2::round_act,
-                                               kern::avx2::dot_rows_bf16, kern::avx2::axpy_rows_bf16}
+                                               kern::avx2::dot_rows_heads, kern::avx2::axpy_rows_heads}
                                   : RowKernels{kern::scalar::finish_scores_row, kern::scalar::exp_sum_row,
                                                kern::scalar::scale_round_row, kern::scalar::dot_rows,
                                                kern::scalar::axpy_rows, kern::scalar::round_act,
-                                               kern::scalar::dot_rows_bf16, kern::scalar::axpy_rows_bf16};
+                                               kern::scalar::dot_rows_heads, kern::scalar::axpy_rows_heads};
   return k;
 }
 
@@ -247,7 +247,7 @@ void attention_banded(const float* q, int64_t ldq, const float* k, const float* 
 // are formed per block (keys in order) and then added block after block, so the arithmetic depends on
 // the number of keys only: never on the thread count. With at most kRowBlock keys (every short input)
 // this is a plain in-order pass. K/V rows may be fp32 or bf16 (KvSpan::kb/vb).
-constexpr int64_t kRowChunk = 64;           // keys per chunk (64 KiB of fp32 K or V at head_dim 256)
+constexpr int64_t kRowChunk = 32;           // keys per chunk (32 KiB of fp32 K or V at head_dim 256)
 constexpr int64_t kRowBlock = 2048;         // keys per block
 constexpr int64_t kRowParallelKeys = 2048;  // fewer keys: one thread (a fork costs more)
 
@@ -288,12 +288,9 @@ void attention_row(const float* q, const KvSpan* spans, int n_spans, float* out,
       for (int64_t kvh = 0; kvh < KVH; ++kvh)
         for_each_span_piece(spans, n_spans, k0, k1, [&](const KvSpan& sp, int64_t j0, int64_t cnt, int64_t col) {
           for (int64_t c0 = 0; c0 < cnt; c0 += kRowChunk) {
-            const int64_t nc = std::min(kRowChunk, cnt - c0), off = (j0 + c0) * sp.ld + kvh * hd;
-            for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
-              float* sc = scores.data() + h * n + col + c0;
-              if (sp.kb) rk.dot_bf16(q + h * hd, sp.kb + off, sp.ld, nc, hd, sc);
-              else rk.dot(q + h * hd, sp.k + off, sp.ld, nc, hd, sc);
-            }
+            const int64_t nc = std::min(kRowChunk, cnt - c0), off = (j0 + c0) * sp.ld + kvh * hd, h0 = kvh * group;
+            rk.dot_heads(q + h0 * hd, hd, group, sp.kb ? nullptr : sp.k + off, sp.kb ? sp.kb + off : nullptr, sp.ld, nc,
+                         hd, scores.data() + h0 * n + col + c0, n);
           }
         });
       for (int64_t h = 0; h < H; ++h)
@@ -327,13 +324,9 @@ void attention_row(const float* q, const KvSpan* spans, int n_spans, float* out,
       for (int64_t kvh = 0; kvh < KVH; ++kvh)
         for_each_span_piece(spans, n_spans, k0, k1, [&](const KvSpan& sp, int64_t j0, int64_t cnt, int64_t col) {
           for (int64_t c0 = 0; c0 < cnt; c0 += kRowChunk) {
-            const int64_t nc = std::min(kRowChunk, cnt - c0), off = (j0 + c0) * sp.ld + kvh * hd;
-            for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
-              const float* pr = scores.data() + h * n + col + c0;
-              float* acc = part.data() + (bi * H + h) * hd;
-              if (sp.vb) rk.axpy_bf16(pr, sp.vb + off, sp.ld, nc, hd, acc);
-              else rk.axpy(pr, sp.v + off, sp.ld, nc, hd, acc);
-            }
+            const int64_t nc = std::min(kRowChunk, cnt - c0), off = (j0 + c0) * sp.ld + kvh * hd, h0 = kvh * group;
+            rk.axpy_heads(scores.data() + h0 * n + col + c0, n, group, sp.vb ? nullptr : sp.v + off,
+                          sp.vb ? sp.vb + off : nullptr, sp.ld, nc, hd, part.data() + (bi * H + h0) * hd, hd);
           }
         });
     }

@@ -160,6 +160,22 @@ void axpy_rows_bf16(const float* w, const uint16_t* v, int64_t ldv, int64_t n, i
   }
 }
 
+void dot_rows_heads(const float* q, int64_t ldq, int64_t nh, const float* k, const uint16_t* kb, int64_t ldk, int64_t n,
+                    int64_t d, float* s, int64_t lds) {
+  for (int64_t h = 0; h < nh; ++h) {
+    if (kb) dot_rows_bf16(q + h * ldq, kb, ldk, n, d, s + h * lds);
+    else dot_rows(q + h * ldq, k, ldk, n, d, s + h * lds);
+  }
+}
+
+void axpy_rows_heads(const float* w, int64_t ldw, int64_t nh, const float* v, const uint16_t* vb, int64_t ldv, int64_t n,
+                     int64_t d, float* acc, int64_t lda) {
+  for (int64_t h = 0; h < nh; ++h) {
+    if (vb) axpy_rows_bf16(w + h * ldw, vb, ldv, n, d, acc + h * lda);
+    else axpy_rows(w + h * ldw, v, ldv, n, d, acc + h * lda);
+  }
+}
+
 }  // namespace kern::scalar
 
 // ---------------------------------------------------------------------------------------------

@@ -5,6 +5,8 @@
 // touched.
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include <cstdint>
 
 #include "kernels/ops_internal.h"
@@ -315,7 +317,130 @@ void axpy_rows_t(const float* w, const T* v, int64_t ldv, int64_t n, int64_t d, 
   }
 }
 
+// NH heads (up to 4) against shared keys, two keys at a time: 2·NH independent FMA chains, each K row
+// loaded once. Per (head, key) exactly dot_rows_t's chain: q·k over whole vectors in order, then the tail.
+// Rows ahead to prefetch (about 4 KiB): the keys of a long input stream from memory, and the hardware
+// prefetchers alone left these loops waiting on it (about 5 GB/s per core).
+template <class T>
+inline int64_t prefetch_rows(int64_t d) {
+  return std::max<int64_t>(4, 4096 / (d * static_cast<int64_t>(sizeof(T))));
+}
+template <class T>
+inline void prefetch_row(const T* p, int64_t d) {
+  const char* b = reinterpret_cast<const char*>(p);
+  for (int64_t o = 0; o < d * static_cast<int64_t>(sizeof(T)); o += 64) _mm_prefetch(b + o, _MM_HINT_T0);
+}
+
+template <class T, int NH>
+void dot_heads_t(const float* q, int64_t ldq, const T* k, int64_t ldk, int64_t n, int64_t d, float* s, int64_t lds) {
+  const int64_t dv = d / 8 * 8, pd = prefetch_rows<T>(d) * ldk;
+  const __m256i tm = tail_mask(d - dv);
+  int64_t c = 0;
+  for (; c + 2 <= n; c += 2) {
+    const T* k0 = k + c * ldk;
+    prefetch_row(k0 + pd, d);
+    prefetch_row(k0 + pd + ldk, d);
+    __m256 a0[NH], a1[NH];
+    for (int h = 0; h < NH; ++h) a0[h] = a1[h] = _mm256_setzero_ps();
+    for (int64_t e = 0; e < dv; e += 8) {
+      const __m256 x0 = load8(k0 + e), x1 = load8(k0 + ldk + e);
+      for (int h = 0; h < NH; ++h) {
+        const __m256 qv = _mm256_loadu_ps(q + h * ldq + e);
+        a0[h] = _mm256_fmadd_ps(qv, x0, a0[h]);
+        a1[h] = _mm256_fmadd_ps(qv, x1, a1[h]);
+      }
+    }
+    if (dv < d) {
+      const __m256 x0 = load(k0 + dv, tm, true), x1 = load(k0 + ldk + dv, tm, true);
+      for (int h = 0; h < NH; ++h) {
+        const __m256 qv = load(q + h * ldq + dv, tm, true);
+        a0[h] = _mm256_fmadd_ps(qv, x0, a0[h]);
+        a1[h] = _mm256_fmadd_ps(qv, x1, a1[h]);
+      }
+    }
+    for (int h = 0; h < NH; ++h) {
+      s[h * lds + c] = hsum_v(a0[h]);
+      s[h * lds + c + 1] = hsum_v(a1[h]);
+    }
+  }
+  if (c < n)
+    for (int h = 0; h < NH; ++h) dot_rows_t(q + h * ldq, k + c * ldk, ldk, n - c, d, s + h * lds + c);
+}
+
+// NH heads (up to 4), 16 columns at a time: 2·NH accumulators, each V row segment loaded once. Per
+// element exactly axpy_rows_t's chain: acc += w[c] · v[c] for the keys in order.
+template <class T, int NH>
+void axpy_heads_t(const float* w, int64_t ldw, const T* v, int64_t ldv, int64_t n, int64_t d, float* acc, int64_t lda) {
+  const int64_t pd = prefetch_rows<T>(d) * ldv;
+  int64_t e0 = 0;
+  for (; e0 + 16 <= d; e0 += 16) {
+    __m256 a0[NH], a1[NH];
+    for (int h = 0; h < NH; ++h) {
+      a0[h] = _mm256_loadu_ps(acc + h * lda + e0);
+      a1[h] = _mm256_loadu_ps(acc + h * lda + e0 + 8);
+    }
+    for (int64_t c = 0; c < n; ++c) {
+      const T* vr = v + c * ldv + e0;
+      if (e0 == 0) prefetch_row(vr + pd, d);  // the first pass brings the rows in; later ones hit the cache
+      const __m256 x0 = load8(vr), x1 = load8(vr + 8);
+      for (int h = 0; h < NH; ++h) {
+        const __m256 wc = _mm256_set1_ps(w[h * ldw + c]);
+        a0[h] = _mm256_fmadd_ps(wc, x0, a0[h]);
+        a1[h] = _mm256_fmadd_ps(wc, x1, a1[h]);
+      }
+    }
+    for (int h = 0; h < NH; ++h) {
+      _mm256_storeu_ps(acc + h * lda + e0, a0[h]);
+      _mm256_storeu_ps(acc + h * lda + e0 + 8, a1[h]);
+    }
+  }
+  if (e0 < d)
+    for (int h = 0; h < NH; ++h) axpy_rows_t(w + h * ldw, v + e0, ldv, n, d - e0, acc + h * lda + e0);
+}
+
+template <class T>
+void dot_heads_any(const float* q, int64_t ldq, int64_t nh, const T* k, int64_t ldk, int64_t n, int64_t d, float* s,
+                   int64_t lds) {
+  for (int64_t h = 0; h < nh; h += 4) {
+    const float* qh = q + h * ldq;
+    float* sh = s + h * lds;
+    switch (std::min<int64_t>(4, nh - h)) {
+      case 4: dot_heads_t<T, 4>(qh, ldq, k, ldk, n, d, sh, lds); break;
+      case 3: dot_heads_t<T, 3>(qh, ldq, k, ldk, n, d, sh, lds); break;
+      case 2: dot_heads_t<T, 2>(qh, ldq, k, ldk, n, d, sh, lds); break;
+      default: dot_heads_t<T, 1>(qh, ldq, k, ldk, n, d, sh, lds); break;
+    }
+  }
+}
+
+template <class T>
+void axpy_heads_any(const float* w, int64_t ldw, int64_t nh, const T* v, int64_t ldv, int64_t n, int64_t d, float* acc,
+                    int64_t lda) {
+  for (int64_t h = 0; h < nh; h += 4) {
+    const float* wh = w + h * ldw;
+    float* ah = acc + h * lda;
+    switch (std::min<int64_t>(4, nh - h)) {
+      case 4: axpy_heads_t<T, 4>(wh, ldw, v, ldv, n, d, ah, lda); break;
+      case 3: axpy_heads_t<T, 3>(wh, ldw, v, ldv, n, d, ah, lda); break;
+      case 2: axpy_heads_t<T, 2>(wh, ldw, v, ldv, n, d, ah, lda); break;
+      default: axpy_heads_t<T, 1>(wh, ldw, v, ldv, n, d, ah, lda); break;
+    }
+  }
+}
+
 }  // namespace
+
+void dot_rows_heads(const float* q, int64_t ldq, int64_t nh, const float* k, const uint16_t* kb, int64_t ldk, int64_t n,
+                    int64_t d, float* s, int64_t lds) {
+  if (kb) dot_heads_any(q, ldq, nh, kb, ldk, n, d, s, lds);
+  else dot_heads_any(q, ldq, nh, k, ldk, n, d, s, lds);
+}
+
+void axpy_rows_heads(const float* w, int64_t ldw, int64_t nh, const float* v, const uint16_t* vb, int64_t ldv, int64_t n,
+                     int64_t d, float* acc, int64_t lda) {
+  if (vb) axpy_heads_any(w, ldw, nh, vb, ldv, n, d, acc, lda);
+  else axpy_heads_any(w, ldw, nh, v, ldv, n, d, acc, lda);
+}
 
 void dot_rows(const float* q, const float* k, int64_t ldk, int64_t n, int64_t d, float* s) { dot_rows_t(q, k, ldk, n, d, s); }
 void axpy_rows(const float* w, const float* v, int64_t ldv, int64_t n, int64_t d, float* acc) {

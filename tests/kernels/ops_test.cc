@@ -364,5 +364,36 @@ TEST(OpsBf16Rows, DotAndAxpyEqualFp32OnWidenedRows) {
     }
 }
 
+// The multi-head kernels (the query heads sharing a kv head) give per head bitwise what the single-head
+// kernels give, for 1-6 heads (groups of 4 and a remainder), fp32 and bf16 K/V, tails, odd key counts.
+TEST(OpsAvx2, HeadsKernelsEqualPerHeadKernels) {
+  REQUIRE_AVX2();
+  for (int64_t nh : {1, 2, 3, 4, 6})
+    for (int64_t d : {5, 16, 40, 256})
+      for (int64_t n : {1, 2, 7, 33}) {
+        const int64_t ld = d + 8, ldq = d + 1, lds = n + 3;
+        const auto q = randn(nh * ldq, 1.f, 30), w = randn(nh * lds, 1.f, 31), a0 = randn(nh * d, 1.f, 32);
+        const auto kf = randn(n * ld, 1.f, 33);
+        std::vector<uint16_t> kb(kf.size());
+        for (size_t i = 0; i < kf.size(); ++i) kb[i] = static_cast<uint16_t>(bits(kf[i]) >> 16);
+        for (bool bf : {false, true}) {
+          std::vector<float> s1(nh * lds, 0.f), s2 = s1, acc1 = a0, acc2 = a0;
+          vx::dot_rows_heads(q.data(), ldq, nh, bf ? nullptr : kf.data(), bf ? kb.data() : nullptr, ld, n, d, s1.data(), lds);
+          vx::axpy_rows_heads(w.data(), lds, nh, bf ? nullptr : kf.data(), bf ? kb.data() : nullptr, ld, n, d, acc1.data(), d);
+          for (int64_t h = 0; h < nh; ++h) {
+            if (bf) {
+              vx::dot_rows_bf16(q.data() + h * ldq, kb.data(), ld, n, d, s2.data() + h * lds);
+              vx::axpy_rows_bf16(w.data() + h * lds, kb.data(), ld, n, d, acc2.data() + h * d);
+            } else {
+              vx::dot_rows(q.data() + h * ldq, kf.data(), ld, n, d, s2.data() + h * lds);
+              vx::axpy_rows(w.data() + h * lds, kf.data(), ld, n, d, acc2.data() + h * d);
+            }
+          }
+          ASSERT_EQ(0, std::memcmp(s1.data(), s2.data(), s1.size() * sizeof(float))) << nh << " " << d << " " << n << " " << bf;
+          ASSERT_EQ(0, std::memcmp(acc1.data(), acc2.data(), acc1.size() * sizeof(float))) << nh << " " << d << " " << n << " " << bf;
+        }
+      }
+}
+
 }  // namespace
 }  // namespace t5g
