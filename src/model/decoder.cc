@@ -150,8 +150,7 @@ void decoder_forward(const ModelWeights& w, const ModelConfig& cfg, const std::v
     rms_norm(h.data(), R, H, H, l.pre_attn_norm.data(), eps, xn.data(), H, p);
     project_qkv(l.attn, c, xn.data(), R, q.data(), k.data(), v.data(), &rope.of(c.layer_types[li]), p,
                 /*row_stable=*/true);
-#pragma omp parallel for schedule(dynamic, 1) if (R > 1)
-    for (int64_t r = 0; r < R; ++r) {
+    const auto attend = [&](int64_t r) {
       const int64_t b = owner[r];
       const DecoderState& st = *states[b];
       const DecoderLayerCache& lc = st.layers[li];
@@ -162,6 +161,15 @@ void decoder_forward(const ModelWeights& w, const ModelConfig& cfg, const std::v
       spans[n++] = x.kb.empty() ? KvSpan{x.k.data(), x.v.data(), kvd, st.encoder_length}
                                 : KvSpan{nullptr, nullptr, kvd, st.encoder_length, x.kb.data(), x.vb.data()};
       attention_row(q.data() + r * qd, spans, n, attn.data() + r * qd, ap);
+    };
+    // Several rows: one per thread at a time. One row (batch-1 decode): attention_row itself splits a
+    // long input's keys over the threads; called from inside even an if(false) parallel region, it ran
+    // on one thread (libgomp made it a nested region), which at 8K input tokens cost a third of a step.
+    if (R > 1) {
+#pragma omp parallel for schedule(dynamic, 1)
+      for (int64_t r = 0; r < R; ++r) attend(r);
+    } else {
+      attend(0);
     }
     for (int64_t b = 0; b < B; ++b)
       append_self(states[b]->layers[li], states[b]->length, k.data() + row0[b] * kvd, v.data() + row0[b] * kvd,
