@@ -19,8 +19,6 @@ struct RowKernels {
   decltype(&kern::scalar::finish_scores_row) finish;
   decltype(&kern::scalar::exp_sum_row) exp_sum;
   decltype(&kern::scalar::scale_round_row) scale_round;
-  decltype(&kern::scalar::dot_rows) dot;
-  decltype(&kern::scalar::axpy_rows) axpy;
   decltype(&kern::scalar::round_act) round;
   decltype(&kern::scalar::dot_rows_heads) dot_heads;
   decltype(&kern::scalar::axpy_rows_heads) axpy_heads;
@@ -29,12 +27,10 @@ struct RowKernels {
 const RowKernels& row_kernels() {
   static const RowKernels k = active_isa() >= Isa::kAvx2
                                   ? RowKernels{kern::avx2::finish_scores_row, kern::avx2::exp_sum_row,
-                                               kern::avx2::scale_round_row, kern::avx2::dot_rows,
-                                               kern::avx2::axpy_rows, kern::avx2::round_act,
+                                               kern::avx2::scale_round_row, kern::avx2::round_act,
                                                kern::avx2::dot_rows_heads, kern::avx2::axpy_rows_heads}
                                   : RowKernels{kern::scalar::finish_scores_row, kern::scalar::exp_sum_row,
-                                               kern::scalar::scale_round_row, kern::scalar::dot_rows,
-                                               kern::scalar::axpy_rows, kern::scalar::round_act,
+                                               kern::scalar::scale_round_row, kern::scalar::round_act,
                                                kern::scalar::dot_rows_heads, kern::scalar::axpy_rows_heads};
   return k;
 }
@@ -257,7 +253,8 @@ namespace {
 // of the spans laid side by side.
 template <class F>
 void for_each_span_piece(const KvSpan* spans, int n_spans, int64_t k0, int64_t k1, F&& f) {
-  for (int si = 0, c = 0; si < n_spans && c < k1; c += static_cast<int>(spans[si].n), ++si) {
+  int64_t c = 0;
+  for (int si = 0; si < n_spans && c < k1; c += spans[si].n, ++si) {
     const int64_t lo = std::max<int64_t>(k0, c), hi = std::min<int64_t>(k1, c + spans[si].n);
     if (lo < hi) f(spans[si], lo - c, hi - lo, lo);
   }
