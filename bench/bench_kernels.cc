@@ -156,7 +156,7 @@ void matmul_args(benchmark::internal::Benchmark* b) {
   const int64_t NK[][2] = {{1024, 640}, {256, 640}, {2048, 640}, {262144, 640}, {640, 1024}, {640, 2048}};
   for (int t : {static_cast<int>(WeightType::kBF16), static_cast<int>(WeightType::kF32)})
     for (const auto& nk : NK)
-      for (int64_t M : {1, 8, 512, 2048}) b->Args({M, nk[0], nk[1], t, 0});
+      for (int64_t M : {1, 8, 128, 512, 2048}) b->Args({M, nk[0], nk[1], t, 0});
   // bf16 compute mode (X bf16-representable): takes the AVX512_BF16 path where the CPU has it.
   for (const auto& nk : NK)
     for (int64_t M : {1, 8, 512}) b->Args({M, nk[0], nk[1], static_cast<int>(WeightType::kBF16), 1});
