@@ -254,11 +254,11 @@ BENCHMARK(BM_Attention)
     ->UseRealTime();
 
 // One decoder query row (4 heads sharing 1 kv head, head_dim 256, as the 270m/1b) against n cross keys,
-// bf16 model precision, all threads: the cross K/V as fp32 (0) or as the bf16 cache (1). GB/s counts
-// the K and V bytes read once per call.
+// bf16 model precision, all threads; the cross K/V held as fp32 (kv 0), bf16 (1: the bf16 model's cache)
+// or int8 with per-row scales (2: --cross-kv int8). GB/s counts the K and V bytes read once per call.
 void BM_AttentionRow(benchmark::State& state) {
   const int64_t n = state.range(0), hd = 256, H = 4;
-  const bool kv_bf16 = state.range(1) != 0;
+  const int kind = static_cast<int>(state.range(1));
   AttnParams p;
   p.num_heads = H;
   p.num_kv_heads = 1;
@@ -267,31 +267,48 @@ void BM_AttentionRow(benchmark::State& state) {
   p.precision = Precision::kBF16;
   std::mt19937 rng(4);
   std::normal_distribution<float> nd(0.f, 1.f);
-  std::vector<float> q(static_cast<size_t>(H * hd)), o(q.size()), k, v;
+  std::vector<float> q(static_cast<size_t>(H * hd)), o(q.size()), k, v, ks, vs;
   std::vector<uint16_t> kb, vb;
+  std::vector<int8_t> kq, vq;
   for (auto& x : q) x = round_one(nd(rng), p.precision);
-  if (kv_bf16) {
-    kb.resize(static_cast<size_t>(n * hd));
-    vb.resize(kb.size());
-    for (auto* a : {&kb, &vb})
-      for (auto& x : *a) x = f32_to_bf16(nd(rng));
-  } else {
-    k.resize(static_cast<size_t>(n * hd));
-    v.resize(k.size());
+  KvSpan span;
+  span.ld = hd;
+  span.n = n;
+  const size_t ne = static_cast<size_t>(n * hd);
+  if (kind == 0) {
+    k.resize(ne);
+    v.resize(ne);
     for (auto* a : {&k, &v})
       for (auto& x : *a) x = round_one(nd(rng), p.precision);
+    span.k.f = k.data();
+    span.v.f = v.data();
+  } else if (kind == 1) {
+    kb.resize(ne);
+    vb.resize(ne);
+    for (auto* a : {&kb, &vb})
+      for (auto& x : *a) x = f32_to_bf16(nd(rng));
+    span.k.b = kb.data();
+    span.v.b = vb.data();
+  } else {
+    kq.resize(ne);
+    vq.resize(ne);
+    ks.assign(static_cast<size_t>(n), 0.02f);
+    vs.assign(static_cast<size_t>(n), 0.02f);
+    for (auto* a : {&kq, &vq})
+      for (auto& x : *a) x = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+    span.k = KvRows{nullptr, nullptr, kq.data(), ks.data(), 1};
+    span.v = KvRows{nullptr, nullptr, vq.data(), vs.data(), 1};
   }
-  const KvSpan span = kv_bf16 ? KvSpan{nullptr, nullptr, hd, n, kb.data(), vb.data()} : KvSpan{k.data(), v.data(), hd, n};
   for (auto _ : state) {
     attention_row(q.data(), &span, 1, o.data(), p);
     benchmark::ClobberMemory();
   }
-  const double bytes = 2.0 * n * hd * (kv_bf16 ? 2 : 4);
+  const double bytes = 2.0 * n * (kind == 0 ? 4 * hd : kind == 1 ? 2 * hd : hd + 4);
   state.counters["GB/s"] = benchmark::Counter(bytes * state.iterations() / 1e9, benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_AttentionRow)
-    ->ArgNames({"keys", "kv_bf16"})
-    ->ArgsProduct({{16384, 131072}, {0, 1}})
+    ->ArgNames({"keys", "kv"})
+    ->ArgsProduct({{16384, 131072}, {0, 1, 2}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

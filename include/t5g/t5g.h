@@ -31,6 +31,10 @@ struct LoadOptions {
   // "int8" or "q4" (grouped 8- / 4-bit, quantized once at load; `t5g quantize` writes a checkpoint that
   // loads pre-quantized, in place). The vision tower stays as stored.
   std::string weights = "auto";
+  // How each request's cross keys/values (the decoder's attention over the encoder output, the largest
+  // buffer of a long input) are held: "auto" (as the reference: bf16 for a bf16 model, which changes no
+  // result, fp32 otherwise) or "int8" (one scale per row and kv head: half of bf16's memory, approximate).
+  std::string cross_kv = "auto";
 };
 
 // An image for the encoder: a file, or encoded file bytes (JPEG, PNG, WebP, GIF, BMP).

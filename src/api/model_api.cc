@@ -49,12 +49,14 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
     dir = resolve_model(path, HubOptions::from_env(), progress);
   }
   const WeightFormat format = parse_weight_format(options.weights);
+  const CrossKvFormat cross_kv = parse_cross_kv_format(options.cross_kv);
   const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   m->threads_ = options.threads > 0 ? options.threads : hw;
   {
     ThreadScope ts(m->threads_);  // quantizing at load runs on the model's threads
     m->m_ = load_model(dir, format);
   }
+  m->m_->cross_kv = cross_kv;
   m->tok_ = std::make_unique<TokenizerSlot>();
   return m;
 }

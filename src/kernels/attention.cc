@@ -242,7 +242,7 @@ void attention_banded(const float* q, int64_t ldq, const float* k, const float* 
 // kRowChunk, so a K or V row serves all of them from cache. The softmax sum and the P·V accumulators
 // are formed per block (keys in order) and then added block after block, so the arithmetic depends on
 // the number of keys only: never on the thread count. With at most kRowBlock keys (every short input)
-// this is a plain in-order pass. K/V rows may be fp32 or bf16 (KvSpan::kb/vb).
+// this is a plain in-order pass. K/V rows may be fp32, bf16 or int8 (KvRows).
 constexpr int64_t kRowChunk = 32;           // keys per chunk (32 KiB of fp32 K or V at head_dim 256)
 constexpr int64_t kRowBlock = 2048;         // keys per block
 constexpr int64_t kRowParallelKeys = 2048;  // fewer keys: one thread (a fork costs more)
@@ -258,6 +258,19 @@ void for_each_span_piece(const KvSpan* spans, int n_spans, int64_t k0, int64_t k
     const int64_t lo = std::max<int64_t>(k0, c), hi = std::min<int64_t>(k1, c + spans[si].n);
     if (lo < hi) f(spans[si], lo - c, hi - lo, lo);
   }
+}
+
+// The rows from `row`, columns from `col` (scale column `scol` for int8) of r.
+KvRows rows_at(const KvRows& r, int64_t ld, int64_t row, int64_t col, int64_t scol) {
+  KvRows o = r;
+  const int64_t off = row * ld + col;
+  if (r.f) o.f = r.f + off;
+  if (r.b) o.b = r.b + off;
+  if (r.q) {
+    o.q = r.q + off;
+    o.s = r.s + row * r.sld + scol;
+  }
+  return o;
 }
 
 }  // namespace
@@ -285,9 +298,9 @@ void attention_row(const float* q, const KvSpan* spans, int n_spans, float* out,
       for (int64_t kvh = 0; kvh < KVH; ++kvh)
         for_each_span_piece(spans, n_spans, k0, k1, [&](const KvSpan& sp, int64_t j0, int64_t cnt, int64_t col) {
           for (int64_t c0 = 0; c0 < cnt; c0 += kRowChunk) {
-            const int64_t nc = std::min(kRowChunk, cnt - c0), off = (j0 + c0) * sp.ld + kvh * hd, h0 = kvh * group;
-            rk.dot_heads(q + h0 * hd, hd, group, sp.kb ? nullptr : sp.k + off, sp.kb ? sp.kb + off : nullptr, sp.ld, nc,
-                         hd, scores.data() + h0 * n + col + c0, n);
+            const int64_t nc = std::min(kRowChunk, cnt - c0), h0 = kvh * group;
+            rk.dot_heads(q + h0 * hd, hd, group, rows_at(sp.k, sp.ld, j0 + c0, kvh * hd, kvh), sp.ld, nc, hd,
+                         scores.data() + h0 * n + col + c0, n);
           }
         });
       for (int64_t h = 0; h < H; ++h)
@@ -321,9 +334,9 @@ void attention_row(const float* q, const KvSpan* spans, int n_spans, float* out,
       for (int64_t kvh = 0; kvh < KVH; ++kvh)
         for_each_span_piece(spans, n_spans, k0, k1, [&](const KvSpan& sp, int64_t j0, int64_t cnt, int64_t col) {
           for (int64_t c0 = 0; c0 < cnt; c0 += kRowChunk) {
-            const int64_t nc = std::min(kRowChunk, cnt - c0), off = (j0 + c0) * sp.ld + kvh * hd, h0 = kvh * group;
-            rk.axpy_heads(scores.data() + h0 * n + col + c0, n, group, sp.vb ? nullptr : sp.v + off,
-                          sp.vb ? sp.vb + off : nullptr, sp.ld, nc, hd, part.data() + (bi * H + h0) * hd, hd);
+            const int64_t nc = std::min(kRowChunk, cnt - c0), h0 = kvh * group;
+            rk.axpy_heads(scores.data() + h0 * n + col + c0, n, group, rows_at(sp.v, sp.ld, j0 + c0, kvh * hd, kvh),
+                          sp.ld, nc, hd, part.data() + (bi * H + h0) * hd, hd);
           }
         });
     }

@@ -37,17 +37,24 @@ struct Band {
 void attention_banded(const float* q, int64_t ldq, const float* k, const float* v, int64_t ldkv, float* out,
                       int64_t ldo, int64_t L, Band band, const AttnParams& p);
 
-// A contiguous run of keys/values for one query (rows of stride ld elements, all kv heads interleaved
-// as in the projections' output), fp32 (k, v) or bf16 (kb, vb: a bf16 model's cross K/V, whose values
-// are bf16 in the reference too, so holding them in half the memory changes no result).
+// A contiguous run of keys/values for one query: rows of stride ld elements, all kv heads interleaved as
+// in the projections' output. k, v in any KvRows form; for int8 the scale of row c, kv head h is
+// s[c * sld + h] (sld = the number of kv heads).
 struct KvSpan {
-  const float* k = nullptr;
-  const float* v = nullptr;
+  KvRows k, v;
   int64_t ld = 0;
   int64_t n = 0;
-  const uint16_t* kb = nullptr;  // when set, used instead of k
-  const uint16_t* vb = nullptr;  // when set, used instead of v
 };
+
+// fp32 rows (self-attention caches, tests).
+inline KvSpan kv_span_f32(const float* k, const float* v, int64_t ld, int64_t n) {
+  KvSpan s;
+  s.k.f = k;
+  s.v.f = v;
+  s.ld = ld;
+  s.n = n;
+  return s;
+}
 
 // One query row (all heads) against the union of `spans`, one softmax over all of them (the
 // decoder's merged self + cross attention). q/out: [num_heads * head_dim].

@@ -144,36 +144,32 @@ void axpy_rows(const float* w, const float* v, int64_t ldv, int64_t n, int64_t d
   }
 }
 
-void dot_rows_bf16(const float* q, const uint16_t* k, int64_t ldk, int64_t n, int64_t d, float* s) {
-  for (int64_t c = 0; c < n; ++c) {
-    const uint16_t* kr = k + c * ldk;
-    float acc = 0.f;
-    for (int64_t e = 0; e < d; ++e) acc += q[e] * bf16_to_f32(kr[e]);
-    s[c] = acc;
-  }
+namespace {
+// Element e of row c, widened to fp32 before any scale (f, b) or as the integer (q).
+inline float kv_elem(const KvRows& r, int64_t i) {
+  if (r.f) return r.f[i];
+  if (r.b) return bf16_to_f32(r.b[i]);
+  return static_cast<float>(r.q[i]);
+}
+}  // namespace
+
+void dot_rows_heads(const float* q, int64_t ldq, int64_t nh, const KvRows& k, int64_t ldk, int64_t n, int64_t d,
+                    float* s, int64_t lds) {
+  for (int64_t h = 0; h < nh; ++h)
+    for (int64_t c = 0; c < n; ++c) {
+      float acc = 0.f;
+      for (int64_t e = 0; e < d; ++e) acc += q[h * ldq + e] * kv_elem(k, c * ldk + e);
+      s[h * lds + c] = k.q ? acc * k.s[c * k.sld] : acc;
+    }
 }
 
-void axpy_rows_bf16(const float* w, const uint16_t* v, int64_t ldv, int64_t n, int64_t d, float* acc) {
-  for (int64_t c = 0; c < n; ++c) {
-    const uint16_t* vr = v + c * ldv;
-    for (int64_t e = 0; e < d; ++e) acc[e] += w[c] * bf16_to_f32(vr[e]);
-  }
-}
-
-void dot_rows_heads(const float* q, int64_t ldq, int64_t nh, const float* k, const uint16_t* kb, int64_t ldk, int64_t n,
-                    int64_t d, float* s, int64_t lds) {
-  for (int64_t h = 0; h < nh; ++h) {
-    if (kb) dot_rows_bf16(q + h * ldq, kb, ldk, n, d, s + h * lds);
-    else dot_rows(q + h * ldq, k, ldk, n, d, s + h * lds);
-  }
-}
-
-void axpy_rows_heads(const float* w, int64_t ldw, int64_t nh, const float* v, const uint16_t* vb, int64_t ldv, int64_t n,
-                     int64_t d, float* acc, int64_t lda) {
-  for (int64_t h = 0; h < nh; ++h) {
-    if (vb) axpy_rows_bf16(w + h * ldw, vb, ldv, n, d, acc + h * lda);
-    else axpy_rows(w + h * ldw, v, ldv, n, d, acc + h * lda);
-  }
+void axpy_rows_heads(const float* w, int64_t ldw, int64_t nh, const KvRows& v, int64_t ldv, int64_t n, int64_t d,
+                     float* acc, int64_t lda) {
+  for (int64_t h = 0; h < nh; ++h)
+    for (int64_t c = 0; c < n; ++c) {
+      const float wc = v.q ? w[h * ldw + c] * v.s[c * v.sld] : w[h * ldw + c];
+      for (int64_t e = 0; e < d; ++e) acc[h * lda + e] += wc * kv_elem(v, c * ldv + e);
+    }
 }
 
 }  // namespace kern::scalar

@@ -11,6 +11,17 @@ namespace t5g {
 enum class Precision { kF32, kBF16, kF16 };
 const char* precision_name(Precision p);
 
+// Key or value rows of the decoder's attention, stored one of three ways: fp32 (f); bf16 (b: widened
+// exactly); or int8 with one fp32 scale per row (q, s: element e of row c is q[c * ld + e] * s[c * sld]).
+// Exactly one of f, b, q is set.
+struct KvRows {
+  const float* f = nullptr;
+  const uint16_t* b = nullptr;
+  const int8_t* q = nullptr;
+  const float* s = nullptr;
+  int64_t sld = 0;
+};
+
 // x[i] = x rounded to the precision (no-op for kF32).
 void round_act(float* x, int64_t n, Precision p);
 float round_one(float x, Precision p);

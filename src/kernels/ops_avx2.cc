@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/ops_internal.h"
 #include "kernels/vec_math_avx2.h"
@@ -52,6 +53,19 @@ inline __m256 load(const uint16_t* p, __m256i m, bool tail) {
     h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
   }
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+// 8 int8 as fp32 (the integers; the row's scale is applied by the caller); a tail as above.
+inline __m256 load(const int8_t* p, __m256i m, bool tail) {
+  __m128i h;
+  if (tail) {
+    alignas(16) int8_t b[16] = {};
+    const int cnt = __builtin_popcount(static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(m))));
+    for (int i = 0; i < cnt; ++i) b[i] = p[i];
+    h = _mm_load_si128(reinterpret_cast<const __m128i*>(b));
+  } else {
+    h = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+  }
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(h));
 }
 inline void store(float* p, __m256 v, __m256i m, bool tail) {
   if (tail) _mm256_maskstore_ps(p, m, v);
@@ -240,9 +254,16 @@ inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
 inline __m256 load8(const uint16_t* p) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
 }
+inline __m256 load8(const int8_t* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+// int8 rows carry a scale per row (sc[c * sld]); fp32 / bf16 rows none (sc null, never read).
+template <class T>
+constexpr bool kScaled = std::is_same_v<T, int8_t>;
 
 template <class T>
-void dot_rows_t(const float* q, const T* k, int64_t ldk, int64_t n, int64_t d, float* s) {
+void dot_rows_t(const float* q, const T* k, int64_t ldk, int64_t n, int64_t d, float* s, const float* sc = nullptr,
+                int64_t sld = 0) {
   const int64_t dv = d / 8 * 8;
   const __m256i tm = tail_mask(d - dv);
   int64_t c = 0;
@@ -267,6 +288,8 @@ void dot_rows_t(const float* q, const T* k, int64_t ldk, int64_t n, int64_t d, f
     s[c + 1] = hsum_v(a1);
     s[c + 2] = hsum_v(a2);
     s[c + 3] = hsum_v(a3);
+    if constexpr (kScaled<T>)
+      for (int i = 0; i < 4; ++i) s[c + i] *= sc[(c + i) * sld];
   }
   for (; c < n; ++c) {
     const T* kr = k + c * ldk;
@@ -274,18 +297,20 @@ void dot_rows_t(const float* q, const T* k, int64_t ldk, int64_t n, int64_t d, f
     for (int64_t e = 0; e < dv; e += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + e), load8(kr + e), a0);
     if (dv < d) a0 = _mm256_fmadd_ps(load(q + dv, tm, true), load(kr + dv, tm, true), a0);
     s[c] = hsum_v(a0);
+    if constexpr (kScaled<T>) s[c] *= sc[c * sld];
   }
 }
 
 template <class T>
-void axpy_rows_t(const float* w, const T* v, int64_t ldv, int64_t n, int64_t d, float* acc) {
+void axpy_rows_t(const float* w, const T* v, int64_t ldv, int64_t n, int64_t d, float* acc, const float* sc = nullptr,
+                 int64_t sld = 0) {
   // Blocks of 32 accumulators kept in registers across all n rows.
   int64_t e0 = 0;
   for (; e0 + 32 <= d; e0 += 32) {
     __m256 a0 = _mm256_loadu_ps(acc + e0), a1 = _mm256_loadu_ps(acc + e0 + 8), a2 = _mm256_loadu_ps(acc + e0 + 16),
            a3 = _mm256_loadu_ps(acc + e0 + 24);
     for (int64_t c = 0; c < n; ++c) {
-      const __m256 wc = _mm256_set1_ps(w[c]);
+      const __m256 wc = _mm256_set1_ps(kScaled<T> ? w[c] * sc[c * sld] : w[c]);
       const T* vr = v + c * ldv + e0;
       a0 = _mm256_fmadd_ps(wc, load8(vr), a0);
       a1 = _mm256_fmadd_ps(wc, load8(vr + 8), a1);
@@ -309,7 +334,7 @@ void axpy_rows_t(const float* w, const T* v, int64_t ldv, int64_t n, int64_t d, 
       a[j] = load(acc + e0 + 8 * j, mk[j], tl[j]);
     }
     for (int64_t c = 0; c < n; ++c) {
-      const __m256 wc = _mm256_set1_ps(w[c]);
+      const __m256 wc = _mm256_set1_ps(kScaled<T> ? w[c] * sc[c * sld] : w[c]);
       const T* vr = v + c * ldv + e0;
       for (int j = 0; j < 4; ++j) a[j] = _mm256_fmadd_ps(wc, load(vr + 8 * j, mk[j], tl[j]), a[j]);
     }
@@ -332,7 +357,8 @@ inline void prefetch_row(const T* p, int64_t d) {
 }
 
 template <class T, int NH>
-void dot_heads_t(const float* q, int64_t ldq, const T* k, int64_t ldk, int64_t n, int64_t d, float* s, int64_t lds) {
+void dot_heads_t(const float* q, int64_t ldq, const T* k, int64_t ldk, int64_t n, int64_t d, float* s, int64_t lds,
+                 const float* sc, int64_t sld) {
   const int64_t dv = d / 8 * 8, pd = prefetch_rows<T>(d) * ldk;
   const __m256i tm = tail_mask(d - dv);
   int64_t c = 0;
@@ -361,16 +387,22 @@ void dot_heads_t(const float* q, int64_t ldq, const T* k, int64_t ldk, int64_t n
     for (int h = 0; h < NH; ++h) {
       s[h * lds + c] = hsum_v(a0[h]);
       s[h * lds + c + 1] = hsum_v(a1[h]);
+      if constexpr (kScaled<T>) {
+        s[h * lds + c] *= sc[c * sld];
+        s[h * lds + c + 1] *= sc[(c + 1) * sld];
+      }
     }
   }
   if (c < n)
-    for (int h = 0; h < NH; ++h) dot_rows_t(q + h * ldq, k + c * ldk, ldk, n - c, d, s + h * lds + c);
+    for (int h = 0; h < NH; ++h)
+      dot_rows_t(q + h * ldq, k + c * ldk, ldk, n - c, d, s + h * lds + c, kScaled<T> ? sc + c * sld : nullptr, sld);
 }
 
 // NH heads (up to 4), 16 columns at a time: 2·NH accumulators, each V row segment loaded once. Per
 // element exactly axpy_rows_t's chain: acc += w[c] · v[c] for the keys in order.
 template <class T, int NH>
-void axpy_heads_t(const float* w, int64_t ldw, const T* v, int64_t ldv, int64_t n, int64_t d, float* acc, int64_t lda) {
+void axpy_heads_t(const float* w, int64_t ldw, const T* v, int64_t ldv, int64_t n, int64_t d, float* acc, int64_t lda,
+                  const float* sc, int64_t sld) {
   const int64_t pd = prefetch_rows<T>(d) * ldv;
   int64_t e0 = 0;
   for (; e0 + 16 <= d; e0 += 16) {
@@ -383,8 +415,9 @@ void axpy_heads_t(const float* w, int64_t ldw, const T* v, int64_t ldv, int64_t 
       const T* vr = v + c * ldv + e0;
       if (e0 == 0) prefetch_row(vr + pd, d);  // the first pass brings the rows in; later ones hit the cache
       const __m256 x0 = load8(vr), x1 = load8(vr + 8);
+      const float f = kScaled<T> ? sc[c * sld] : 1.f;
       for (int h = 0; h < NH; ++h) {
-        const __m256 wc = _mm256_set1_ps(w[h * ldw + c]);
+        const __m256 wc = _mm256_set1_ps(kScaled<T> ? w[h * ldw + c] * f : w[h * ldw + c]);
         a0[h] = _mm256_fmadd_ps(wc, x0, a0[h]);
         a1[h] = _mm256_fmadd_ps(wc, x1, a1[h]);
       }
@@ -395,61 +428,57 @@ void axpy_heads_t(const float* w, int64_t ldw, const T* v, int64_t ldv, int64_t 
     }
   }
   if (e0 < d)
-    for (int h = 0; h < NH; ++h) axpy_rows_t(w + h * ldw, v + e0, ldv, n, d - e0, acc + h * lda + e0);
+    for (int h = 0; h < NH; ++h) axpy_rows_t(w + h * ldw, v + e0, ldv, n, d - e0, acc + h * lda + e0, sc, sld);
 }
 
 template <class T>
 void dot_heads_any(const float* q, int64_t ldq, int64_t nh, const T* k, int64_t ldk, int64_t n, int64_t d, float* s,
-                   int64_t lds) {
+                   int64_t lds, const float* sc, int64_t sld) {
   for (int64_t h = 0; h < nh; h += 4) {
     const float* qh = q + h * ldq;
     float* sh = s + h * lds;
     switch (std::min<int64_t>(4, nh - h)) {
-      case 4: dot_heads_t<T, 4>(qh, ldq, k, ldk, n, d, sh, lds); break;
-      case 3: dot_heads_t<T, 3>(qh, ldq, k, ldk, n, d, sh, lds); break;
-      case 2: dot_heads_t<T, 2>(qh, ldq, k, ldk, n, d, sh, lds); break;
-      default: dot_heads_t<T, 1>(qh, ldq, k, ldk, n, d, sh, lds); break;
+      case 4: dot_heads_t<T, 4>(qh, ldq, k, ldk, n, d, sh, lds, sc, sld); break;
+      case 3: dot_heads_t<T, 3>(qh, ldq, k, ldk, n, d, sh, lds, sc, sld); break;
+      case 2: dot_heads_t<T, 2>(qh, ldq, k, ldk, n, d, sh, lds, sc, sld); break;
+      default: dot_heads_t<T, 1>(qh, ldq, k, ldk, n, d, sh, lds, sc, sld); break;
     }
   }
 }
 
 template <class T>
 void axpy_heads_any(const float* w, int64_t ldw, int64_t nh, const T* v, int64_t ldv, int64_t n, int64_t d, float* acc,
-                    int64_t lda) {
+                    int64_t lda, const float* sc, int64_t sld) {
   for (int64_t h = 0; h < nh; h += 4) {
     const float* wh = w + h * ldw;
     float* ah = acc + h * lda;
     switch (std::min<int64_t>(4, nh - h)) {
-      case 4: axpy_heads_t<T, 4>(wh, ldw, v, ldv, n, d, ah, lda); break;
-      case 3: axpy_heads_t<T, 3>(wh, ldw, v, ldv, n, d, ah, lda); break;
-      case 2: axpy_heads_t<T, 2>(wh, ldw, v, ldv, n, d, ah, lda); break;
-      default: axpy_heads_t<T, 1>(wh, ldw, v, ldv, n, d, ah, lda); break;
+      case 4: axpy_heads_t<T, 4>(wh, ldw, v, ldv, n, d, ah, lda, sc, sld); break;
+      case 3: axpy_heads_t<T, 3>(wh, ldw, v, ldv, n, d, ah, lda, sc, sld); break;
+      case 2: axpy_heads_t<T, 2>(wh, ldw, v, ldv, n, d, ah, lda, sc, sld); break;
+      default: axpy_heads_t<T, 1>(wh, ldw, v, ldv, n, d, ah, lda, sc, sld); break;
     }
   }
 }
 
 }  // namespace
 
-void dot_rows_heads(const float* q, int64_t ldq, int64_t nh, const float* k, const uint16_t* kb, int64_t ldk, int64_t n,
-                    int64_t d, float* s, int64_t lds) {
-  if (kb) dot_heads_any(q, ldq, nh, kb, ldk, n, d, s, lds);
-  else dot_heads_any(q, ldq, nh, k, ldk, n, d, s, lds);
+void dot_rows_heads(const float* q, int64_t ldq, int64_t nh, const KvRows& k, int64_t ldk, int64_t n, int64_t d,
+                    float* s, int64_t lds) {
+  if (k.q) dot_heads_any(q, ldq, nh, k.q, ldk, n, d, s, lds, k.s, k.sld);
+  else if (k.b) dot_heads_any(q, ldq, nh, k.b, ldk, n, d, s, lds, nullptr, 0);
+  else dot_heads_any(q, ldq, nh, k.f, ldk, n, d, s, lds, nullptr, 0);
 }
 
-void axpy_rows_heads(const float* w, int64_t ldw, int64_t nh, const float* v, const uint16_t* vb, int64_t ldv, int64_t n,
-                     int64_t d, float* acc, int64_t lda) {
-  if (vb) axpy_heads_any(w, ldw, nh, vb, ldv, n, d, acc, lda);
-  else axpy_heads_any(w, ldw, nh, v, ldv, n, d, acc, lda);
+void axpy_rows_heads(const float* w, int64_t ldw, int64_t nh, const KvRows& v, int64_t ldv, int64_t n, int64_t d,
+                     float* acc, int64_t lda) {
+  if (v.q) axpy_heads_any(w, ldw, nh, v.q, ldv, n, d, acc, lda, v.s, v.sld);
+  else if (v.b) axpy_heads_any(w, ldw, nh, v.b, ldv, n, d, acc, lda, nullptr, 0);
+  else axpy_heads_any(w, ldw, nh, v.f, ldv, n, d, acc, lda, nullptr, 0);
 }
 
 void dot_rows(const float* q, const float* k, int64_t ldk, int64_t n, int64_t d, float* s) { dot_rows_t(q, k, ldk, n, d, s); }
 void axpy_rows(const float* w, const float* v, int64_t ldv, int64_t n, int64_t d, float* acc) {
-  axpy_rows_t(w, v, ldv, n, d, acc);
-}
-void dot_rows_bf16(const float* q, const uint16_t* k, int64_t ldk, int64_t n, int64_t d, float* s) {
-  dot_rows_t(q, k, ldk, n, d, s);
-}
-void axpy_rows_bf16(const float* w, const uint16_t* v, int64_t ldv, int64_t n, int64_t d, float* acc) {
   axpy_rows_t(w, v, ldv, n, d, acc);
 }
 

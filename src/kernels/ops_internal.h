@@ -33,17 +33,14 @@ namespace t5g::kern {
   void dot_rows(const float* q, const float* k, int64_t ldk, int64_t n, int64_t d, float* s);                        \
   /* acc[0..d) += sum_c w[c] * v_c, v_c = v + c * ldv. */                                                            \
   void axpy_rows(const float* w, const float* v, int64_t ldv, int64_t n, int64_t d, float* acc);                      \
-  /* The same two with bf16 keys / values (a bf16 model's cross K/V cache): each element is widened to the     \
-     fp32 it stands for, so the results are bitwise those of the fp32 versions on the widened rows. */          \
-  void dot_rows_bf16(const float* q, const uint16_t* k, int64_t ldk, int64_t n, int64_t d, float* s);                \
-  void axpy_rows_bf16(const float* w, const uint16_t* v, int64_t ldv, int64_t n, int64_t d, float* acc);          \
-  /* The same for nh query heads that share the keys (q_h = q + h * ldq, s_h = s + h * lds; w_h = w + h * ldw,   \
-     acc_h = acc + h * lda), each K/V element loaded once for all of them; per head, bitwise the results of  \
-     dot_rows / axpy_rows. K/V fp32 (kb/vb null) or bf16 (k/v null). */                                        \
-  void dot_rows_heads(const float* q, int64_t ldq, int64_t nh, const float* k, const uint16_t* kb, int64_t ldk,      \
-                      int64_t n, int64_t d, float* s, int64_t lds);                                                  \
-  void axpy_rows_heads(const float* w, int64_t ldw, int64_t nh, const float* v, const uint16_t* vb, int64_t ldv,     \
-                       int64_t n, int64_t d, float* acc, int64_t lda);
+  /* The same two for nh query heads that share the keys (q_h = q + h * ldq, s_h = s + h * lds; w_h = w + h * ldw,  \
+     acc_h = acc + h * lda), each K/V element loaded once for all of them, the rows in any KvRows form. fp32 and   \
+     bf16 rows give per head bitwise what dot_rows / axpy_rows give on the (widened) fp32 rows; int8 rows give    \
+     scale * dot(q, row) and acc += (w * scale) * row. */                                                           \
+  void dot_rows_heads(const float* q, int64_t ldq, int64_t nh, const KvRows& k, int64_t ldk, int64_t n, int64_t d,   \
+                      float* s, int64_t lds);                                                                        \
+  void axpy_rows_heads(const float* w, int64_t ldw, int64_t nh, const KvRows& v, int64_t ldv, int64_t n, int64_t d,  \
+                       float* acc, int64_t lda);
 
 namespace scalar {
 T5G_OPS_KERNELS

@@ -1,6 +1,8 @@
 #include "model/decoder.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 #include "kernels/attention.h"
 #include "kernels/convert.h"
@@ -12,7 +14,8 @@ namespace t5g {
 size_t CrossKv::bytes() const {
   size_t n = 0;
   for (const auto& l : layers)
-    n += (l.k.capacity() + l.v.capacity()) * sizeof(float) + (l.kb.capacity() + l.vb.capacity()) * sizeof(uint16_t);
+    n += (l.k.capacity() + l.v.capacity() + l.ks.capacity() + l.vs.capacity()) * sizeof(float) +
+         (l.kb.capacity() + l.vb.capacity()) * sizeof(uint16_t) + l.kq.capacity() + l.vq.capacity();
   return n;
 }
 
@@ -22,7 +25,61 @@ size_t DecoderState::bytes() const {
   return n;
 }
 
-DecoderState start_decoder(const ModelWeights& w, const ModelConfig& cfg, const float* encoder_out, int64_t S) {
+KvSpan CrossKv::span(int64_t layer, int64_t kvd, int64_t kv_heads, int64_t S) const {
+  const Layer& x = layers[static_cast<size_t>(layer)];
+  KvSpan sp;
+  sp.ld = kvd;
+  sp.n = S;
+  if (!x.kq.empty()) {
+    sp.k = {nullptr, nullptr, x.kq.data(), x.ks.data(), kv_heads};
+    sp.v = {nullptr, nullptr, x.vq.data(), x.vs.data(), kv_heads};
+  } else if (!x.kb.empty()) {
+    sp.k.b = x.kb.data();
+    sp.v.b = x.vb.data();
+  } else {
+    sp.k.f = x.k.data();
+    sp.v.f = x.v.data();
+  }
+  return sp;
+}
+
+CrossKvFormat parse_cross_kv_format(const std::string& s) {
+  if (s == "auto") return CrossKvFormat::kAuto;
+  if (s == "int8") return CrossKvFormat::kInt8;
+  throw Error("unknown cross K/V format \"" + s + "\" (expected auto or int8)");
+}
+
+namespace {
+
+// Rows [0, n) of x ([n, kv_heads * hd]) as int8 with one scale per (row, kv head): d = max|x| / 127,
+// q = round(x / d). A head slice holding a NaN or an infinity gets a NaN scale (and q = 0), so that it
+// reaches the output as a non-finite value, as it would in fp32; an all-zero slice gets d = 0.
+void quantize_rows_int8(const float* x, int64_t n, int64_t kv_heads, int64_t hd, int8_t* q, float* scale) {
+#pragma omp parallel for schedule(static) if (n * kv_heads * hd > (int64_t(1) << 16))
+  for (int64_t r = 0; r < n * kv_heads; ++r) {
+    const float* xs = x + r * hd;
+    float amax = 0.f;
+    bool nan = false;
+    for (int64_t e = 0; e < hd; ++e) {
+      nan |= std::isnan(xs[e]);
+      amax = std::max(amax, std::fabs(xs[e]));
+    }
+    if (nan || !std::isfinite(amax)) {
+      std::fill(q + r * hd, q + (r + 1) * hd, int8_t{0});
+      scale[r] = std::numeric_limits<float>::quiet_NaN();
+      continue;
+    }
+    const float inv = amax > 0.f ? 127.f / amax : 0.f;
+    for (int64_t e = 0; e < hd; ++e)
+      q[r * hd + e] = static_cast<int8_t>(std::clamp(std::nearbyint(xs[e] * inv), -127.f, 127.f));
+    scale[r] = amax / 127.f;
+  }
+}
+
+}  // namespace
+
+DecoderState start_decoder(const ModelWeights& w, const ModelConfig& cfg, const float* encoder_out, int64_t S,
+                           CrossKvFormat format) {
   const TextConfig& c = cfg.decoder;
   check(S > 0, "decoder: empty encoder output");
   DecoderState st;
@@ -31,9 +88,10 @@ DecoderState start_decoder(const ModelWeights& w, const ModelConfig& cfg, const 
   auto cross = std::make_shared<CrossKv>();
   cross->layers.resize(static_cast<size_t>(c.num_layers));
   const int64_t kvd = c.kv_dim(), n = S * kvd;
-  const bool bf16 = w.precision == Precision::kBF16;
-  std::vector<float> k, v;  // bf16: one layer's fp32 projections, converted (exactly) below
-  if (bf16) {
+  const bool int8 = format == CrossKvFormat::kInt8;
+  const bool bf16 = !int8 && w.precision == Precision::kBF16;
+  std::vector<float> k, v;  // bf16 / int8: one layer's fp32 projections, converted below
+  if (bf16 || int8) {
     k.resize(static_cast<size_t>(n));
     v.resize(static_cast<size_t>(n));
   }
@@ -44,13 +102,23 @@ DecoderState start_decoder(const ModelWeights& w, const ModelConfig& cfg, const 
     lc.k.resize(static_cast<size_t>(lc.capacity * kvd));
     lc.v.resize(static_cast<size_t>(lc.capacity * kvd));
     CrossKv::Layer& x = cross->layers[li];
-    if (!bf16) {
+    if (!bf16 && !int8) {
       x.k.resize(static_cast<size_t>(n));
       x.v.resize(static_cast<size_t>(n));
       project_kv(w.decoder[li].attn, c, encoder_out, S, x.k.data(), x.v.data(), w.precision);
       continue;
     }
     project_kv(w.decoder[li].attn, c, encoder_out, S, k.data(), v.data(), w.precision);
+    if (int8) {
+      const int64_t ns = S * c.num_kv_heads;
+      x.kq.resize(static_cast<size_t>(n));
+      x.vq.resize(static_cast<size_t>(n));
+      x.ks.resize(static_cast<size_t>(ns));
+      x.vs.resize(static_cast<size_t>(ns));
+      quantize_rows_int8(k.data(), S, c.num_kv_heads, c.head_dim, x.kq.data(), x.ks.data());
+      quantize_rows_int8(v.data(), S, c.num_kv_heads, c.head_dim, x.vq.data(), x.vs.data());
+      continue;
+    }
     x.kb.resize(static_cast<size_t>(n));
     x.vb.resize(static_cast<size_t>(n));
     constexpr int64_t kChunk = int64_t(1) << 16;
@@ -76,21 +144,21 @@ int self_spans(const DecoderLayerCache& lc, int64_t window, int64_t cached_len, 
   // cached positions [lo, cached_len)
   if (lo < cached_len) {
     if (!lc.ring) {
-      out[n++] = {lc.k.data() + lo * kvd, lc.v.data() + lo * kvd, kvd, cached_len - lo};
+      out[n++] = kv_span_f32(lc.k.data() + lo * kvd, lc.v.data() + lo * kvd, kvd, cached_len - lo);
     } else {
       const int64_t cap = lc.capacity;
       int64_t p = lo;
       while (p < cached_len) {
         const int64_t slot = p % cap;
         const int64_t run = std::min(cached_len - p, cap - slot);
-        out[n++] = {lc.k.data() + slot * kvd, lc.v.data() + slot * kvd, kvd, run};
+        out[n++] = kv_span_f32(lc.k.data() + slot * kvd, lc.v.data() + slot * kvd, kvd, run);
         p += run;
       }
     }
   }
   // new positions [max(lo, cached_len), t], stored at rows (p - cached_len) of new_k/new_v
   const int64_t a = std::max(lo, cached_len);
-  out[n++] = {new_k + (a - cached_len) * kvd, new_v + (a - cached_len) * kvd, kvd, t - a + 1};
+  out[n++] = kv_span_f32(new_k + (a - cached_len) * kvd, new_v + (a - cached_len) * kvd, kvd, t - a + 1);
   return n;
 }
 
@@ -157,9 +225,7 @@ void decoder_forward(const ModelWeights& w, const ModelConfig& cfg, const std::v
       KvSpan spans[4];
       int n = self_spans(lc, c.sliding_window, st.length, pos[r], k.data() + row0[b] * kvd, v.data() + row0[b] * kvd,
                          kvd, spans);
-      const CrossKv::Layer& x = st.cross->layers[li];
-      spans[n++] = x.kb.empty() ? KvSpan{x.k.data(), x.v.data(), kvd, st.encoder_length}
-                                : KvSpan{nullptr, nullptr, kvd, st.encoder_length, x.kb.data(), x.vb.data()};
+      spans[n++] = st.cross->span(li, kvd, c.num_kv_heads, st.encoder_length);
       attention_row(q.data() + r * qd, spans, n, attn.data() + r * qd, ap);
     };
     // Several rows: one per thread at a time. One row (batch-1 decode): attention_row itself splits a

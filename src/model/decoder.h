@@ -6,8 +6,10 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
+#include "kernels/attention.h"
 #include "model/config.h"
 #include "model/encoder.h"
 #include "model/weights.h"
@@ -20,18 +22,27 @@ struct DecoderLayerCache {
   std::vector<float> k, v;  // self keys (k-normed, rotated) and values: [capacity, kv_dim]
 };
 
-// One input's cross keys (k-normed, not rotated) and values of every layer, [S, kv_dim] each. Built
-// once per request and never changed, so the beams of an input share one copy. A bf16 model keeps
-// them in bf16 (kb, vb): the reference's are bf16 tensors, so this halves the largest buffer of a
-// long input (at 128K tokens, 2.4 instead of 4.8 GB for the 270m) without changing any result.
-// Other precisions keep fp32 (k, v).
+// How a request's cross K/V are held. kAuto: as the reference holds them, bf16 for a bf16 model (its
+// cross K/V are bf16 tensors there too: half of fp32's memory, no result changes), fp32 otherwise.
+// kInt8: int8 with one fp32 scale per (row, kv head): a quarter of fp32's memory, half of bf16's, for what
+// is a long input's largest buffer; approximate (bounds in tests/model/test_cross_kv_int8.cc).
+enum class CrossKvFormat { kAuto, kInt8 };
+// "auto" or "int8"; anything else throws t5g::Error naming it.
+CrossKvFormat parse_cross_kv_format(const std::string& s);
+
+// One input's cross keys (k-normed, not rotated) and values of every layer, [S, kv_dim] each, in one of
+// the forms above. Built once per request and never changed, so the beams of an input share one copy.
 struct CrossKv {
   struct Layer {
-    std::vector<float> k, v;
-    std::vector<uint16_t> kb, vb;
+    std::vector<float> k, v;         // fp32
+    std::vector<uint16_t> kb, vb;    // bf16
+    std::vector<int8_t> kq, vq;      // int8, with scales ks, vs: [S, kv_heads]
+    std::vector<float> ks, vs;
   };
   std::vector<Layer> layers;
   size_t bytes() const;
+  // Layer `layer`'s keys and values as an attention span.
+  KvSpan span(int64_t layer, int64_t kvd, int64_t kv_heads, int64_t S) const;
 };
 
 struct DecoderState {
@@ -43,7 +54,8 @@ struct DecoderState {
 };
 
 // Builds a sequence's decoder state from its encoder output [S, H]: the cross K/V of every layer.
-DecoderState start_decoder(const ModelWeights& w, const ModelConfig& cfg, const float* encoder_out, int64_t S);
+DecoderState start_decoder(const ModelWeights& w, const ModelConfig& cfg, const float* encoder_out, int64_t S,
+                           CrossKvFormat format = CrossKvFormat::kAuto);
 
 // Feeds tokens[b] (one or more new tokens) to states[b] for every b, batched: the rows of all
 // sequences go through each projection together. Writes the final-normed hidden states of all new

@@ -6,6 +6,7 @@
 
 #include "format/checkpoint.h"
 #include "model/config.h"
+#include "model/decoder.h"
 #include "model/weights.h"
 
 namespace t5g {
@@ -15,6 +16,7 @@ struct LoadedModel {
   ModelConfig config;
   GenerationConfig generation;
   ModelWeights weights;
+  CrossKvFormat cross_kv = CrossKvFormat::kAuto;  // how each request's cross K/V are held
 };
 
 // Loads a checkpoint folder (config.json, generation_config.json, safetensors), with the text

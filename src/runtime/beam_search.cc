@@ -119,7 +119,7 @@ std::vector<BeamSearchOutput> generate_beam(const LoadedModel& m, const std::vec
     Search& s = search[i];
     std::vector<float> enc = run_encoder(w, cfg, inputs[i]);
     s.states.reserve(static_cast<size_t>(nb));
-    s.states.push_back(start_decoder(w, cfg, enc.data(), inputs[i].length));
+    s.states.push_back(start_decoder(w, cfg, enc.data(), inputs[i].length, m.cross_kv));
     for (int b = 1; b < nb; ++b) s.states.push_back(s.states[0]);
     s.seqs.assign(static_cast<size_t>(nb), std::vector<int32_t>{start});
     s.running.assign(static_cast<size_t>(nb), -kBig);

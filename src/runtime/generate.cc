@@ -34,7 +34,7 @@ std::vector<GreedyOutput> generate_greedy(const LoadedModel& m, const std::vecto
   states.reserve(B);
   for (const EncoderInput& in : inputs) {
     std::vector<float> enc = run_encoder(w, cfg, in);
-    states.push_back(start_decoder(w, cfg, enc.data(), in.length));
+    states.push_back(start_decoder(w, cfg, enc.data(), in.length, m.cross_kv));
   }
   const int64_t V = cfg.decoder.vocab_size;
   std::vector<int32_t> next(B, m.generation.decoder_start_token_id);
@@ -83,7 +83,7 @@ std::vector<std::vector<float>> score_targets(const LoadedModel& m, const std::v
     check(!tgt.empty(), "score: target ", b, " is empty");
     for (int32_t id : tgt) check(id >= 0 && id < V, "score: target id ", id, " is outside the vocabulary");
     std::vector<float> enc = run_encoder(w, cfg, inputs[b]);
-    DecoderState st = start_decoder(w, cfg, enc.data(), inputs[b].length);
+    DecoderState st = start_decoder(w, cfg, enc.data(), inputs[b].length, m.cross_kv);
     std::vector<int32_t> dec_in{m.generation.decoder_start_token_id};
     dec_in.insert(dec_in.end(), tgt.begin(), tgt.end() - 1);
     std::vector<float> hidden;

@@ -29,7 +29,7 @@ std::vector<SampleOutput> generate_sampled(const LoadedModel& m, const std::vect
   matchers.reserve(B);
   for (size_t b = 0; b < B; ++b) {
     std::vector<float> enc = run_encoder(w, cfg, inputs[b]);
-    states.push_back(start_decoder(w, cfg, enc.data(), inputs[b].length));
+    states.push_back(start_decoder(w, cfg, enc.data(), inputs[b].length, m.cross_kv));
     SamplingParams sp = params.sampling;
     if (!params.seeds.empty()) sp.seed = params.seeds[b];
     selectors.emplace_back(sp, stop_ids);

@@ -328,46 +328,13 @@ TEST(OpsAvx2, DotAndAxpyRows) {
     }
 }
 
-// bf16 rows (a bf16 model's cross K/V) give bitwise the results of the fp32 kernels on the widened rows,
-// for both ISAs, including tails (d not a multiple of 8) and rows narrower than one vector.
-TEST(OpsBf16Rows, DotAndAxpyEqualFp32OnWidenedRows) {
-  for (int64_t d : {1, 7, 8, 13, 40, 256})
-    for (int64_t n : {0, 1, 4, 9, 70}) {
-      const int64_t ld = d + 3;
-      auto q = randn(d, 1.f, 25), w = randn(n, 1.f, 27), a0 = randn(d, 1.f, 28);
-      const auto kf = randn(n * ld, 1.f, 26);
-      std::vector<uint16_t> kb(kf.size());
-      std::vector<float> kw(kf.size());
-      for (size_t i = 0; i < kf.size(); ++i) {
-        uint32_t u;
-        std::memcpy(&u, &kf[i], 4);
-        kb[i] = static_cast<uint16_t>(u >> 16);
-        u = static_cast<uint32_t>(kb[i]) << 16;
-        std::memcpy(&kw[i], &u, 4);
-      }
-      const auto run = [&](auto dot, auto axpy, auto dotb, auto axpyb) {
-        std::vector<float> s1(n), s2(n), acc1 = a0, acc2 = a0;
-        dot(q.data(), kw.data(), ld, n, d, s1.data());
-        dotb(q.data(), kb.data(), ld, n, d, s2.data());
-        axpy(w.data(), kw.data(), ld, n, d, acc1.data());
-        axpyb(w.data(), kb.data(), ld, n, d, acc2.data());
-        ASSERT_EQ(0, std::memcmp(s1.data(), s2.data(), s1.size() * sizeof(float))) << "dot d=" << d << " n=" << n;
-        ASSERT_EQ(0, std::memcmp(acc1.data(), acc2.data(), acc1.size() * sizeof(float))) << "axpy d=" << d << " n=" << n;
-        for (int64_t c = 0; c < n; ++c) {  // and they are dot products
-          double r = 0, mag = 0;
-          for (int64_t e = 0; e < d; ++e) r += double(q[e]) * kw[c * ld + e], mag += std::fabs(double(q[e]) * kw[c * ld + e]);
-          ASSERT_NEAR(s2[c], r, 1e-6 * mag + 1e-30);
-        }
-      };
-      run(sc::dot_rows, sc::axpy_rows, sc::dot_rows_bf16, sc::axpy_rows_bf16);
-      if (have_avx2()) run(vx::dot_rows, vx::axpy_rows, vx::dot_rows_bf16, vx::axpy_rows_bf16);
-    }
-}
+using HeadsDot = void (*)(const float*, int64_t, int64_t, const KvRows&, int64_t, int64_t, int64_t, float*, int64_t);
+using HeadsAxpy = void (*)(const float*, int64_t, int64_t, const KvRows&, int64_t, int64_t, int64_t, float*, int64_t);
 
-// The multi-head kernels (the query heads sharing a kv head) give per head bitwise what the single-head
-// kernels give, for 1-6 heads (groups of 4 and a remainder), fp32 and bf16 K/V, tails, odd key counts.
-TEST(OpsAvx2, HeadsKernelsEqualPerHeadKernels) {
-  REQUIRE_AVX2();
+// The multi-head kernels (the query heads sharing a kv head) with fp32 or bf16 rows give per head bitwise
+// what the single-head fp32 kernels give on the (widened) rows, for 1-6 heads (groups of 4 and a
+// remainder), tails (d not a multiple of 8), odd key counts; both ISAs.
+TEST(OpsHeads, Fp32AndBf16RowsEqualPerHeadFp32Kernels) {
   for (int64_t nh : {1, 2, 3, 4, 6})
     for (int64_t d : {5, 16, 40, 256})
       for (int64_t n : {1, 2, 7, 33}) {
@@ -375,23 +342,78 @@ TEST(OpsAvx2, HeadsKernelsEqualPerHeadKernels) {
         const auto q = randn(nh * ldq, 1.f, 30), w = randn(nh * lds, 1.f, 31), a0 = randn(nh * d, 1.f, 32);
         const auto kf = randn(n * ld, 1.f, 33);
         std::vector<uint16_t> kb(kf.size());
-        for (size_t i = 0; i < kf.size(); ++i) kb[i] = static_cast<uint16_t>(bits(kf[i]) >> 16);
-        for (bool bf : {false, true}) {
-          std::vector<float> s1(nh * lds, 0.f), s2 = s1, acc1 = a0, acc2 = a0;
-          vx::dot_rows_heads(q.data(), ldq, nh, bf ? nullptr : kf.data(), bf ? kb.data() : nullptr, ld, n, d, s1.data(), lds);
-          vx::axpy_rows_heads(w.data(), lds, nh, bf ? nullptr : kf.data(), bf ? kb.data() : nullptr, ld, n, d, acc1.data(), d);
+        std::vector<float> kw(kf.size());  // kb widened
+        for (size_t i = 0; i < kf.size(); ++i) {
+          kb[i] = static_cast<uint16_t>(bits(kf[i]) >> 16);
+          const uint32_t u = static_cast<uint32_t>(kb[i]) << 16;
+          std::memcpy(&kw[i], &u, 4);
+        }
+        const auto check = [&](HeadsDot dot_heads, HeadsAxpy axpy_heads, auto dot, auto axpy) {
+          for (bool bf : {false, true}) {
+            KvRows r;
+            if (bf) r.b = kb.data();
+            else r.f = kf.data();
+            const std::vector<float>& plain = bf ? kw : kf;
+            std::vector<float> s1(nh * lds, 0.f), s2 = s1, acc1 = a0, acc2 = a0;
+            dot_heads(q.data(), ldq, nh, r, ld, n, d, s1.data(), lds);
+            axpy_heads(w.data(), lds, nh, r, ld, n, d, acc1.data(), d);
+            for (int64_t h = 0; h < nh; ++h) {
+              dot(q.data() + h * ldq, plain.data(), ld, n, d, s2.data() + h * lds);
+              axpy(w.data() + h * lds, plain.data(), ld, n, d, acc2.data() + h * d);
+            }
+            ASSERT_EQ(0, std::memcmp(s1.data(), s2.data(), s1.size() * sizeof(float))) << nh << " " << d << " " << n << " " << bf;
+            ASSERT_EQ(0, std::memcmp(acc1.data(), acc2.data(), acc1.size() * sizeof(float))) << nh << " " << d << " " << n << " " << bf;
+          }
+        };
+        check(sc::dot_rows_heads, sc::axpy_rows_heads, sc::dot_rows, sc::axpy_rows);
+        if (have_avx2()) check(vx::dot_rows_heads, vx::axpy_rows_heads, vx::dot_rows, vx::axpy_rows);
+      }
+}
+
+// int8 rows with a scale per row: the dot products are scale * (q · row) and the update adds
+// (w * scale) * row, i.e. the products with the dequantized rows up to fp32 rounding; both ISAs.
+TEST(OpsHeads, Int8RowsComputeWithTheDequantizedRows) {
+  for (int64_t nh : {1, 4, 5})
+    for (int64_t d : {7, 32, 256})
+      for (int64_t n : {1, 6, 37}) {
+        const int64_t ld = d + 4, sld = 3, lds = n;
+        const auto q = randn(nh * d, 1.f, 40), w = randn(nh * n, 1.f, 41), a0 = randn(nh * d, 1.f, 42);
+        std::vector<int8_t> k8(static_cast<size_t>(n * ld));
+        std::vector<float> scale(static_cast<size_t>(n * sld));
+        std::mt19937 rng(43);
+        for (auto& x : k8) x = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+        for (auto& x : scale) x = 0.001f + static_cast<float>(rng() % 1000) * 1e-5f;
+        KvRows r;
+        r.q = k8.data();
+        r.s = scale.data();
+        r.sld = sld;
+        const auto check = [&](HeadsDot dot_heads, HeadsAxpy axpy_heads) {
+          std::vector<float> s(nh * lds), acc = a0;
+          dot_heads(q.data(), d, nh, r, ld, n, d, s.data(), lds);
+          axpy_heads(w.data(), n, nh, r, ld, n, d, acc.data(), d);
           for (int64_t h = 0; h < nh; ++h) {
-            if (bf) {
-              vx::dot_rows_bf16(q.data() + h * ldq, kb.data(), ld, n, d, s2.data() + h * lds);
-              vx::axpy_rows_bf16(w.data() + h * lds, kb.data(), ld, n, d, acc2.data() + h * d);
-            } else {
-              vx::dot_rows(q.data() + h * ldq, kf.data(), ld, n, d, s2.data() + h * lds);
-              vx::axpy_rows(w.data() + h * lds, kf.data(), ld, n, d, acc2.data() + h * d);
+            for (int64_t c = 0; c < n; ++c) {
+              double ref = 0, mag = 0;
+              for (int64_t e = 0; e < d; ++e) {
+                const double x = double(q[h * d + e]) * k8[c * ld + e] * scale[c * sld];
+                ref += x;
+                mag += std::fabs(x);
+              }
+              ASSERT_NEAR(s[h * lds + c], ref, 1e-6 * mag + 1e-30) << nh << " " << d << " " << n;
+            }
+            for (int64_t e = 0; e < d; ++e) {
+              double ref = a0[h * d + e], mag = std::fabs(ref);
+              for (int64_t c = 0; c < n; ++c) {
+                const double x = double(w[h * n + c]) * scale[c * sld] * k8[c * ld + e];
+                ref += x;
+                mag += std::fabs(x);
+              }
+              ASSERT_NEAR(acc[h * d + e], ref, 1e-6 * mag + 1e-30) << nh << " " << d << " " << n;
             }
           }
-          ASSERT_EQ(0, std::memcmp(s1.data(), s2.data(), s1.size() * sizeof(float))) << nh << " " << d << " " << n << " " << bf;
-          ASSERT_EQ(0, std::memcmp(acc1.data(), acc2.data(), acc1.size() * sizeof(float))) << nh << " " << d << " " << n << " " << bf;
-        }
+        };
+        check(sc::dot_rows_heads, sc::axpy_rows_heads);
+        if (have_avx2()) check(vx::dot_rows_heads, vx::axpy_rows_heads);
       }
 }
 

@@ -59,6 +59,11 @@ case "$B" in *'"weights":"q4"'*'"decode":[{"batch":1'*'"fraction_of_bound"'*) ok
 expect_error "quantize into an existing folder" "exists" $T5G quantize -m $MODEL --weights q4 -o $QD/q4
 expect_error "quantize without a format" "needs --weights" $T5G quantize -m $MODEL -o $QD/none
 expect_error "unknown weight format" "unknown weight format 'q5'" $T5G generate -m $MODEL --input-ids 2 --weights q5
+expect_error "unknown cross K/V format" 'cross K/V format "fp8"' $T5G generate -m $MODEL --input-ids 2 --cross-kv fp8
+I8=$($T5G generate -m $MODEL --input-ids $IN --max-new-tokens 8 --json --cross-kv int8)
+case "$I8" in '{"outputs":[{"ids":['*) ok ;; *) bad "generate --cross-kv int8: $I8" ;; esac
+B=$($T5G bench -m $MODEL --cross-kv int8 --encoder-lengths 8 --decode-batches 1 --decode-tokens 3 --repeats 1 --long-lengths 40)
+case "$B" in *'"cross_kv":"int8"'*'"long":[{"tokens":40'*'"decode_step_s"'*) ok ;; *) bad "bench --cross-kv int8: ${B:0:300}" ;; esac
 expect_error "quantized checkpoint in another format" "stored quantized as q4" $T5G generate -m $QD/q4 --input-ids 2 --weights int8
 rm -rf "$QD"
 # help

@@ -78,8 +78,8 @@ Action add_bench(CLI::App& app) {
   c->add_option("--repeats", a->repeats, "Repeats per measurement (median reported)")->capture_default_str();
   c->add_flag("--no-image", a->no_image, "Skip the time per image (vision tower + projector, one run)");
   c->add_option("--long-lengths", a->long_lengths,
-                "Long-input lengths (e.g. 32768,131072): one request each, time to the first and second token and "
-                "peak RSS (run last, in increasing order)");
+                "Long-input lengths (e.g. 32768,131072): one request each, time to the first and second token, the "
+                "median decode step over the long cross K/V, and peak RSS (run last, in increasing order)");
   return [a]() {
     check(a->repeats > 0 && a->decode_tokens > 1, "--repeats must be > 0 and --decode-tokens > 1");
     auto t0 = Clock::now();
@@ -93,6 +93,9 @@ Action add_bench(CLI::App& app) {
     out["threads"] = model->threads();
     out["weight_dtype"] = precision_name(m.weights.precision);
     out["weights"] = weight_type_name(m.weights.embed.type);
+    out["cross_kv"] = m.cross_kv == CrossKvFormat::kInt8 ? "int8"
+                      : m.weights.precision == Precision::kBF16 ? "bf16"
+                                                                : "fp32";
     out["weight_bytes"] = m.weights.bytes;
     out["load_s"] = load_s;
     omp_set_num_threads(model->threads());
@@ -207,18 +210,23 @@ Action add_bench(CLI::App& app) {
       nlohmann::ordered_json lo = nlohmann::ordered_json::array();
       for (int32_t L : parse_id_list(a->long_lengths, "--long-lengths")) {
         check(L > 0, "--long-lengths must be positive");
+        // The first token, then kLongSteps decode steps over the long cross K/V.
+        constexpr int kLongSteps = 8;
         GenerateRequest req;
         req.input_ids = random_ids(L, V, static_cast<uint32_t>(L));
-        req.max_new_tokens = 2;
+        req.max_new_tokens = 1 + kLongSteps;
         req.ignore_eos = true;
         auto t = Clock::now();
         std::vector<double> at;
         model->generate({req}, [&](size_t, int32_t) { at.push_back(seconds_since(t)); });
-        check(at.size() == 2, "long input of ", L, " tokens: expected 2 tokens");
+        check(at.size() == 1 + kLongSteps, "long input of ", L, " tokens: expected ", 1 + kLongSteps, " tokens");
+        std::vector<double> steps;
+        for (size_t i = 1; i < at.size(); ++i) steps.push_back(at[i] - at[i - 1]);
         const double gflop = encoder_flops(m.config.encoder, L) / 1e9;
         lo.push_back({{"tokens", L},
                       {"first_token_s", at[0]},
                       {"second_token_s", at[1] - at[0]},
+                      {"decode_step_s", median(steps)},  // median of the kLongSteps steps after the first token
                       {"encoder_gflop", gflop},
                       {"fraction_of_fma_peak", gflop / at[0] / peak},
                       {"peak_rss_mb", static_cast<double>(peak_rss_bytes()) / (1 << 20)}});

@@ -36,7 +36,7 @@ Action add_inspect(CLI::App& app) {
   c->add_flag("--json", a->json, "Print JSON");
   return [a]() {
     check(a->context > 0 && a->new_tokens >= 0 && a->batch > 0, "--context, --batch must be positive");
-    auto model = open_model(a->m.model, 1, a->m.weights);
+    auto model = open_model(a->m.model, 1, a->m.weights, a->m.cross_kv);
     const LoadedModel& m = model->internals();
     const ModelConfig& cfg = m.config;
     const bool vision = m.weights.vision.present;
@@ -54,12 +54,17 @@ Action add_inspect(CLI::App& app) {
 
     const TextConfig& e = cfg.encoder;
     const TextConfig& d = cfg.decoder;
-    const int64_t L = a->context, B = a->batch, f = 4;  // activations and KV are fp32
+    const int64_t L = a->context, B = a->batch, f = 4;  // activations and self K/V are fp32
     int64_t sliding = 0, full = 0;
     for (LayerType t : d.layer_types) (t == LayerType::kSliding ? sliding : full)++;
     const int64_t enc_act = L * (2 * e.hidden_size + 2 * e.q_dim() + 2 * e.kv_dim()) * f +
                             std::min<int64_t>(L, 1024) * 2 * e.intermediate_size * f;
-    const int64_t cross_kv = B * d.num_layers * L * d.kv_dim() * 2 * f;
+    // Cross K/V per element: int8 + a 4-byte scale per row and kv head; bf16 for a bf16 model; else fp32.
+    const double cross_elem = m.cross_kv == CrossKvFormat::kInt8        ? 1.0 + 4.0 / d.head_dim
+                              : m.weights.precision == Precision::kBF16 ? 2.0
+                                                                        : 4.0;
+    const int64_t cross_kv =
+        static_cast<int64_t>(static_cast<double>(B * d.num_layers * L * d.kv_dim() * 2) * cross_elem);
     const int64_t self_kv = B * (sliding * std::min(d.sliding_window, a->new_tokens + 1) +
                                  full * (a->new_tokens + 1)) * d.kv_dim() * 2 * f;
     const int64_t logits = B * d.vocab_size * f;

@@ -139,14 +139,20 @@ void ModelArgs::add_to(CLI::App* c, bool with_threads) {
                 "Text weight format: auto (as stored, mapped in place), bf16, int8 or q4 (grouped 8-/4-bit, "
                 "quantized at load; `t5g quantize` saves a checkpoint that loads pre-quantized)")
       ->capture_default_str();
+  c->add_option("--cross-kv", cross_kv,
+                "Cross K/V cache (the largest buffer of a long input): auto (bf16 for a bf16 model, exact; fp32 "
+                "otherwise) or int8 (per-row scales: half of bf16's memory, approximate)")
+      ->capture_default_str();
 }
 
-std::shared_ptr<const Model> ModelArgs::open() const { return open_model(model, threads, weights); }
+std::shared_ptr<const Model> ModelArgs::open() const { return open_model(model, threads, weights, cross_kv); }
 
-std::shared_ptr<const Model> open_model(const std::string& path, int threads, const std::string& weights) {
+std::shared_ptr<const Model> open_model(const std::string& path, int threads, const std::string& weights,
+                                        const std::string& cross_kv) {
   LoadOptions o;
   o.threads = threads;
   o.weights = weights;
+  o.cross_kv = cross_kv;
   o.on_download = progress_bar();
   return Model::load(path, o);
 }

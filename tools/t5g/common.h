@@ -36,19 +36,21 @@ struct InputArgs {
   std::vector<std::string> texts() const;  // prompts then prompt files' contents
 };
 
-// The options every model command shares: -m, --threads, --weights.
+// The options every model command shares: -m, --threads, --weights, --cross-kv.
 struct ModelArgs {
   std::string model;
   int threads = 0;
   std::string weights = "auto";
-  // Adds -m/--model and --weights, and --threads when `with_threads`.
+  std::string cross_kv = "auto";
+  // Adds -m/--model, --weights and --cross-kv, and --threads when `with_threads`.
   void add_to(CLI::App* c, bool with_threads = true);
   // Loads the model (downloading it when it is a hub repo id not in the cache).
   std::shared_ptr<const Model> open() const;
 };
 
 // Loads the model named by -m (a checkpoint folder) with the thread count of --threads.
-std::shared_ptr<const Model> open_model(const std::string& path, int threads, const std::string& weights = "auto");
+std::shared_ptr<const Model> open_model(const std::string& path, int threads, const std::string& weights = "auto",
+                                        const std::string& cross_kv = "auto");
 
 // A one-line download progress bar on stderr (only when stderr is a terminal, else a line per file).
 DownloadProgress progress_bar();
