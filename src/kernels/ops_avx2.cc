@@ -41,31 +41,24 @@ inline void for_each_vec(int64_t n, Op&& op) {
 }
 
 inline __m256 load(const float* p, __m256i m, bool tail) { return tail ? _mm256_maskload_ps(p, m) : _mm256_loadu_ps(p); }
-// 8 bf16 widened to fp32 (exact); a tail reads only its lanes (zero elsewhere, as the masked fp32 load).
-inline __m256 load(const uint16_t* p, __m256i m, bool tail) {
-  __m128i h;
-  if (tail) {
-    alignas(16) uint16_t b[8] = {};
-    const int cnt = __builtin_popcount(static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(m))));
-    for (int i = 0; i < cnt; ++i) b[i] = p[i];
-    h = _mm_load_si128(reinterpret_cast<const __m128i*>(b));
-  } else {
-    h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  }
-  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+// 8 K/V values as fp32: bf16 widened exactly, int8 as the integers (the row's scale is applied by the
+// caller).
+inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 load8(const uint16_t* p) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
 }
-// 8 int8 as fp32 (the integers; the row's scale is applied by the caller); a tail as above.
-inline __m256 load(const int8_t* p, __m256i m, bool tail) {
-  __m128i h;
-  if (tail) {
-    alignas(16) int8_t b[16] = {};
-    const int cnt = __builtin_popcount(static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(m))));
-    for (int i = 0; i < cnt; ++i) b[i] = p[i];
-    h = _mm_load_si128(reinterpret_cast<const __m128i*>(b));
-  } else {
-    h = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
-  }
-  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(h));
+inline __m256 load8(const int8_t* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+// The same with a tail: only the lanes of m are read (zero elsewhere, as the masked fp32 load), through a
+// zeroed copy, since AVX2 has no masked 8- or 16-bit load.
+template <class T>
+inline __m256 load(const T* p, __m256i m, bool tail) {
+  if (!tail) return load8(p);
+  alignas(16) T b[16] = {};
+  const int cnt = __builtin_popcount(static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(m))));
+  for (int i = 0; i < cnt; ++i) b[i] = p[i];
+  return load8(b);
 }
 inline void store(float* p, __m256 v, __m256i m, bool tail) {
   if (tail) _mm256_maskstore_ps(p, m, v);
@@ -247,16 +240,9 @@ void scale_round_row(float* s, int64_t n, float f, Precision p) {
 
 namespace {
 
-// K / V rows of fp32 or bf16. Whole vectors use load8 (no mask, no branch: a masked bf16 load needs a
-// stack copy, which kept GCC from holding the accumulators in registers); the last partial vector
-// uses the masked load(). The order of operations is that of for_each_vec.
-inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
-inline __m256 load8(const uint16_t* p) {
-  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
-}
-inline __m256 load8(const int8_t* p) {
-  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
-}
+// K / V rows of fp32, bf16 or int8. Whole vectors use load8 (no mask, no branch: a masked bf16 load needs
+// a stack copy, which kept GCC from holding the accumulators in registers); the last partial vector uses
+// the masked load(). The order of operations is that of for_each_vec.
 // int8 rows carry a scale per row (sc[c * sld]); fp32 / bf16 rows none (sc null, never read).
 template <class T>
 constexpr bool kScaled = std::is_same_v<T, int8_t>;
@@ -431,34 +417,29 @@ void axpy_heads_t(const float* w, int64_t ldw, const T* v, int64_t ldv, int64_t 
     for (int h = 0; h < NH; ++h) axpy_rows_t(w + h * ldw, v + e0, ldv, n, d - e0, acc + h * lda + e0, sc, sld);
 }
 
-template <class T>
-void dot_heads_any(const float* q, int64_t ldq, int64_t nh, const T* k, int64_t ldk, int64_t n, int64_t d, float* s,
-                   int64_t lds, const float* sc, int64_t sld) {
+// f.template operator()<NH>(h) for the heads [0, nh) in groups of NH <= 4 (h: the group's first head).
+template <class F>
+void for_head_groups(int64_t nh, F&& f) {
   for (int64_t h = 0; h < nh; h += 4) {
-    const float* qh = q + h * ldq;
-    float* sh = s + h * lds;
     switch (std::min<int64_t>(4, nh - h)) {
-      case 4: dot_heads_t<T, 4>(qh, ldq, k, ldk, n, d, sh, lds, sc, sld); break;
-      case 3: dot_heads_t<T, 3>(qh, ldq, k, ldk, n, d, sh, lds, sc, sld); break;
-      case 2: dot_heads_t<T, 2>(qh, ldq, k, ldk, n, d, sh, lds, sc, sld); break;
-      default: dot_heads_t<T, 1>(qh, ldq, k, ldk, n, d, sh, lds, sc, sld); break;
+      case 4: f.template operator()<4>(h); break;
+      case 3: f.template operator()<3>(h); break;
+      case 2: f.template operator()<2>(h); break;
+      default: f.template operator()<1>(h); break;
     }
   }
 }
 
 template <class T>
+void dot_heads_any(const float* q, int64_t ldq, int64_t nh, const T* k, int64_t ldk, int64_t n, int64_t d, float* s,
+                   int64_t lds, const float* sc, int64_t sld) {
+  for_head_groups(nh, [&]<int NH>(int64_t h) { dot_heads_t<T, NH>(q + h * ldq, ldq, k, ldk, n, d, s + h * lds, lds, sc, sld); });
+}
+
+template <class T>
 void axpy_heads_any(const float* w, int64_t ldw, int64_t nh, const T* v, int64_t ldv, int64_t n, int64_t d, float* acc,
                     int64_t lda, const float* sc, int64_t sld) {
-  for (int64_t h = 0; h < nh; h += 4) {
-    const float* wh = w + h * ldw;
-    float* ah = acc + h * lda;
-    switch (std::min<int64_t>(4, nh - h)) {
-      case 4: axpy_heads_t<T, 4>(wh, ldw, v, ldv, n, d, ah, lda, sc, sld); break;
-      case 3: axpy_heads_t<T, 3>(wh, ldw, v, ldv, n, d, ah, lda, sc, sld); break;
-      case 2: axpy_heads_t<T, 2>(wh, ldw, v, ldv, n, d, ah, lda, sc, sld); break;
-      default: axpy_heads_t<T, 1>(wh, ldw, v, ldv, n, d, ah, lda, sc, sld); break;
-    }
-  }
+  for_head_groups(nh, [&]<int NH>(int64_t h) { axpy_heads_t<T, NH>(w + h * ldw, ldw, v, ldv, n, d, acc + h * lda, lda, sc, sld); });
 }
 
 }  // namespace

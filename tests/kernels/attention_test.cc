@@ -114,15 +114,21 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{4700, 1, 1, 8, 2600, 1700, Precision::kF32, true},
                       Case{4700, 1, 1, 8, 2600, 1700, Precision::kBF16, false}));
 
+// Decoder attention parameters: four query heads over kv_heads kv heads.
+AttnParams row_params(int64_t kv_heads, int64_t hd, float scale, Precision pr) {
+  AttnParams p;
+  p.num_heads = 4;
+  p.num_kv_heads = kv_heads;
+  p.head_dim = hd;
+  p.scale = scale;
+  p.precision = pr;
+  return p;
+}
+
 TEST(AttentionRow, MatchesNaiveOverSpans) {
   for (Precision pr : {Precision::kF32, Precision::kBF16})
     for (int64_t hd : {8, 72, 256}) {
-      AttnParams p;
-      p.num_heads = 4;
-      p.num_kv_heads = 2;
-      p.head_dim = hd;
-      p.scale = 0.0625f;
-      p.precision = pr;
+      const AttnParams p = row_params(2, hd, 0.0625f, pr);
       const int64_t ld = 2 * hd, n1 = 37, n2 = 300;
       // The spans as one key array: span 1 = keys [0, n1), span 2 = keys [n1, n1 + n2).
       const auto k = randn((n1 + n2) * ld, 1.f, 4, pr), v = randn((n1 + n2) * ld, 1.f, 5, pr);
@@ -146,12 +152,7 @@ TEST(AttentionRow, Bf16SpansEqualFp32Spans) {
   for (Precision pr : {Precision::kF32, Precision::kBF16})
     for (int64_t hd : {13, 256})
       for (int64_t n2 : {300, 2500}) {
-        AttnParams p;
-        p.num_heads = 4;
-        p.num_kv_heads = 1;
-        p.head_dim = hd;
-        p.scale = 0.0625f;
-        p.precision = pr;
+        const AttnParams p = row_params(1, hd, 0.0625f, pr);
         const int64_t ld = hd, n1 = 9;
         const auto k = randn((n1 + n2) * ld, 1.f, 14, Precision::kBF16), v = randn((n1 + n2) * ld, 1.f, 15, Precision::kBF16);
         const auto q = randn(4 * hd, 2.f, 16, pr);
@@ -180,12 +181,7 @@ TEST(AttentionRow, Bf16SpansEqualFp32Spans) {
 TEST(AttentionRow, Int8SpansCloseToFp32Spans) {
   for (Precision pr : {Precision::kF32, Precision::kBF16})
     for (int64_t n : {300, 5000}) {
-      AttnParams p;
-      p.num_heads = 4;
-      p.num_kv_heads = 2;
-      p.head_dim = 64;
-      p.scale = 0.125f;
-      p.precision = pr;
+      const AttnParams p = row_params(2, 64, 0.125f, pr);
       const int64_t hd = 64, ld = 2 * hd;
       const auto k = randn(n * ld, 1.f, 17, pr), v = randn(n * ld, 1.f, 18, pr), q = randn(4 * hd, 1.f, 19, pr);
       std::vector<int8_t> kq(k.size()), vq(v.size());
@@ -217,12 +213,7 @@ TEST(AttentionRow, Int8SpansCloseToFp32Spans) {
 // in chunks; the result matches the naive softmax and does not depend on the thread count.
 TEST(AttentionRow, LongSpanMatchesNaiveAndThreadCount) {
   for (Precision pr : {Precision::kF32, Precision::kBF16}) {
-    AttnParams p;
-    p.num_heads = 4;
-    p.num_kv_heads = 1;
-    p.head_dim = 40;
-    p.scale = 0.125f;
-    p.precision = pr;
+    const AttnParams p = row_params(1, 40, 0.125f, pr);
     const int64_t ld = 40, n1 = 5, n2 = 2500;
     const auto k = randn((n1 + n2) * ld, 1.f, 7, pr), v = randn((n1 + n2) * ld, 1.f, 8, pr);
     const auto q = randn(4 * 40, 2.f, 9, pr);

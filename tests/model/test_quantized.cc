@@ -94,6 +94,22 @@ constexpr Bound kBounds[] = {
     {WeightFormat::kQ4, 8.0, 2.0},
 };
 
+// The error over the four text cases of a vector folder (max over cases, target mean over positions).
+LogprobError measure_cases(const LoadedModel& m, const std::string& vdir) {
+  LogprobError total;
+  for (std::string kase : {"text_single", "text_batch_pad_right", "text_batch_pad_left", "text_with_eoi"}) {
+    CaseFile cf(vdir + "/cases/" + kase + ".safetensors");
+    LogprobError e = measure(m, cf);
+    total.max_abs = std::max(total.max_abs, e.max_abs);
+    total.target_max = std::max(total.target_max, e.target_max);
+    total.target_mean += e.target_mean;
+    total.argmax_agree += e.argmax_agree;
+    total.positions += e.positions;
+  }
+  total.target_mean /= static_cast<double>(total.positions);
+  return total;
+}
+
 class QuantizedAccuracy : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(QuantizedAccuracy, LogprobsAgainstFp32Reference) {
@@ -101,17 +117,7 @@ TEST_P(QuantizedAccuracy, LogprobsAgainstFp32Reference) {
   for (const Bound& bd : kBounds) {
     auto m = load_model(vdir + "/model", bd.format);
     ASSERT_EQ(m->weights.precision, Precision::kF32);
-    LogprobError total;
-    for (std::string kase : {"text_single", "text_batch_pad_right", "text_batch_pad_left", "text_with_eoi"}) {
-      CaseFile cf(vdir + "/cases/" + kase + ".safetensors");
-      LogprobError e = measure(*m, cf);
-      total.max_abs = std::max(total.max_abs, e.max_abs);
-      total.target_max = std::max(total.target_max, e.target_max);
-      total.target_mean += e.target_mean;
-      total.argmax_agree += e.argmax_agree;
-      total.positions += e.positions;
-    }
-    total.target_mean /= static_cast<double>(total.positions);
+    const LogprobError total = measure_cases(*m, vdir);
     std::printf("[ accuracy ] %s %s: max |dlogp| %.5f, target token |dlogp| mean %.5f max %.5f, argmax agrees %lld/%lld\n",
                 GetParam().c_str(), weight_format_name(bd.format), total.max_abs, total.target_mean, total.target_max,
                 static_cast<long long>(total.argmax_agree), static_cast<long long>(total.positions));
@@ -133,16 +139,7 @@ TEST_P(QuantizedAccuracy, Int8CrossKvAgainstFp32Reference) {
   const std::string vdir = test::vectors_dir() + "/" + GetParam();
   auto m = load_model(vdir + "/model");
   m->cross_kv = CrossKvFormat::kInt8;
-  LogprobError total;
-  for (std::string kase : {"text_single", "text_batch_pad_right", "text_batch_pad_left", "text_with_eoi"}) {
-    CaseFile cf(vdir + "/cases/" + kase + ".safetensors");
-    LogprobError e = measure(*m, cf);
-    total.max_abs = std::max(total.max_abs, e.max_abs);
-    total.target_mean += e.target_mean;
-    total.argmax_agree += e.argmax_agree;
-    total.positions += e.positions;
-  }
-  total.target_mean /= static_cast<double>(total.positions);
+  const LogprobError total = measure_cases(*m, vdir);
   std::printf("[ accuracy ] %s cross K/V int8: max |dlogp| %.5f, target token |dlogp| mean %.5f, argmax agrees %lld/%lld\n",
               GetParam().c_str(), total.max_abs, total.target_mean, static_cast<long long>(total.argmax_agree),
               static_cast<long long>(total.positions));
