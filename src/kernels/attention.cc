@@ -288,7 +288,7 @@ void attention_row(const float* q, const KvSpan* spans, int n_spans, float* out,
   std::vector<float> scores(static_cast<size_t>(std::max<int64_t>(1, H * n)));
   std::vector<float> bmax(static_cast<size_t>(nblk * H)), bsum(static_cast<size_t>(nblk * H));
   std::vector<float> part(static_cast<size_t>(nblk * H * hd), 0.f);  // per block P·V, [nblk][H][hd]
-  std::vector<float> fac(static_cast<size_t>(H)), g(static_cast<size_t>(H));
+  std::vector<float> fac(static_cast<size_t>(H));  // per head 1/sum
 #pragma omp parallel if (parallel)
   {
     // 1. Scores and their finish (round, scale, softcap) and block maxima.
@@ -321,9 +321,7 @@ void attention_row(const float* q, const KvSpan* spans, int n_spans, float* out,
     for (int64_t h = 0; h < H; ++h) {
       float sum = bsum[h];
       for (int64_t j = 1; j < nblk; ++j) sum += bsum[j * H + h];
-      const float f = sum > 0.f ? 1.f / sum : 0.f;
-      fac[h] = f;
-      g[h] = exact_probs ? 1.f : f;  // applied to the output; 1 when the probabilities are rounded
+      fac[h] = sum > 0.f ? 1.f / sum : 0.f;
     }
     // 4. Rounded probabilities (reduced precision), then the block's P·V.
 #pragma omp for schedule(dynamic, 1)
@@ -341,13 +339,15 @@ void attention_row(const float* q, const KvSpan* spans, int n_spans, float* out,
         });
     }
   }
-  // 5. The blocks' P·V added in block order; the output rounded.
+  // 5. The blocks' P·V added in block order, times 1/sum unless the probabilities were already normalised
+  // (rounded); the output rounded.
   for (int64_t h = 0; h < H; ++h) {
+    const float g = exact_probs ? 1.f : fac[h];
     float* o = out + h * hd;
     for (int64_t e = 0; e < hd; ++e) {
       float acc = part[h * hd + e];
       for (int64_t j = 1; j < nblk; ++j) acc += part[(j * H + h) * hd + e];
-      o[e] = acc * g[h];
+      o[e] = acc * g;
     }
     rk.round(o, hd, p.precision);
   }

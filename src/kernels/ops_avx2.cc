@@ -6,7 +6,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-
 #include <cstdint>
 #include <type_traits>
 
@@ -328,8 +327,6 @@ void axpy_rows_t(const float* w, const T* v, int64_t ldv, int64_t n, int64_t d, 
   }
 }
 
-// NH heads (up to 4) against shared keys, two keys at a time: 2·NH independent FMA chains, each K row
-// loaded once. Per (head, key) exactly dot_rows_t's chain: q·k over whole vectors in order, then the tail.
 // Rows ahead to prefetch (about 4 KiB): the keys of a long input stream from memory, and the hardware
 // prefetchers alone left these loops waiting on it (about 5 GB/s per core).
 template <class T>
@@ -342,6 +339,8 @@ inline void prefetch_row(const T* p, int64_t d) {
   for (int64_t o = 0; o < d * static_cast<int64_t>(sizeof(T)); o += 64) _mm_prefetch(b + o, _MM_HINT_T0);
 }
 
+// NH heads (up to 4) against shared keys, two keys at a time: 2·NH independent FMA chains, each K row
+// loaded once. Per (head, key) exactly dot_rows_t's chain: q·k over whole vectors in order, then the tail.
 template <class T, int NH>
 void dot_heads_t(const float* q, int64_t ldq, const T* k, int64_t ldk, int64_t n, int64_t d, float* s, int64_t lds,
                  const float* sc, int64_t sld) {

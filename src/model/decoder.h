@@ -25,7 +25,7 @@ struct DecoderLayerCache {
 // How a request's cross K/V are held. kAuto: as the reference holds them, bf16 for a bf16 model (its
 // cross K/V are bf16 tensors there too: half of fp32's memory, no result changes), fp32 otherwise.
 // kInt8: int8 with one fp32 scale per (row, kv head): a quarter of fp32's memory, half of bf16's, for what
-// is a long input's largest buffer; approximate (bounds in tests/model/test_cross_kv_int8.cc).
+// is a long input's largest buffer; approximate (bounds in tests/model/test_quantized.cc).
 enum class CrossKvFormat { kAuto, kInt8 };
 // "auto" or "int8"; anything else throws t5g::Error naming it.
 CrossKvFormat parse_cross_kv_format(const std::string& s);
