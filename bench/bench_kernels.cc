@@ -165,6 +165,10 @@ void matmul_args(benchmark::internal::Benchmark* b) {
   for (int t : {static_cast<int>(WeightType::kQ8), static_cast<int>(WeightType::kQ4)})
     for (const auto& nk : QNK)
       for (int64_t M : {1, 8, 512}) b->Args({M, nk[0], nk[1], t, 0});
+  // A cache-resident decode shape (64 x 640: 23-82 KB, single-threaded): the kernels' compute ceiling,
+  // to compare with their rate on the streamed shapes above.
+  for (int t : {static_cast<int>(WeightType::kBF16), static_cast<int>(WeightType::kQ8), static_cast<int>(WeightType::kQ4)})
+    b->Args({1, 64, 640, t, 0});
 }
 BENCHMARK(BM_Matmul)->Apply(matmul_args)->UseRealTime();
 
