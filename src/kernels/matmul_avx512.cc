@@ -108,7 +108,7 @@ void bd_gemv(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, floa
   for (int64_t m = 0; m < M; ++m)
     for (int64_t k = 0; k < K2; ++k) xb[m * K2 + k] = k < K ? static_cast<uint16_t>(hi16(X[m * ldx + k])) : 0;
   const uint16_t* base = static_cast<const uint16_t*>(W.data);
-  for_each_row_pass(N, M, kGemvMC, N * K * 2 >= kGemvParallelBytes, [&](int64_t n, int64_t m0, int mc) {
+  for_each_row_pass(N, M, kGemvMC, K * 2, N * K * 2 >= kGemvParallelBytes, [&](int64_t n, int64_t m0, int mc) {
     if (m0 == 0) bd_gemv_row_dispatch<true>(mc, base + n * K, K, xb + m0 * K2, K2, Y + m0 * ldy + n, ldy);
     else bd_gemv_row_dispatch<false>(mc, base + n * K, K, xb + m0 * K2, K2, Y + m0 * ldy + n, ldy);
   });

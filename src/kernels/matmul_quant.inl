@@ -1,7 +1,8 @@
 // Kernels for the quantized weight formats Q8 / Q4 (layout in matmul.h). Included by matmul_impl.inl
 // (so once per ISA translation unit, inside its anonymous namespace); written with 256-bit AVX2
 // integer intrinsics only, which every ISA translation unit here can compile (the AVX-512 unit is
-// built with -mavx2 too). Uses imin/imax/cdiv, kNR, transpose8, for_each_row_pass and kGemvParallelBytes from matmul_impl.inl.
+// built with -mavx2 too). Uses imin/imax/cdiv, kNR, transpose8, row_chunk, for_each_row_pass and kGemvParallelBytes
+// from matmul_impl.inl.
 //
 // Decode (M <= 8): each row of X is quantized to int8 per group of kQuantGroup (the weight groups),
 //   dx = max|x| / 127, qx = round(x / dx) (as llama.cpp's Q8 activations). A group's dot product
@@ -297,9 +298,9 @@ constexpr int kQ4RowBlock = 4;
 // The M = 1 schedule: as for_each_row_pass (contiguous ranges of rows handed out dynamically), in
 // blocks of R consecutive rows: body(n, nr), nr <= R. Decides only who computes a row, never how.
 template <class Body>
-void for_each_row_block(int64_t N, int R, bool parallel, Body&& body) {
+void for_each_row_block(int64_t N, int R, int64_t row_bytes, bool parallel, Body&& body) {
   const int T = parallel ? omp_get_max_threads() : 1;
-  const int64_t chunk = cdiv(imax(8, cdiv(N, int64_t(T) * 16)), R) * R;
+  const int64_t chunk = cdiv(row_chunk(N, T, row_bytes), R) * R;
   const int64_t nchunks = cdiv(N, chunk);
 #pragma omp parallel for schedule(dynamic, 1) if (parallel)
   for (int64_t c = 0; c < nchunks; ++c) {
@@ -331,7 +332,7 @@ void qgemv(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float*
   const bool parallel = weight_matrix_bytes(W) >= kGemvParallelBytes;
   if (WT == WeightType::kQ4 && M == 1) {
     const QuantX xq{qx, dx, cx, Q, Gp};
-    for_each_row_block(N, kQ4RowBlock, parallel, [&](int64_t n, int nr) {
+    for_each_row_block(N, kQ4RowBlock, rs + 2 * G, parallel, [&](int64_t n, int nr) {
       const uint8_t* w = base + n * rs;
       const uint16_t* sc = W.scales + n * G;
       if (nr == kQ4RowBlock) {
@@ -342,7 +343,7 @@ void qgemv(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float*
     });
     return;
   }
-  for_each_row_pass(N, M, kQGemvMC, parallel, [&](int64_t n, int64_t m0, int mc) {
+  for_each_row_pass(N, M, kQGemvMC, rs + 2 * G, parallel, [&](int64_t n, int64_t m0, int mc) {
     const QuantX xq{qx + m0 * Q, dx + m0 * Gp, cx + m0 * Gp, Q, Gp};
     const int64_t left = (N - n) * G;  // scales from row n's to the end of the array
     if (m0 == 0) qrow_dispatch<WT, true>(mc, base + n * rs, W.scales + n * G, G, left, xq, Y + m0 * ldy + n, ldy);
