@@ -185,7 +185,7 @@ void for_each_row_pass(int64_t N, int64_t M, int max_mc, int64_t row_bytes, bool
   }
 }
 
-constexpr int64_t kGemvParallelBytes = int64_t(1) << 19;  // smaller weight matrices: single-threaded
+constexpr int64_t kGemvParallelBytes = int64_t(1) << 17;  // smaller weight matrices: single-threaded (q4 q/o, 368 KiB, now split)
 constexpr int64_t kGemmParallelMacs = int64_t(1) << 21;   // smaller products: single-threaded
 
 template <WeightType WT>
