@@ -128,22 +128,6 @@ void scale_round_row(float* s, int64_t n, float f, Precision p) {
   for (int64_t i = 0; i < n; ++i) s[i] = round_one(s[i] * f, p);
 }
 
-void dot_rows(const float* q, const float* k, int64_t ldk, int64_t n, int64_t d, float* s) {
-  for (int64_t c = 0; c < n; ++c) {
-    const float* kr = k + c * ldk;
-    float acc = 0.f;
-    for (int64_t e = 0; e < d; ++e) acc += q[e] * kr[e];
-    s[c] = acc;
-  }
-}
-
-void axpy_rows(const float* w, const float* v, int64_t ldv, int64_t n, int64_t d, float* acc) {
-  for (int64_t c = 0; c < n; ++c) {
-    const float* vr = v + c * ldv;
-    for (int64_t e = 0; e < d; ++e) acc[e] += w[c] * vr[e];
-  }
-}
-
 namespace {
 // Element e of row c, widened to fp32 before any scale (f, b) or as the integer (q).
 inline float kv_elem(const KvRows& r, int64_t i) {

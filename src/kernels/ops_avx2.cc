@@ -246,37 +246,13 @@ namespace {
 template <class T>
 constexpr bool kScaled = std::is_same_v<T, int8_t>;
 
+// One head against keys one at a time: the tails of dot_heads_t (its last odd key) and axpy_heads_t (its last
+// columns, fewer than 16). dot_rows_t: q·k over whole vectors in order, then the masked tail, one fixed hsum.
 template <class T>
-void dot_rows_t(const float* q, const T* k, int64_t ldk, int64_t n, int64_t d, float* s, const float* sc = nullptr,
-                int64_t sld = 0) {
+void dot_rows_t(const float* q, const T* k, int64_t ldk, int64_t n, int64_t d, float* s, const float* sc, int64_t sld) {
   const int64_t dv = d / 8 * 8;
   const __m256i tm = tail_mask(d - dv);
-  int64_t c = 0;
-  for (; c + 4 <= n; c += 4) {  // four keys at a time: four independent FMA chains
-    const T* k0 = k + c * ldk;
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    for (int64_t e = 0; e < dv; e += 8) {
-      const __m256 qv = _mm256_loadu_ps(q + e);
-      a0 = _mm256_fmadd_ps(qv, load8(k0 + e), a0);
-      a1 = _mm256_fmadd_ps(qv, load8(k0 + ldk + e), a1);
-      a2 = _mm256_fmadd_ps(qv, load8(k0 + 2 * ldk + e), a2);
-      a3 = _mm256_fmadd_ps(qv, load8(k0 + 3 * ldk + e), a3);
-    }
-    if (dv < d) {
-      const __m256 qv = load(q + dv, tm, true);
-      a0 = _mm256_fmadd_ps(qv, load(k0 + dv, tm, true), a0);
-      a1 = _mm256_fmadd_ps(qv, load(k0 + ldk + dv, tm, true), a1);
-      a2 = _mm256_fmadd_ps(qv, load(k0 + 2 * ldk + dv, tm, true), a2);
-      a3 = _mm256_fmadd_ps(qv, load(k0 + 3 * ldk + dv, tm, true), a3);
-    }
-    s[c] = hsum_v(a0);
-    s[c + 1] = hsum_v(a1);
-    s[c + 2] = hsum_v(a2);
-    s[c + 3] = hsum_v(a3);
-    if constexpr (kScaled<T>)
-      for (int i = 0; i < 4; ++i) s[c + i] *= sc[(c + i) * sld];
-  }
-  for (; c < n; ++c) {
+  for (int64_t c = 0; c < n; ++c) {
     const T* kr = k + c * ldk;
     __m256 a0 = _mm256_setzero_ps();
     for (int64_t e = 0; e < dv; e += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + e), load8(kr + e), a0);
@@ -286,28 +262,10 @@ void dot_rows_t(const float* q, const T* k, int64_t ldk, int64_t n, int64_t d, f
   }
 }
 
+// axpy_rows_t: acc += w[c] · v[c] for the keys in order, in masked blocks of up to 32 columns.
 template <class T>
-void axpy_rows_t(const float* w, const T* v, int64_t ldv, int64_t n, int64_t d, float* acc, const float* sc = nullptr,
-                 int64_t sld = 0) {
-  // Blocks of 32 accumulators kept in registers across all n rows.
-  int64_t e0 = 0;
-  for (; e0 + 32 <= d; e0 += 32) {
-    __m256 a0 = _mm256_loadu_ps(acc + e0), a1 = _mm256_loadu_ps(acc + e0 + 8), a2 = _mm256_loadu_ps(acc + e0 + 16),
-           a3 = _mm256_loadu_ps(acc + e0 + 24);
-    for (int64_t c = 0; c < n; ++c) {
-      const __m256 wc = _mm256_set1_ps(kScaled<T> ? w[c] * sc[c * sld] : w[c]);
-      const T* vr = v + c * ldv + e0;
-      a0 = _mm256_fmadd_ps(wc, load8(vr), a0);
-      a1 = _mm256_fmadd_ps(wc, load8(vr + 8), a1);
-      a2 = _mm256_fmadd_ps(wc, load8(vr + 16), a2);
-      a3 = _mm256_fmadd_ps(wc, load8(vr + 24), a3);
-    }
-    _mm256_storeu_ps(acc + e0, a0);
-    _mm256_storeu_ps(acc + e0 + 8, a1);
-    _mm256_storeu_ps(acc + e0 + 16, a2);
-    _mm256_storeu_ps(acc + e0 + 24, a3);
-  }
-  if (e0 < d) {  // the last partial block of up to 32, masked
+void axpy_rows_t(const float* w, const T* v, int64_t ldv, int64_t n, int64_t d, float* acc, const float* sc, int64_t sld) {
+  for (int64_t e0 = 0; e0 < d; e0 += 32) {
     const int64_t de = d - e0;
     __m256i mk[4];
     bool tl[4];
@@ -455,11 +413,6 @@ void axpy_rows_heads(const float* w, int64_t ldw, int64_t nh, const KvRows& v, i
   if (v.q) axpy_heads_any(w, ldw, nh, v.q, ldv, n, d, acc, lda, v.s, v.sld);
   else if (v.b) axpy_heads_any(w, ldw, nh, v.b, ldv, n, d, acc, lda, nullptr, 0);
   else axpy_heads_any(w, ldw, nh, v.f, ldv, n, d, acc, lda, nullptr, 0);
-}
-
-void dot_rows(const float* q, const float* k, int64_t ldk, int64_t n, int64_t d, float* s) { dot_rows_t(q, k, ldk, n, d, s); }
-void axpy_rows(const float* w, const float* v, int64_t ldv, int64_t n, int64_t d, float* acc) {
-  axpy_rows_t(w, v, ldv, n, d, acc);
 }
 
 }  // namespace t5g::kern::avx2

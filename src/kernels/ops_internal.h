@@ -29,14 +29,11 @@ namespace t5g::kern {
   float exp_sum_row(float* s, int64_t n, float max);                                                                 \
   /* s[c] = round(s[c] * f). */                                                                                      \
   void scale_round_row(float* s, int64_t n, float f, Precision p);                                                   \
-  /* Decoder: s[c] = dot(q, k_c) for keys k_c = k + c * ldk, c < n, over d elements. */                             \
-  void dot_rows(const float* q, const float* k, int64_t ldk, int64_t n, int64_t d, float* s);                        \
-  /* acc[0..d) += sum_c w[c] * v_c, v_c = v + c * ldv. */                                                            \
-  void axpy_rows(const float* w, const float* v, int64_t ldv, int64_t n, int64_t d, float* acc);                      \
-  /* The same two for nh query heads that share the keys (q_h = q + h * ldq, s_h = s + h * lds; w_h = w + h * ldw,  \
-     acc_h = acc + h * lda), each K/V element loaded once for all of them, the rows in any KvRows form. fp32 and   \
-     bf16 rows give per head bitwise what dot_rows / axpy_rows give on the (widened) fp32 rows; int8 rows give    \
-     scale * dot(q, row) and acc += (w * scale) * row. */                                                           \
+  /* Decoder, for nh query heads that share the keys: s_h[c] = dot(q_h, k_c) and acc_h[0..d) += sum_c w_h[c] * v_c \
+     (q_h = q + h * ldq, s_h = s + h * lds; w_h = w + h * ldw, acc_h = acc + h * lda; k_c / v_c row c of k / v,     \
+     row stride ldk / ldv, c < n), each K/V element loaded once for all heads. Rows in any KvRows form: bf16 rows   \
+     give bitwise what fp32 rows holding the widened values give, and every head bitwise what it gets alone      \
+     (nh = 1); int8 rows give scale * dot(q, row) and acc += (w * scale) * row. */                                   \
   void dot_rows_heads(const float* q, int64_t ldq, int64_t nh, const KvRows& k, int64_t ldk, int64_t n, int64_t d,   \
                       float* s, int64_t lds);                                                                        \
   void axpy_rows_heads(const float* w, int64_t ldw, int64_t nh, const KvRows& v, int64_t ldv, int64_t n, int64_t d,  \

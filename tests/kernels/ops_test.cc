@@ -306,35 +306,42 @@ TEST(OpsAvx2, FinishScoresMasksAndRounds) {
         }
 }
 
-TEST(OpsAvx2, DotAndAxpyRows) {
-  REQUIRE_AVX2();
-  for (int64_t d : {1, 7, 8, 13, 72, 256})
-    for (int64_t n : {0, 1, 3, 4, 5, 9, 130}) {
-      const int64_t ld = d + 3;
-      auto q = randn(d, 1.f, 15), k = randn(n * ld, 1.f, 16), w = randn(n, 1.f, 17), a0 = randn(d, 1.f, 18);
-      std::vector<float> s(n), acc = a0;
-      vx::dot_rows(q.data(), k.data(), ld, n, d, s.data());
-      vx::axpy_rows(w.data(), k.data(), ld, n, d, acc.data());
-      for (int64_t c = 0; c < n; ++c) {
-        double r = 0, mag = 0;
-        for (int64_t e = 0; e < d; ++e) r += double(q[e]) * k[c * ld + e], mag += std::fabs(double(q[e]) * k[c * ld + e]);
-        ASSERT_NEAR(s[c], r, 1e-6 * mag + 1e-30);
-      }
-      for (int64_t e = 0; e < d; ++e) {
-        double r = a0[e], mag = std::fabs(a0[e]);
-        for (int64_t c = 0; c < n; ++c) r += double(w[c]) * k[c * ld + e], mag += std::fabs(double(w[c]) * k[c * ld + e]);
-        ASSERT_NEAR(acc[e], r, 1e-6 * mag + 1e-30);
-      }
-    }
-}
-
 using HeadsDot = void (*)(const float*, int64_t, int64_t, const KvRows&, int64_t, int64_t, int64_t, float*, int64_t);
 using HeadsAxpy = void (*)(const float*, int64_t, int64_t, const KvRows&, int64_t, int64_t, int64_t, float*, int64_t);
 
+// One head (fp32 rows): the dot products and the weighted row sums against double precision, for key
+// counts around the kernels' two-key steps and widths around their 8- and 16-column steps; both ISAs.
+TEST(OpsHeads, OneHeadMatchesDouble) {
+  for (int64_t d : {1, 7, 8, 13, 16, 17, 33, 72, 256})
+    for (int64_t n : {0, 1, 3, 4, 5, 9, 130}) {
+      const int64_t ld = d + 3;
+      auto q = randn(d, 1.f, 15), k = randn(n * ld, 1.f, 16), w = randn(n, 1.f, 17), a0 = randn(d, 1.f, 18);
+      KvRows r;
+      r.f = k.data();
+      const auto check = [&](HeadsDot dot_heads, HeadsAxpy axpy_heads) {
+        std::vector<float> s(n), acc = a0;
+        dot_heads(q.data(), d, 1, r, ld, n, d, s.data(), n);
+        axpy_heads(w.data(), n, 1, r, ld, n, d, acc.data(), d);
+        for (int64_t c = 0; c < n; ++c) {
+          double ref = 0, mag = 0;
+          for (int64_t e = 0; e < d; ++e) ref += double(q[e]) * k[c * ld + e], mag += std::fabs(double(q[e]) * k[c * ld + e]);
+          ASSERT_NEAR(s[c], ref, 1e-6 * mag + 1e-30) << d << " " << n;
+        }
+        for (int64_t e = 0; e < d; ++e) {
+          double ref = a0[e], mag = std::fabs(a0[e]);
+          for (int64_t c = 0; c < n; ++c) ref += double(w[c]) * k[c * ld + e], mag += std::fabs(double(w[c]) * k[c * ld + e]);
+          ASSERT_NEAR(acc[e], ref, 1e-6 * mag + 1e-30) << d << " " << n;
+        }
+      };
+      check(sc::dot_rows_heads, sc::axpy_rows_heads);
+      if (have_avx2()) check(vx::dot_rows_heads, vx::axpy_rows_heads);
+    }
+}
+
 // The multi-head kernels (the query heads sharing a kv head) with fp32 or bf16 rows give per head bitwise
-// what the single-head fp32 kernels give on the (widened) rows, for 1-6 heads (groups of 4 and a
-// remainder), tails (d not a multiple of 8), odd key counts; both ISAs.
-TEST(OpsHeads, Fp32AndBf16RowsEqualPerHeadFp32Kernels) {
+// what each head gets alone (nh = 1) on fp32 rows holding the (widened) values, for 1-6 heads (groups of 4
+// and a remainder), tails (d not a multiple of 8 or 16), odd key counts; both ISAs.
+TEST(OpsHeads, Fp32AndBf16RowsEqualOneHeadFp32) {
   for (int64_t nh : {1, 2, 3, 4, 6})
     for (int64_t d : {5, 16, 40, 256})
       for (int64_t n : {1, 2, 7, 33}) {
@@ -348,7 +355,7 @@ TEST(OpsHeads, Fp32AndBf16RowsEqualPerHeadFp32Kernels) {
           const uint32_t u = static_cast<uint32_t>(kb[i]) << 16;
           std::memcpy(&kw[i], &u, 4);
         }
-        const auto check = [&](HeadsDot dot_heads, HeadsAxpy axpy_heads, auto dot, auto axpy) {
+        const auto check = [&](HeadsDot dot_heads, HeadsAxpy axpy_heads) {
           for (bool bf : {false, true}) {
             KvRows r;
             if (bf) r.b = kb.data();
@@ -357,16 +364,18 @@ TEST(OpsHeads, Fp32AndBf16RowsEqualPerHeadFp32Kernels) {
             std::vector<float> s1(nh * lds, 0.f), s2 = s1, acc1 = a0, acc2 = a0;
             dot_heads(q.data(), ldq, nh, r, ld, n, d, s1.data(), lds);
             axpy_heads(w.data(), lds, nh, r, ld, n, d, acc1.data(), d);
+            KvRows one;
+            one.f = plain.data();
             for (int64_t h = 0; h < nh; ++h) {
-              dot(q.data() + h * ldq, plain.data(), ld, n, d, s2.data() + h * lds);
-              axpy(w.data() + h * lds, plain.data(), ld, n, d, acc2.data() + h * d);
+              dot_heads(q.data() + h * ldq, ldq, 1, one, ld, n, d, s2.data() + h * lds, lds);
+              axpy_heads(w.data() + h * lds, lds, 1, one, ld, n, d, acc2.data() + h * d, d);
             }
             ASSERT_EQ(0, std::memcmp(s1.data(), s2.data(), s1.size() * sizeof(float))) << nh << " " << d << " " << n << " " << bf;
             ASSERT_EQ(0, std::memcmp(acc1.data(), acc2.data(), acc1.size() * sizeof(float))) << nh << " " << d << " " << n << " " << bf;
           }
         };
-        check(sc::dot_rows_heads, sc::axpy_rows_heads, sc::dot_rows, sc::axpy_rows);
-        if (have_avx2()) check(vx::dot_rows_heads, vx::axpy_rows_heads, vx::dot_rows, vx::axpy_rows);
+        check(sc::dot_rows_heads, sc::axpy_rows_heads);
+        if (have_avx2()) check(vx::dot_rows_heads, vx::axpy_rows_heads);
       }
 }
 
