@@ -309,6 +309,21 @@ void for_each_row_block(int64_t N, int R, int64_t row_bytes, bool parallel, Body
   }
 }
 
+// Q4 at M = 1: y = x·Wᵀ in blocks of kQ4RowBlock rows (a last partial block row by row, in the same order).
+inline void q4_gemv_m1(const WeightMatrix& W, const uint8_t* base, int64_t rs, int64_t G, const QuantX& xq, bool parallel,
+                       float* y, int64_t ldy) {
+  const int64_t N = W.rows;
+  for_each_row_block(N, kQ4RowBlock, rs + 2 * G, parallel, [&](int64_t n, int nr) {
+    const uint8_t* w = base + n * rs;
+    const uint16_t* sc = W.scales + n * G;
+    if (nr == kQ4RowBlock) {
+      q4_rows<kQ4RowBlock, 1, true>(w, rs, sc, G, (N - n) * G, xq, y + n, ldy);
+    } else {
+      for (int r = 0; r < nr; ++r) q4_rows<1, 1, true>(w + r * rs, rs, sc + r * G, G, (N - n - r) * G, xq, y + n + r, ldy);
+    }
+  });
+}
+
 // Y = X·Wᵀ for M <= 8 and a Q8/Q4 W: rows streamed in memory order (for_each_row_pass; Q4 at M = 1 in
 // blocks of kQ4RowBlock rows, for_each_row_block).
 template <WeightType WT>
@@ -330,18 +345,11 @@ void qgemv(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float*
   }
   const uint8_t* base = static_cast<const uint8_t*>(W.data);
   const bool parallel = weight_matrix_bytes(W) >= kGemvParallelBytes;
-  if (WT == WeightType::kQ4 && M == 1) {
-    const QuantX xq{qx, dx, cx, Q, Gp};
-    for_each_row_block(N, kQ4RowBlock, rs + 2 * G, parallel, [&](int64_t n, int nr) {
-      const uint8_t* w = base + n * rs;
-      const uint16_t* sc = W.scales + n * G;
-      if (nr == kQ4RowBlock) {
-        q4_rows<kQ4RowBlock, 1, true>(w, rs, sc, G, (N - n) * G, xq, Y + n, ldy);
-      } else {
-        for (int r = 0; r < nr; ++r) qrow_dispatch<WT, true>(1, w + r * rs, sc + r * G, G, (N - n - r) * G, xq, Y + n + r, ldy);
-      }
-    });
-    return;
+  if constexpr (WT == WeightType::kQ4) {
+    if (M == 1) {
+      q4_gemv_m1(W, base, rs, G, QuantX{qx, dx, cx, Q, Gp}, parallel, Y, ldy);
+      return;
+    }
   }
   for_each_row_pass(N, M, kQGemvMC, rs + 2 * G, parallel, [&](int64_t n, int64_t m0, int mc) {
     const QuantX xq{qx + m0 * Q, dx + m0 * Gp, cx + m0 * Gp, Q, Gp};
