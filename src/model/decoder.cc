@@ -49,6 +49,29 @@ CrossKvFormat parse_cross_kv_format(const std::string& s) {
   throw Error("unknown cross K/V format \"" + s + "\" (expected auto or int8)");
 }
 
+CrossKvStorage cross_kv_storage(CrossKvFormat f, Precision p) {
+  if (f == CrossKvFormat::kInt8) return CrossKvStorage::kInt8;
+  return p == Precision::kBF16 ? CrossKvStorage::kBF16 : CrossKvStorage::kF32;
+}
+
+const char* cross_kv_storage_name(CrossKvStorage s) {
+  switch (s) {
+    case CrossKvStorage::kInt8: return "int8";
+    case CrossKvStorage::kBF16: return "bf16";
+    case CrossKvStorage::kF32: break;
+  }
+  return "fp32";
+}
+
+double cross_kv_element_bytes(CrossKvStorage s, int64_t head_dim) {
+  switch (s) {
+    case CrossKvStorage::kInt8: return 1.0 + 4.0 / static_cast<double>(head_dim);
+    case CrossKvStorage::kBF16: return 2.0;
+    case CrossKvStorage::kF32: break;
+  }
+  return 4.0;
+}
+
 namespace {
 
 // Rows [0, n) of x ([n, kv_heads * hd]) as int8 with one scale per (row, kv head): d = max|x| / 127,
@@ -88,8 +111,8 @@ DecoderState start_decoder(const ModelWeights& w, const ModelConfig& cfg, const 
   auto cross = std::make_shared<CrossKv>();
   cross->layers.resize(static_cast<size_t>(c.num_layers));
   const int64_t kvd = c.kv_dim(), n = S * kvd;
-  const bool int8 = format == CrossKvFormat::kInt8;
-  const bool bf16 = !int8 && w.precision == Precision::kBF16;
+  const CrossKvStorage storage = cross_kv_storage(format, w.precision);
+  const bool int8 = storage == CrossKvStorage::kInt8, bf16 = storage == CrossKvStorage::kBF16;
   std::vector<float> k, v;  // bf16 / int8: one layer's fp32 projections, converted below
   if (bf16 || int8) {
     k.resize(static_cast<size_t>(n));

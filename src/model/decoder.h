@@ -30,6 +30,13 @@ enum class CrossKvFormat { kAuto, kInt8 };
 // "auto" or "int8"; anything else throws t5g::Error naming it.
 CrossKvFormat parse_cross_kv_format(const std::string& s);
 
+// The element type a format stores the cross K/V in for a model of precision p (kAuto resolved), its
+// name ("fp32", "bf16", "int8") and its bytes per element (int8: with its fp32 scale per head_dim values).
+enum class CrossKvStorage { kF32, kBF16, kInt8 };
+CrossKvStorage cross_kv_storage(CrossKvFormat f, Precision p);
+const char* cross_kv_storage_name(CrossKvStorage s);
+double cross_kv_element_bytes(CrossKvStorage s, int64_t head_dim);
+
 // One input's cross keys (k-normed, not rotated) and values of every layer, [S, kv_dim] each, in one of
 // the forms above. Built once per request and never changed, so the beams of an input share one copy.
 struct CrossKv {

@@ -93,9 +93,7 @@ Action add_bench(CLI::App& app) {
     out["threads"] = model->threads();
     out["weight_dtype"] = precision_name(m.weights.precision);
     out["weights"] = weight_type_name(m.weights.embed.type);
-    out["cross_kv"] = m.cross_kv == CrossKvFormat::kInt8 ? "int8"
-                      : m.weights.precision == Precision::kBF16 ? "bf16"
-                                                                : "fp32";
+    out["cross_kv"] = cross_kv_storage_name(cross_kv_storage(m.cross_kv, m.weights.precision));
     out["weight_bytes"] = m.weights.bytes;
     out["load_s"] = load_s;
     omp_set_num_threads(model->threads());

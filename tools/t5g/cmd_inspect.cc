@@ -59,10 +59,7 @@ Action add_inspect(CLI::App& app) {
     for (LayerType t : d.layer_types) (t == LayerType::kSliding ? sliding : full)++;
     const int64_t enc_act = L * (2 * e.hidden_size + 2 * e.q_dim() + 2 * e.kv_dim()) * f +
                             std::min<int64_t>(L, 1024) * 2 * e.intermediate_size * f;
-    // Cross K/V per element: int8 + a 4-byte scale per row and kv head; bf16 for a bf16 model; else fp32.
-    const double cross_elem = m.cross_kv == CrossKvFormat::kInt8        ? 1.0 + 4.0 / d.head_dim
-                              : m.weights.precision == Precision::kBF16 ? 2.0
-                                                                        : 4.0;
+    const double cross_elem = cross_kv_element_bytes(cross_kv_storage(m.cross_kv, m.weights.precision), d.head_dim);
     const int64_t cross_kv =
         static_cast<int64_t>(static_cast<double>(B * d.num_layers * L * d.kv_dim() * 2) * cross_elem);
     const int64_t self_kv = B * (sliding * std::min(d.sliding_window, a->new_tokens + 1) +
