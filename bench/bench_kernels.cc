@@ -22,6 +22,7 @@
 #include "kernels/cpu_features.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
+#include "kernels/ops_internal.h"
 #include "kernels/roofline.h"
 #include "util/bf16.h"
 
@@ -345,6 +346,24 @@ void BM_Elementwise(benchmark::State& state) {
   state.SetLabel(names[which]);
 }
 BENCHMARK(BM_Elementwise)->ArgNames({"op"})->DenseRange(0, 5)->UseRealTime();
+
+// Greedy selection over one row of logits (the 270m's 262144), from cache as after the LM head:
+// 0 = the scalar loop (kern::scalar), 1 = the dispatched kernel (AVX2 on x86-64).
+void BM_ArgmaxRow(benchmark::State& state) {
+  const int64_t n = 262144;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.f, 3.f);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (auto& v : x) v = round_one(nd(rng), Precision::kBF16);
+  int64_t sink = 0;
+  for (auto _ : state) {
+    sink += state.range(0) == 0 ? kern::scalar::argmax_first(x.data(), n) : argmax_first(x.data(), n);
+    benchmark::DoNotOptimize(sink);
+  }
+  state.counters["GB/s"] = benchmark::Counter(4.0 * n * state.iterations(), benchmark::Counter::kIsRate);
+  state.SetLabel(state.range(0) == 0 ? "scalar" : "dispatched");
+}
+BENCHMARK(BM_ArgmaxRow)->ArgNames({"simd"})->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

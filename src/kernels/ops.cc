@@ -96,6 +96,15 @@ void softcap(float* x, int64_t n, float cap, Precision p) {
   for (int64_t i = 0; i < n; ++i) x[i] = round_one(round_one(std::tanh(round_one(x[i] / cap, p)), p) * cap, p);
 }
 
+int64_t argmax_first(const float* x, int64_t n) {
+  int64_t best = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (std::isnan(x[i])) return i;
+    if (x[i] > x[best]) best = i;
+  }
+  return best;
+}
+
 float finish_scores_row(float* s, int64_t n, int64_t lo, int64_t hi, float scale, const float* cap, Precision p) {
   lo = std::clamp<int64_t>(lo, 0, n);
   hi = std::clamp<int64_t>(hi, lo, n);
@@ -169,10 +178,6 @@ inline bool use_avx2() {
 }  // namespace
 #define T5G_DISPATCH(fn, ...) (use_avx2() ? kern::avx2::fn(__VA_ARGS__) : kern::scalar::fn(__VA_ARGS__))
 
-void round_act(float* x, int64_t n, Precision p) {
-  if (p == Precision::kF32) return;
-  T5G_DISPATCH(round_act, x, n, p);
-}
 
 void rms_norm(const float* x, int64_t rows, int64_t n, int64_t ldx, const float* gain, float eps, float* y,
               int64_t ldy, Precision p) {
@@ -193,10 +198,20 @@ constexpr int64_t kEwChunk = 16384;
 template <typename F>
 void parallel_chunks(int64_t n, F&& f) {
   const int64_t nc = (n + kEwChunk - 1) / kEwChunk;
-#pragma omp parallel for schedule(static) if (nc > 1)
+  if (nc <= 1) {  // short rows (every decode step's activations): no parallel region at all
+    if (n > 0) f(0, n);
+    return;
+  }
+#pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < nc; ++c) f(c * kEwChunk, std::min(kEwChunk, n - c * kEwChunk));
 }
 }  // namespace
+
+// Long arrays (a batch's logits: 262144 per row) are shared by the threads like the ops below.
+void round_act(float* x, int64_t n, Precision p) {
+  if (p == Precision::kF32) return;
+  parallel_chunks(n, [&](int64_t i, int64_t m) { T5G_DISPATCH(round_act, x + i, m, p); });
+}
 
 void gelu_mul(float* gate, const float* up, int64_t n, bool tanh_approx, Precision p) {
   parallel_chunks(n, [&](int64_t i, int64_t m) { T5G_DISPATCH(gelu_mul, gate + i, up + i, m, tanh_approx, p); });
@@ -250,7 +265,11 @@ void apply_rope(float* x, int64_t T, int64_t ldx, int64_t n_heads, int64_t head_
   }
 }
 
-void softcap(float* x, int64_t n, float cap, Precision p) { T5G_DISPATCH(softcap, x, n, cap, p); }
+void softcap(float* x, int64_t n, float cap, Precision p) {
+  parallel_chunks(n, [&](int64_t i, int64_t m) { T5G_DISPATCH(softcap, x + i, m, cap, p); });
+}
+
+int64_t argmax_first(const float* x, int64_t n) { return T5G_DISPATCH(argmax_first, x, n); }
 
 void log_softmax(const float* x, int64_t n, float* out) {
   float mx = -INFINITY;

@@ -62,6 +62,10 @@ void apply_rope(float* x, int64_t T, int64_t ldx, int64_t n_heads, int64_t head_
 // Final-logit softcap: x = c * tanh(x / c), rounded per step as the reference does.
 void softcap(float* x, int64_t n, float cap, Precision p);
 
+// torch.argmax of x[0..n): the index of the first NaN if there is one (torch orders NaN above every
+// number), else of the first maximum (ties go to the lowest index); 0 when n == 0.
+int64_t argmax_first(const float* x, int64_t n);
+
 // log_softmax of one row into out (fp32).
 void log_softmax(const float* x, int64_t n, float* out);
 

@@ -93,6 +93,45 @@ void round_act(float* x, int64_t n, Precision p) {
   });
 }
 
+// Two passes over the row (from cache: it was just written): the maximum of the numbers and whether any
+// lane is NaN, then the first index holding the answer. Same result as the scalar loop.
+int64_t argmax_first(const float* x, int64_t n) {
+  if (n <= 0) return 0;
+  __m256 mx[4], nan[4];
+  for (int j = 0; j < 4; ++j) mx[j] = _mm256_set1_ps(kNegInf), nan[j] = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    for (int j = 0; j < 4; ++j) {
+      const __m256 v = _mm256_loadu_ps(x + i + 8 * j);
+      nan[j] = _mm256_or_ps(nan[j], _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+      mx[j] = _mm256_max_ps(v, mx[j]);  // a NaN in v gives the second operand: NaN never enters mx
+    }
+  const __m256 m4 = _mm256_max_ps(_mm256_max_ps(mx[0], mx[1]), _mm256_max_ps(mx[2], mx[3]));
+  const bool any_nan = _mm256_movemask_ps(_mm256_or_ps(_mm256_or_ps(nan[0], nan[1]), _mm256_or_ps(nan[2], nan[3])));
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, m4);
+  float m = kNegInf;
+  for (float v : lanes) m = std::max(m, v);
+  bool tail_nan = false;
+  for (int64_t t = i; t < n; ++t) {
+    if (x[t] != x[t]) tail_nan = true;
+    else m = std::max(m, x[t]);
+  }
+  if (any_nan || tail_nan) {
+    for (int64_t t = 0; t < n; ++t)
+      if (x[t] != x[t]) return t;
+  }
+  const __m256 mv = _mm256_set1_ps(m);
+  int64_t t = 0;
+  for (; t + 8 <= n; t += 8) {
+    const int hit = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + t), mv, _CMP_EQ_OQ));
+    if (hit) return t + __builtin_ctz(static_cast<unsigned>(hit));
+  }
+  for (; t < n; ++t)
+    if (x[t] == m) return t;
+  return 0;  // unreachable: m is one of the values
+}
+
 void rms_norm_row(const float* x, int64_t n, const float* gain, float eps, float* y, Precision p) {
   __m256 acc = _mm256_setzero_ps();
   for_each_vec(n, [&](int64_t i, __m256i m, bool t) {

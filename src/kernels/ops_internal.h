@@ -22,6 +22,8 @@ namespace t5g::kern {
   /* One head: v[0..half) and v[half..2half) rotated by c, s (the table row). */                                     \
   void rope_head(float* v, const float* c, const float* s, int64_t half, Precision p);                               \
   void softcap(float* x, int64_t n, float cap, Precision p);                                                         \
+  /* torch.argmax of x[0..n): the first NaN if there is one, else the first maximum; 0 when n == 0. */             \
+  int64_t argmax_first(const float* x, int64_t n);                                                                   \
   /* Attention logits of one query row: s[c] = finish(s[c]) (round, scale, round, optional softcap) for c in       \
      [lo, hi), -inf outside (masked keys). Returns the row maximum (-inf if nothing is visible). */                  \
   float finish_scores_row(float* s, int64_t n, int64_t lo, int64_t hi, float scale, const float* cap, Precision p); \

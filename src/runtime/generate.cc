@@ -4,6 +4,7 @@
 #include <span>
 
 #include "model/decoder.h"
+#include "runtime/sampling.h"
 #include "util/error.h"
 
 namespace t5g {
@@ -12,13 +13,6 @@ namespace {
 
 bool is_eos(const GenerationConfig& g, int32_t id) {
   return std::find(g.eos_token_ids.begin(), g.eos_token_ids.end(), id) != g.eos_token_ids.end();
-}
-
-int32_t argmax(const float* x, int64_t n) {
-  int64_t best = 0;
-  for (int64_t i = 1; i < n; ++i)
-    if (x[i] > x[best]) best = i;  // first maximum wins, as torch.argmax
-  return static_cast<int32_t>(best);
 }
 
 }  // namespace
@@ -57,7 +51,7 @@ std::vector<GreedyOutput> generate_greedy(const LoadedModel& m, const std::vecto
     for (int64_t r = 0; r < n; ++r) {
       const size_t b = active[r];
       const float* lr = logits.data() + r * V;
-      const int32_t id = argmax(lr, V);
+      const int32_t id = argmax_id(lr, V);
       if (params.keep_step_logits) out[b].step_logits.emplace_back(lr, lr + V);
       out[b].ids.push_back(id);
       if (on_token) on_token(b, id);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/ops.h"
 #include "util/error.h"
 
 namespace t5g {
@@ -169,12 +170,7 @@ void apply_warpers(float* scores, int64_t V, const SamplingParams& p) {
   apply_min_p(scores, V, p.min_p, 1);
 }
 
-int32_t argmax_id(const float* x, int64_t n) {
-  int64_t best = 0;
-  for (int64_t i = 1; i < n; ++i)
-    if (x[i] > x[best]) best = i;  // first maximum wins, as torch.argmax
-  return static_cast<int32_t>(best);
-}
+int32_t argmax_id(const float* x, int64_t n) { return static_cast<int32_t>(argmax_first(x, n)); }
 
 int32_t sample_from_scores(const float* scores, int64_t V, Rng& rng) {
   float mx = kNegInf;

@@ -67,7 +67,7 @@ void apply_processors(float* scores, int64_t V, std::span<const int32_t> history
 // The sampling warpers of p (temperature, top_k, top_p, min_p), in transformers' order.
 void apply_warpers(float* scores, int64_t V, const SamplingParams& p);
 
-// First index of the maximum (torch.argmax).
+// torch.argmax of the row: the first NaN if any, else the first maximum (kernels' argmax_first).
 int32_t argmax_id(const float* scores, int64_t V);
 
 // The reproducible RNG: std::mt19937_64 seeded with `seed`; uniform() is a double in [0, 1) from the

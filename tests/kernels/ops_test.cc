@@ -93,6 +93,48 @@ TEST(OpsAvx2, RoundActBitExact) {
     }
 }
 
+// torch.argmax's rule, written out: the first NaN, else the first index of the largest value.
+int64_t argmax_reference(const std::vector<float>& x) {
+  for (size_t i = 0; i < x.size(); ++i)
+    if (std::isnan(x[i])) return static_cast<int64_t>(i);
+  int64_t best = 0;
+  for (size_t i = 1; i < x.size(); ++i)
+    if (x[i] > x[best]) best = static_cast<int64_t>(i);
+  return best;
+}
+
+TEST(Ops, ArgmaxFirstFollowsTorch) {
+  const int64_t sizes[] = {0, 1, 2, 7, 8, 9, 31, 32, 33, 63, 64, 65, 100, 1000, 262144};
+  std::mt19937 rng(7);
+  for (int64_t n : sizes)
+    for (int trial = 0; trial < 12; ++trial) {
+      std::vector<float> x = randn(n, 2.f, 100 + trial);
+      // bf16-rounded logits tie often: force ties, infinities and NaN at random places
+      for (auto& v : x) v = std::round(v * 4.f) / 4.f;
+      if (n > 0) {
+        std::uniform_int_distribution<int64_t> at(0, n - 1);
+        if (trial % 3 == 1) {  // two equal maxima
+          x[at(rng)] = 100.f;
+          x[at(rng)] = 100.f;
+        }
+        if (trial % 4 == 2) {
+          x[at(rng)] = kInf;
+          x[at(rng)] = kInf;
+        }
+        if (trial % 5 == 3) x[at(rng)] = kNaN;
+        if (trial % 6 == 4) std::fill(x.begin(), x.end(), -kInf);  // nothing finite
+        if (trial % 7 == 5) x[n - 1] = 1e30f;                      // the maximum in the tail
+        if (trial == 11) x[0] = kNaN;
+      }
+      const int64_t want = argmax_reference(x);
+      EXPECT_EQ(sc::argmax_first(x.data(), n), want) << "scalar, n=" << n << " trial " << trial;
+      EXPECT_EQ(argmax_first(x.data(), n), want) << "dispatched, n=" << n << " trial " << trial;
+      if (have_avx2()) {
+        EXPECT_EQ(vx::argmax_first(x.data(), n), want) << "avx2, n=" << n << " trial " << trial;
+      }
+    }
+}
+
 TEST(OpsAvx2, AddAndRopeBitExact) {
   REQUIRE_AVX2();
   for (Precision p : kPrecisions)

@@ -60,6 +60,10 @@ expect_error "quantize into an existing folder" "exists" $T5G quantize -m $MODEL
 expect_error "quantize without a format" "needs --weights" $T5G quantize -m $MODEL -o $QD/none
 expect_error "unknown weight format" "unknown weight format 'q5'" $T5G generate -m $MODEL --input-ids 2 --weights q5
 expect_error "unknown cross K/V format" 'cross K/V format "fp8"' $T5G generate -m $MODEL --input-ids 2 --cross-kv fp8
+# encode keeps no cross K/V: --cross-kv is checked there but changes nothing; quantize does not take it
+expect_eq "$($T5G encode -m $MODEL --input-ids $IN --json --cross-kv int8)" "$($T5G encode -m $MODEL --input-ids $IN --json)" "encode --cross-kv int8 = encode"
+expect_error "encode, unknown cross K/V format" 'cross K/V format "fp8"' $T5G encode -m $MODEL --input-ids 2 --cross-kv fp8
+expect_error "quantize takes no --cross-kv" "--cross-kv" $T5G quantize -m $MODEL --weights q4 -o $QD/ckv --cross-kv int8
 I8=$($T5G generate -m $MODEL --input-ids $IN --max-new-tokens 8 --json --cross-kv int8)
 case "$I8" in '{"outputs":[{"ids":['*) ok ;; *) bad "generate --cross-kv int8: $I8" ;; esac
 B=$($T5G bench -m $MODEL --cross-kv int8 --encoder-lengths 8 --decode-batches 1 --decode-tokens 3 --repeats 1 --long-lengths 40)

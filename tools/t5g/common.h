@@ -42,8 +42,11 @@ struct ModelArgs {
   int threads = 0;
   std::string weights = "auto";
   std::string cross_kv = "auto";
-  // Adds -m/--model, --weights and --cross-kv, and --threads when `with_threads`.
-  void add_to(CLI::App* c, bool with_threads = true);
+  // What --cross-kv means to a command: only the commands that decode build a cross K/V cache. `t5g encode`
+  // accepts (and checks) it without effect because the README listed it there; new commands leave it out.
+  enum class CrossKv { kUsed, kNoEffect, kAbsent };
+  // Adds -m/--model and --weights, --threads when `with_threads`, and --cross-kv as `cross` says.
+  void add_to(CLI::App* c, bool with_threads = true, CrossKv cross = CrossKv::kUsed);
   // Loads the model (downloading it when it is a hub repo id not in the cache).
   std::shared_ptr<const Model> open() const;
 };
