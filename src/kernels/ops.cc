@@ -178,7 +178,6 @@ inline bool use_avx2() {
 }  // namespace
 #define T5G_DISPATCH(fn, ...) (use_avx2() ? kern::avx2::fn(__VA_ARGS__) : kern::scalar::fn(__VA_ARGS__))
 
-
 void rms_norm(const float* x, int64_t rows, int64_t n, int64_t ldx, const float* gain, float eps, float* y,
               int64_t ldy, Precision p) {
 #pragma omp parallel for schedule(static) if (rows * n > 32768)

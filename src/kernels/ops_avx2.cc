@@ -117,10 +117,7 @@ int64_t argmax_first(const float* x, int64_t n) {
     if (x[t] != x[t]) tail_nan = true;
     else m = std::max(m, x[t]);
   }
-  if (any_nan || tail_nan) {
-    for (int64_t t = 0; t < n; ++t)
-      if (x[t] != x[t]) return t;
-  }
+  if (any_nan || tail_nan) return scalar::argmax_first(x, n);  // the rare row with a NaN: its first one
   const __m256 mv = _mm256_set1_ps(m);
   int64_t t = 0;
   for (; t + 8 <= n; t += 8) {

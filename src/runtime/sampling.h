@@ -3,7 +3,8 @@
 //
 //   repetition_penalty -> no_repeat_ngram_size -> min_new_tokens (EOS ids to -inf)
 //   then, only when sampling: temperature -> top_k -> top_p -> min_p
-//   then argmax (greedy; the first maximum wins, as torch.argmax) or a draw from softmax(scores).
+//   then argmax (greedy, as torch.argmax: the first NaN if any, else the first maximum) or a draw from
+//   softmax(scores).
 //
 // "history" is always the decoder's input so far: the start token followed by the tokens generated
 // so far (transformers passes decoder_input_ids to the processors, so the start token counts for the

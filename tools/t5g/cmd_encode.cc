@@ -21,7 +21,7 @@ Action add_encode(CLI::App& app) {
   auto a = std::make_shared<EncodeArgs>();
   CLI::App* c = app.add_subcommand("encode", "Encoder embeddings: final hidden states per token and a pooled vector "
                                              "(mean over the input's tokens)");
-  a->m.add_to(c, /*with_threads=*/true, ModelArgs::CrossKv::kNoEffect);
+  a->m.add_to(c, /*with_threads=*/true, ModelArgs::CrossKvFlag::kNoEffect);
   a->in.add_to(c, "to encode");
   c->add_flag("--normalize", a->normalize, "L2-normalise the pooled vectors");
   c->add_flag("--json", a->json,

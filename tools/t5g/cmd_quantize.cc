@@ -24,7 +24,7 @@ Action add_quantize(CLI::App& app) {
   CLI::App* c = app.add_subcommand(
       "quantize", "Write a copy of a checkpoint with its text weights in bf16, int8 or q4 (--weights), which then "
                   "loads pre-quantized by mmap");
-  a->m.add_to(c, /*with_threads=*/true, ModelArgs::CrossKv::kAbsent);
+  a->m.add_to(c, /*with_threads=*/true, ModelArgs::CrossKvFlag::kAbsent);
   c->add_option("-o,--out", a->out, "Output folder (created; must not be the input)")->required();
   c->add_flag("--force", a->force, "Write into an existing output folder");
   return [a]() {

@@ -132,16 +132,16 @@ DownloadProgress progress_bar() {
   };
 }
 
-void ModelArgs::add_to(CLI::App* c, bool with_threads, CrossKv cross) {
+void ModelArgs::add_to(CLI::App* c, bool with_threads, CrossKvFlag cross) {
   c->add_option("-m,--model", model, kModelHelp)->required();
   if (with_threads) c->add_option("--threads", threads, "Compute threads (0 = all cores)")->capture_default_str();
   c->add_option("--weights", weights,
                 "Text weight format: auto (as stored, mapped in place), bf16, int8 or q4 (grouped 8-/4-bit, "
                 "quantized at load; `t5g quantize` saves a checkpoint that loads pre-quantized)")
       ->capture_default_str();
-  if (cross == CrossKv::kAbsent) return;
+  if (cross == CrossKvFlag::kAbsent) return;
   c->add_option("--cross-kv", cross_kv,
-                cross == CrossKv::kUsed
+                cross == CrossKvFlag::kUsed
                     ? "Cross K/V cache (the largest buffer of a long input): auto (bf16 for a bf16 model, exact; fp32 "
                       "otherwise) or int8 (per-row scales: half of bf16's memory, approximate)"
                     : "auto or int8: checked, no effect here (the encoder alone keeps no cross K/V cache)")

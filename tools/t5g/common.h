@@ -44,9 +44,9 @@ struct ModelArgs {
   std::string cross_kv = "auto";
   // What --cross-kv means to a command: only the commands that decode build a cross K/V cache. `t5g encode`
   // accepts (and checks) it without effect because the README listed it there; new commands leave it out.
-  enum class CrossKv { kUsed, kNoEffect, kAbsent };
+  enum class CrossKvFlag { kUsed, kNoEffect, kAbsent };
   // Adds -m/--model and --weights, --threads when `with_threads`, and --cross-kv as `cross` says.
-  void add_to(CLI::App* c, bool with_threads = true, CrossKv cross = CrossKv::kUsed);
+  void add_to(CLI::App* c, bool with_threads = true, CrossKvFlag cross = CrossKvFlag::kUsed);
   // Loads the model (downloading it when it is a hub repo id not in the cache).
   std::shared_ptr<const Model> open() const;
 };
