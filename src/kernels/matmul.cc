@@ -6,6 +6,7 @@
 
 #include "kernels/cpu_features.h"
 #include "kernels/matmul_internal.h"
+#include "util/error.h"
 
 namespace t5g {
 
@@ -53,6 +54,25 @@ void matmul_isa(Isa isa, const float* X, int64_t M, int64_t ldx, const WeightMat
   ref::matmul(X, M, ldx, W, Y, ldy);
 }
 
+void matmul_parts_isa(Isa isa, const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n,
+                      const MatmulOptions& opt) {
+  check(n >= 1 && n <= kMaxMatmulParts, "matmul_parts: ", n, " products (1 to ", kMaxMatmulParts, " allowed)");
+  bool shared = M >= 1 && M <= kern::kDecodeMaxM;  // decode: one schedule for all (see matmul_parts)
+  for (int i = 0; i < n && shared; ++i)
+    shared = parts[i].w->rows > 0 && parts[i].w->type == parts[0].w->type && parts[i].w->cols == parts[0].w->cols;
+  const Isa best = clamp_isa(isa);
+  if (!shared || best == Isa::kScalar) {
+    for (int i = 0; i < n; ++i) matmul_isa(isa, X, M, ldx, *parts[i].w, parts[i].y, parts[i].ldy, opt);
+    return;
+  }
+  if (best == Isa::kAvx512) {
+    kern::avx512::matmul_parts(X, M, ldx, parts, n,
+                               opt.x_is_bf16 && parts[0].w->type == WeightType::kBF16 && cpu_features().avx512bf16);
+  } else {
+    kern::avx2::matmul_parts(X, M, ldx, parts, n);
+  }
+}
+
 void gemm_f32_isa(Isa isa, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
                   bool b_transposed, float* C, int64_t ldc, bool accumulate) {
   switch (clamp_isa(isa)) {
@@ -71,6 +91,14 @@ void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float
     return;
   }
   matmul_isa(active_isa(), X, M, ldx, W, Y, ldy, opt);
+}
+
+void matmul_parts(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n, const MatmulOptions& opt) {
+  if (opt.row_stable && M > kRowStableGroup) {
+    for (int i = 0; i < n; ++i) matmul(X, M, ldx, *parts[i].w, parts[i].y, parts[i].ldy, opt);
+    return;
+  }
+  matmul_parts_isa(active_isa(), X, M, ldx, parts, n, opt);
 }
 
 void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,

@@ -73,6 +73,21 @@ inline constexpr int64_t kRowStableGroup = 8;
 void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy,
             const MatmulOptions& opt = {});
 
+// One product of matmul_parts: Y = X·Wᵀ into y (row stride ldy).
+struct MatmulOut {
+  const WeightMatrix* w;
+  float* y;
+  int64_t ldy;
+};
+inline constexpr int kMaxMatmulParts = 4;
+
+// Several products of the same X (a layer's q, k and v projections; gate and up), each exactly as
+// matmul(X, M, ldx, *parts[i].w, parts[i].y, parts[i].ldy, opt) computes it, bit for bit. When the
+// matrices share a weight type and K and M <= 8 (decode), they run as one: X is prepared (quantized)
+// once and the rows of all of them are handed out to the threads together, so a matrix too small to
+// split alone is shared too and the threads meet once. n <= kMaxMatmulParts.
+void matmul_parts(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n, const MatmulOptions& opt = {});
+
 // Dense fp32 C[M,N] (+)= A[M,K] · op(B), op(B) = Bᵀ (B is [N,K], ldb) when b_transposed, else B ([K,N], ldb).
 // accumulate=false overwrites C. Single-threaded: callers parallelise over independent blocks.
 // Any sizes and strides; uses per-thread scratch (a transposed / copied B micro-panel), no allocation
@@ -86,6 +101,8 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, cons
 // when the CPU has them.
 void matmul_isa(Isa isa, const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy,
                 const MatmulOptions& opt = {});
+void matmul_parts_isa(Isa isa, const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n,
+                      const MatmulOptions& opt = {});
 void gemm_f32_isa(Isa isa, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
                   int64_t ldb, bool b_transposed, float* C, int64_t ldc, bool accumulate);
 

@@ -51,6 +51,10 @@ void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float
   matmul_f32acc(X, M, ldx, W, Y, ldy);
 }
 
+void matmul_parts(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n) {
+  matmul_parts_decode(X, M, ldx, parts, n);
+}
+
 void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
               bool b_transposed, float* C, int64_t ldc, bool accumulate) {
   gemm_f32_impl(M, N, K, A, lda, B, ldb, b_transposed, C, ldc, accumulate);

@@ -240,6 +240,14 @@ void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float
   else gemm_packed<PackBf16Dot>(X, M, ldx, W, Y, ldy);
 }
 
+void matmul_parts(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n, bool bf16_dot) {
+  if (bf16_dot && parts[0].w->type == WeightType::kBF16) {  // the vdpbf16ps kernel: one product at a time
+    for (int i = 0; i < n; ++i) bd_gemv(X, M, ldx, *parts[i].w, parts[i].y, parts[i].ldy);
+    return;
+  }
+  matmul_parts_decode(X, M, ldx, parts, n);
+}
+
 void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
               bool b_transposed, float* C, int64_t ldc, bool accumulate) {
   gemm_f32_impl(M, N, K, A, lda, B, ldb, b_transposed, C, ldc, accumulate);

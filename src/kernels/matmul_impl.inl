@@ -163,43 +163,85 @@ void gemv_row_dispatch(int mc, const char* w, int64_t K, const float* xp, int64_
 // ramp-up that 23 KB ranges (Q4 MLP matrices at 16 ranges per thread) paid on every range.
 constexpr int64_t kGemvChunkBytes = int64_t(1) << 16;
 
+constexpr int64_t kGemvParallelBytes = int64_t(1) << 17;  // smaller weight matrices: single-threaded (q4 q/o, 368 KiB, now split)
+
 inline int64_t row_chunk(int64_t N, int T, int64_t row_bytes) {
   return imax(imax(8, cdiv(N, int64_t(T) * 16)), cdiv(kGemvChunkBytes, imax(1, row_bytes)));
 }
 
+// Several matrices multiplied by the same X (matmul_parts: q, k, v; gate, up) share one schedule: the
+// ranges of every part go into one dynamically handed-out list, so a matrix too small to split alone
+// still shares the threads, and the threads meet once at the end instead of once per matrix.
+// body(part, n0, n1) for each range [n0, n1) of part `part` (ranges of R rows: whole blocks, but for
+// the last of a part).
 template <class Body>
-void for_each_row_pass(int64_t N, int64_t M, int max_mc, int64_t row_bytes, bool parallel, Body&& body) {
+void for_each_range(const int64_t* N, int np, int R, int64_t row_bytes, bool parallel, Body&& body) {
   const int T = parallel ? omp_get_max_threads() : 1;
-  const int64_t chunk = row_chunk(N, T, row_bytes);
-  const int64_t nchunks = cdiv(N, chunk);
+  int64_t chunk[kMaxMatmulParts], first[kMaxMatmulParts + 1];
+  first[0] = 0;
+  for (int p = 0; p < np; ++p) {
+    chunk[p] = cdiv(row_chunk(N[p], T, row_bytes), R) * R;
+    first[p + 1] = first[p] + cdiv(N[p], chunk[p]);
+  }
 #pragma omp parallel for schedule(dynamic, 1) if (parallel)
-  for (int64_t c = 0; c < nchunks; ++c) {
-    const int64_t n1 = imin(N, (c + 1) * chunk);
-    for (int64_t n = c * chunk; n < n1; ++n) {
-      for (int64_t m0 = 0; m0 < M;) {
-        const int mc = static_cast<int>(cdiv(M - m0, cdiv(M - m0, max_mc)));
-        body(n, m0, mc);
-        m0 += mc;
-      }
-    }
+  for (int64_t c = 0; c < first[np]; ++c) {
+    int p = 0;
+    while (c >= first[p + 1]) ++p;
+    const int64_t n0 = (c - first[p]) * chunk[p];
+    body(p, n0, imin(N[p], n0 + chunk[p]));
   }
 }
 
-constexpr int64_t kGemvParallelBytes = int64_t(1) << 17;  // smaller weight matrices: single-threaded (q4 q/o, 368 KiB, now split)
+// body(part, n, m0, mc) for every row n of every part and every pass over X rows [m0, m0 + mc).
+template <class Body>
+void for_each_part_row_pass(const int64_t* N, int np, int64_t M, int max_mc, int64_t row_bytes, bool parallel,
+                            Body&& body) {
+  for_each_range(N, np, 1, row_bytes, parallel, [&](int p, int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) {
+      for (int64_t m0 = 0; m0 < M;) {
+        const int mc = static_cast<int>(cdiv(M - m0, cdiv(M - m0, max_mc)));
+        body(p, n, m0, mc);
+        m0 += mc;
+      }
+    }
+  });
+}
+
+// One matrix: body(n, m0, mc).
+template <class Body>
+void for_each_row_pass(int64_t N, int64_t M, int max_mc, int64_t row_bytes, bool parallel, Body&& body) {
+  for_each_part_row_pass(&N, 1, M, max_mc, row_bytes, parallel,
+                         [&](int, int64_t n, int64_t m0, int mc) { body(n, m0, mc); });
+}
+
+// Rows and total bytes of parts that share one weight type and K (row_bytes each).
+inline bool part_rows(const MatmulOut* parts, int np, int64_t row_bytes, int64_t* N) {
+  int64_t total = 0;
+  for (int p = 0; p < np; ++p) {
+    N[p] = parts[p].w->rows;
+    total += N[p] * row_bytes;
+  }
+  return total >= kGemvParallelBytes;
+}
+
 constexpr int64_t kGemmParallelMacs = int64_t(1) << 21;   // smaller products: single-threaded
 
+// Y_p = X·W_pᵀ for the parts (same weight type and K), M <= kGemvMaxM.
 template <WeightType WT>
-void gemv(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy) {
-  const int64_t K = W.cols, N = W.rows;
+void gemv(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int np) {
+  const int64_t K = parts[0].w->cols;
   const int64_t K2 = cdiv(K, kGB) * kGB;
   const int64_t rs = K * wbytes<WT>();  // row stride in bytes
   float* xp = static_cast<float*>(kern::scratch(kern::kScratchX, static_cast<size_t>(M * K2 + 1) * sizeof(float)));
   gemv_prep_x<WT>(X, M, ldx, K, K2, xp);
-  const char* base = static_cast<const char*>(W.data);
-  for_each_row_pass(N, M, kGemvMC, rs, N * rs >= kGemvParallelBytes, [&](int64_t n, int64_t m0, int mc) {
-    const char* w = base + n * rs;
-    if (m0 == 0) gemv_row_dispatch<WT, true>(mc, w, K, xp + m0 * K2, K2, Y + m0 * ldy + n, ldy);
-    else gemv_row_dispatch<WT, false>(mc, w, K, xp + m0 * K2, K2, Y + m0 * ldy + n, ldy);
+  int64_t N[kMaxMatmulParts];
+  const bool parallel = part_rows(parts, np, rs, N);
+  for_each_part_row_pass(N, np, M, kGemvMC, rs, parallel, [&](int p, int64_t n, int64_t m0, int mc) {
+    const char* w = static_cast<const char*>(parts[p].w->data) + n * rs;
+    const int64_t ldy = parts[p].ldy;
+    float* y = parts[p].y + m0 * ldy + n;
+    if (m0 == 0) gemv_row_dispatch<WT, true>(mc, w, K, xp + m0 * K2, K2, y, ldy);
+    else gemv_row_dispatch<WT, false>(mc, w, K, xp + m0 * K2, K2, y, ldy);
   });
 }
 
@@ -458,21 +500,27 @@ void gemm_packed(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, 
 }
 
 // Largest M handled by the streaming (decode) kernels.
-constexpr int64_t kGemvMaxM = 8;
+constexpr int64_t kGemvMaxM = kern::kDecodeMaxM;
 
 // Q8 / Q4 weights: integer-dot decode kernels and dequantizing GEMM packing.
 #include "kernels/matmul_quant.inl"
 
+// Y_p = X·W_pᵀ for parts of one weight type and K (checked by the caller) and M <= kGemvMaxM.
+void matmul_parts_decode(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int np) {
+  switch (parts[0].w->type) {
+    case WeightType::kF32: gemv<WeightType::kF32>(X, M, ldx, parts, np); break;
+    case WeightType::kBF16: gemv<WeightType::kBF16>(X, M, ldx, parts, np); break;
+    case WeightType::kF16: gemv<WeightType::kF16>(X, M, ldx, parts, np); break;
+    case WeightType::kQ8: qgemv<WeightType::kQ8>(X, M, ldx, parts, np); break;
+    case WeightType::kQ4: qgemv<WeightType::kQ4>(X, M, ldx, parts, np); break;
+  }
+}
+
 void matmul_f32acc(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy) {
   if (M <= 0 || W.rows <= 0) return;
   if (M <= kGemvMaxM) {
-    switch (W.type) {
-      case WeightType::kF32: gemv<WeightType::kF32>(X, M, ldx, W, Y, ldy); break;
-      case WeightType::kBF16: gemv<WeightType::kBF16>(X, M, ldx, W, Y, ldy); break;
-      case WeightType::kF16: gemv<WeightType::kF16>(X, M, ldx, W, Y, ldy); break;
-      case WeightType::kQ8: qgemv<WeightType::kQ8>(X, M, ldx, W, Y, ldy); break;
-      case WeightType::kQ4: qgemv<WeightType::kQ4>(X, M, ldx, W, Y, ldy); break;
-    }
+    const MatmulOut part{&W, Y, ldy};
+    matmul_parts_decode(X, M, ldx, &part, 1);
     return;
   }
   switch (W.type) {

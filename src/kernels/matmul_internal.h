@@ -10,6 +10,9 @@
 
 namespace t5g::kern {
 
+// Largest M handled by the streaming (decode) kernels; larger products pack the weights (GEMM).
+inline constexpr int64_t kDecodeMaxM = 8;
+
 // Per-thread scratch buffers (64-byte aligned, contents unspecified, grown on demand, kept for the
 // life of the thread). `slot` keeps buffers in use at the same time apart. Implemented in baseline code
 // (matmul.cc) so no std:: template is instantiated inside the ISA translation units.
@@ -19,6 +22,8 @@ void* scratch(int slot, size_t bytes);
 // AVX2 + FMA + F16C kernels.
 namespace avx2 {
 void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy);
+// Decode products sharing X: 1 <= M <= 8, parts of one weight type and K, n <= kMaxMatmulParts.
+void matmul_parts(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n);
 void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
               bool b_transposed, float* C, int64_t ldc, bool accumulate);
 void bf16_to_f32(const uint16_t* src, float* dst, int64_t n);
@@ -31,6 +36,7 @@ void round_to_bf16_inplace(float* x, int64_t n);
 // when the CPU has AVX512_BF16 and the caller guarantees X is bf16-representable.
 namespace avx512 {
 void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy, bool bf16_dot);
+void matmul_parts(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n, bool bf16_dot);
 void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
               bool b_transposed, float* C, int64_t ldc, bool accumulate);
 void bf16_to_f32(const uint16_t* src, float* dst, int64_t n);

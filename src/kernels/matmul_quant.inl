@@ -1,7 +1,7 @@
 // Kernels for the quantized weight formats Q8 / Q4 (layout in matmul.h). Included by matmul_impl.inl
 // (so once per ISA translation unit, inside its anonymous namespace); written with 256-bit AVX2
 // integer intrinsics only, which every ISA translation unit here can compile (the AVX-512 unit is
-// built with -mavx2 too). Uses imin/imax/cdiv, kNR, transpose8, row_chunk, for_each_row_pass and kGemvParallelBytes
+// built with -mavx2 too). Uses imin/imax/cdiv, kNR, transpose8, for_each_range, for_each_part_row_pass and part_rows
 // from matmul_impl.inl.
 //
 // Decode (M <= 8): each row of X is quantized to int8 per group of kQuantGroup (the weight groups),
@@ -14,8 +14,8 @@
 //   on pairs of groups (one 32-byte load gives 64 nibbles), halving the per-byte instruction count.
 //   Error vs fp32 X times the dequantized weights: |Δy| <= Σ_g (dx_g / 2) Σ_{k in g} |w_k| (+ fp32
 //   rounding), i.e. about 0.5% rms of |y| for Gaussian data; see tests/kernels/matmul_quant_test.cc.
-//   Weight rows are streamed in memory order (for_each_row_pass), one at a time, except Q4 at M = 1,
-//   which takes blocks of 4 consecutive rows interleaved (q4_rows, for_each_row_block). Each output's
+//   Weight rows are streamed in memory order (for_each_part_row_pass), one at a time, except Q4 at M = 1,
+//   which takes blocks of 4 consecutive rows interleaved (q4_rows, q4_gemv_m1). Each output's
 //   fp32 accumulation is lanewise over the groups in order (Q8: into two alternating accumulators; Q4:
 //   into one), then one fixed horizontal sum: its order depends only on K, never on M, on X-row
 //   passes, on the rows interleaved with it, or on threads.
@@ -164,6 +164,7 @@ void q8_row(const uint8_t* w, const uint16_t* sc, int64_t G, int64_t scales_left
   static_for<MC>([&](auto mc) T5G_QLAMBDA { acc[mc.value][0] = acc[mc.value][1] = _mm256_setzero_ps(); });
   const __m256i ones16 = _mm256_set1_epi16(1);
   alignas(32) float s8[MC][8];  // broadcast from L1 (a load, not a shuffle: the ALUs are the limit at M > 1)
+  __m256 s8lo = _mm256_setzero_ps(), s8hi = _mm256_setzero_ps();  // MC == 1: [s0..s3 | s0..s3], [s4..s7 | s4..s7]
   auto step = [&](auto tc, int64_t g) T5G_QLAMBDA {
     constexpr int t = decltype(tc)::value;
     const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + g * kQG));
@@ -172,15 +173,27 @@ void q8_row(const uint8_t* w, const uint16_t* sc, int64_t G, int64_t scales_left
       constexpr int m = decltype(mc)::value;
       const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq.q + m * xq.Q + g * kQG));
       const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(x, wv)), ones16));
-      acc[m][t & 1] = _mm256_fmadd_ps(f, _mm256_broadcast_ss(&s8[m][t]), acc[m][t & 1]);
+      __m256 scale;
+      if constexpr (MC == 1) {  // one X row: the ALUs have room, and a shuffle saves the store-to-load round trip
+        scale = _mm256_permute_ps(t < 4 ? s8lo : s8hi, (t & 3) * 0x55);
+      } else {
+        scale = _mm256_broadcast_ss(&s8[m][t]);
+      }
+      acc[m][t & 1] = _mm256_fmadd_ps(f, scale, acc[m][t & 1]);
     });
   };
   const bool tail_ok = G + imax(0, 8 - G % 8) <= scales_left;
   for (int64_t g0 = 0; g0 < G; g0 += 8) {
     const __m256 dw = load8_scales(sc, G, g0, tail_ok);
-    static_for<MC>([&](auto mc) T5G_QLAMBDA {
-      _mm256_store_ps(s8[mc.value], _mm256_mul_ps(dw, _mm256_loadu_ps(xq.d + mc.value * xq.Gp + g0)));
-    });
+    if constexpr (MC == 1) {
+      const __m256 sv = _mm256_mul_ps(dw, _mm256_loadu_ps(xq.d + g0));
+      s8lo = _mm256_permute2f128_ps(sv, sv, 0x00);
+      s8hi = _mm256_permute2f128_ps(sv, sv, 0x11);
+    } else {
+      static_for<MC>([&](auto mc) T5G_QLAMBDA {
+        _mm256_store_ps(s8[mc.value], _mm256_mul_ps(dw, _mm256_loadu_ps(xq.d + mc.value * xq.Gp + g0)));
+      });
+    }
     if (g0 + 8 <= G) {
       if constexpr (PREFETCH) {
         const char* pf = reinterpret_cast<const char*>(w + g0 * kQG) + kQPrefetchBytes;
@@ -212,17 +225,17 @@ void q4_rows(const uint8_t* w, int64_t rs, const uint16_t* sc, int64_t G, int64_
   static_for<MC>([&](auto mc) T5G_QLAMBDA { static_for<R>([&](auto rc) T5G_QLAMBDA { acc[mc.value][rc.value] = _mm256_setzero_ps(); }); });
   const __m256i ones16 = _mm256_set1_epi16(1);
   const __m256i low4 = _mm256_set1_epi8(0x0f);
+  const __m256i even_odd = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
   auto step = [&](auto tc, auto rc, const uint8_t* wp, const __m256i (&x)[MC][2]) T5G_QLAMBDA {
     constexpr int t = decltype(tc)::value, r = decltype(rc)::value;
     const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp));
     const __m256i lo = _mm256_and_si256(wv, low4);
     const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(wv, 4), low4);
-    const __m256i idx = _mm256_setr_epi32(2 * t, 2 * t, 2 * t, 2 * t, 2 * t + 1, 2 * t + 1, 2 * t + 1, 2 * t + 1);
     static_for<MC>([&](auto mc) T5G_QLAMBDA {
       constexpr int m = decltype(mc)::value;
       const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, x[m][0]), _mm256_maddubs_epi16(hi, x[m][1]));
       const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones16));
-      acc[m][r] = _mm256_fmadd_ps(f, _mm256_permutevar8x32_ps(s8[m][r], idx), acc[m][r]);
+      acc[m][r] = _mm256_fmadd_ps(f, _mm256_permute_ps(s8[m][r], t * 0x55), acc[m][r]);
     });
   };
   // Pair t of the current block for all R rows (wp(r): the pair's 32 bytes in row r).
@@ -244,7 +257,9 @@ void q4_rows(const uint8_t* w, int64_t rs, const uint16_t* sc, int64_t G, int64_
       const __m256 dw = load8_scales(sc + r * G, G, g0, r * G + tail_need <= scales_left);
       static_for<MC>([&](auto mc) T5G_QLAMBDA {
         constexpr int m = decltype(mc)::value;
-        s8[m][r] = _mm256_mul_ps(dw, _mm256_loadu_ps(xq.d + m * xq.Gp + g0));
+        // [s0 s2 s4 s6 | s1 s3 s5 s7]: pair t's scales [s2t x4 | s2t+1 x4] are then an in-lane
+        // permute (vpermilps) instead of a lane-crossing one per pair.
+        s8[m][r] = _mm256_permutevar8x32_ps(_mm256_mul_ps(dw, _mm256_loadu_ps(xq.d + m * xq.Gp + g0)), even_odd);
         acc[m][r] = _mm256_fnmadd_ps(dw, _mm256_loadu_ps(xq.c + m * xq.Gp + g0), acc[m][r]);
       });
     });
@@ -295,40 +310,33 @@ void qrow_dispatch(int mc, const uint8_t* w, const uint16_t* sc, int64_t G, int6
 // share the X loads and the loop control (1.4-1.5x faster from cache; the streamed LM head 1.2-1.4x).
 constexpr int kQ4RowBlock = 4;
 
-// The M = 1 schedule: as for_each_row_pass (contiguous ranges of rows handed out dynamically), in
-// blocks of R consecutive rows: body(n, nr), nr <= R. Decides only who computes a row, never how.
-template <class Body>
-void for_each_row_block(int64_t N, int R, int64_t row_bytes, bool parallel, Body&& body) {
-  const int T = parallel ? omp_get_max_threads() : 1;
-  const int64_t chunk = cdiv(row_chunk(N, T, row_bytes), R) * R;
-  const int64_t nchunks = cdiv(N, chunk);
-#pragma omp parallel for schedule(dynamic, 1) if (parallel)
-  for (int64_t c = 0; c < nchunks; ++c) {
-    const int64_t n1 = imin(N, (c + 1) * chunk);
-    for (int64_t n = c * chunk; n < n1; n += R) body(n, static_cast<int>(imin(R, n1 - n)));
-  }
-}
-
-// Q4 at M = 1: y = x·Wᵀ in blocks of kQ4RowBlock rows (a last partial block row by row, in the same order).
-inline void q4_gemv_m1(const WeightMatrix& W, const uint8_t* base, int64_t rs, int64_t G, const QuantX& xq, bool parallel,
-                       float* y, int64_t ldy) {
-  const int64_t N = W.rows;
-  for_each_row_block(N, kQ4RowBlock, rs + 2 * G, parallel, [&](int64_t n, int nr) {
-    const uint8_t* w = base + n * rs;
-    const uint16_t* sc = W.scales + n * G;
-    if (nr == kQ4RowBlock) {
-      q4_rows<kQ4RowBlock, 1, true>(w, rs, sc, G, (N - n) * G, xq, y + n, ldy);
-    } else {
-      for (int r = 0; r < nr; ++r) q4_rows<1, 1, true>(w + r * rs, rs, sc + r * G, G, (N - n - r) * G, xq, y + n + r, ldy);
+// Q4 at M = 1: y_p = x·W_pᵀ in blocks of kQ4RowBlock consecutive rows (a range's last partial block row
+// by row, in the same order); ranges as for_each_range.
+inline void q4_gemv_m1(const MatmulOut* parts, int np, const int64_t* N, int64_t rs, int64_t G, const QuantX& xq,
+                       bool parallel) {
+  for_each_range(N, np, kQ4RowBlock, rs + 2 * G, parallel, [&](int p, int64_t n0, int64_t n1) {
+    const uint8_t* base = static_cast<const uint8_t*>(parts[p].w->data);
+    const uint16_t* scales = parts[p].w->scales;
+    const int64_t ldy = parts[p].ldy;
+    float* y = parts[p].y;
+    for (int64_t n = n0; n < n1; n += kQ4RowBlock) {
+      const uint8_t* w = base + n * rs;
+      const uint16_t* sc = scales + n * G;
+      if (n + kQ4RowBlock <= n1) {
+        q4_rows<kQ4RowBlock, 1, true>(w, rs, sc, G, (N[p] - n) * G, xq, y + n, ldy);
+      } else {
+        for (int64_t r = 0; n + r < n1; ++r)
+          q4_rows<1, 1, true>(w + r * rs, rs, sc + r * G, G, (N[p] - n - r) * G, xq, y + n + r, ldy);
+      }
     }
   });
 }
 
-// Y = X·Wᵀ for M <= 8 and a Q8/Q4 W: rows streamed in memory order (for_each_row_pass; Q4 at M = 1 in
-// blocks of kQ4RowBlock rows, for_each_row_block).
+// Y_p = X·W_pᵀ for M <= 8 and Q8/Q4 parts of one type and K: X quantized once; rows streamed in memory
+// order (for_each_part_row_pass; Q4 at M = 1 in blocks of kQ4RowBlock rows, q4_gemv_m1).
 template <WeightType WT>
-void qgemv(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy) {
-  const int64_t K = W.cols, N = W.rows;
+void qgemv(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int np) {
+  const int64_t K = parts[0].w->cols;
   const int64_t G = quant_padded_cols(K) / kQG;                                   // weight groups per row
   const int64_t Q = WT == WeightType::kQ4 ? cdiv(G, 2) * 2 * kQG : G * kQG;      // X row stride (Q4: whole pairs)
   const int64_t Gp = cdiv(Q / kQG, 8) * 8;
@@ -343,19 +351,23 @@ void qgemv(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float*
     quantize_x_row(X + m * ldx, K, Q, Gp, qx + m * Q, dx + m * Gp, cx + m * Gp);
     if constexpr (WT == WeightType::kQ4) q4_pair_order_x(qx + m * Q, Q);
   }
-  const uint8_t* base = static_cast<const uint8_t*>(W.data);
-  const bool parallel = weight_matrix_bytes(W) >= kGemvParallelBytes;
+  int64_t N[kMaxMatmulParts];
+  const bool parallel = part_rows(parts, np, rs + 2 * G, N);
   if constexpr (WT == WeightType::kQ4) {
     if (M == 1) {
-      q4_gemv_m1(W, base, rs, G, QuantX{qx, dx, cx, Q, Gp}, parallel, Y, ldy);
+      q4_gemv_m1(parts, np, N, rs, G, QuantX{qx, dx, cx, Q, Gp}, parallel);
       return;
     }
   }
-  for_each_row_pass(N, M, kQGemvMC, rs + 2 * G, parallel, [&](int64_t n, int64_t m0, int mc) {
+  for_each_part_row_pass(N, np, M, kQGemvMC, rs + 2 * G, parallel, [&](int p, int64_t n, int64_t m0, int mc) {
+    const WeightMatrix& W = *parts[p].w;
     const QuantX xq{qx + m0 * Q, dx + m0 * Gp, cx + m0 * Gp, Q, Gp};
-    const int64_t left = (N - n) * G;  // scales from row n's to the end of the array
-    if (m0 == 0) qrow_dispatch<WT, true>(mc, base + n * rs, W.scales + n * G, G, left, xq, Y + m0 * ldy + n, ldy);
-    else qrow_dispatch<WT, false>(mc, base + n * rs, W.scales + n * G, G, left, xq, Y + m0 * ldy + n, ldy);
+    const int64_t left = (N[p] - n) * G;  // scales from row n's to the end of the array
+    const int64_t ldy = parts[p].ldy;
+    const uint8_t* w = static_cast<const uint8_t*>(W.data) + n * rs;
+    float* y = parts[p].y + m0 * ldy + n;
+    if (m0 == 0) qrow_dispatch<WT, true>(mc, w, W.scales + n * G, G, left, xq, y, ldy);
+    else qrow_dispatch<WT, false>(mc, w, W.scales + n * G, G, left, xq, y, ldy);
   });
 }
 

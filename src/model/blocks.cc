@@ -57,25 +57,33 @@ void embed_tokens(const ModelWeights& w, const ModelConfig& cfg, const int32_t* 
   }
 }
 
-void project_kv(const AttentionWeights& a, const TextConfig& c, const float* xn, int64_t n, float* k, float* v,
-                Precision p, bool row_stable) {
-  const int64_t H = c.hidden_size, kvd = c.kv_dim(), hd = c.head_dim;
-  const MatmulOptions mo{p == Precision::kBF16, row_stable};
-  matmul(xn, n, H, a.k, k, kvd, mo);
+namespace {
+// k, v as the projections leave them: rounded, k normalised per head.
+void finish_kv(const AttentionWeights& a, const TextConfig& c, int64_t n, float* k, float* v, Precision p) {
+  const int64_t kvd = c.kv_dim(), hd = c.head_dim;
   round_act(k, n * kvd, p);
-  matmul(xn, n, H, a.v, v, kvd, mo);
   round_act(v, n * kvd, p);
   rms_norm(k, n * c.num_kv_heads, hd, hd, a.k_norm.data(), static_cast<float>(c.rms_norm_eps), k, hd, p);
+}
+}  // namespace
+
+void project_kv(const AttentionWeights& a, const TextConfig& c, const float* xn, int64_t n, float* k, float* v,
+                Precision p, bool row_stable) {
+  const int64_t kvd = c.kv_dim();
+  const MatmulOut parts[] = {{&a.k, k, kvd}, {&a.v, v, kvd}};
+  matmul_parts(xn, n, c.hidden_size, parts, 2, MatmulOptions{p == Precision::kBF16, row_stable});
+  finish_kv(a, c, n, k, v, p);
 }
 
 void project_qkv(const AttentionWeights& a, const TextConfig& c, const float* xn, int64_t n, float* q, float* k,
                  float* v, const RopeTable* rope, Precision p, bool row_stable) {
-  const int64_t H = c.hidden_size, qd = c.q_dim(), kvd = c.kv_dim(), hd = c.head_dim;
-  const MatmulOptions mo{p == Precision::kBF16, row_stable};
-  matmul(xn, n, H, a.q, q, qd, mo);
+  const int64_t qd = c.q_dim(), kvd = c.kv_dim(), hd = c.head_dim;
+  // One decode schedule for the three (k and v alone are too small to split over the threads).
+  const MatmulOut parts[] = {{&a.q, q, qd}, {&a.k, k, kvd}, {&a.v, v, kvd}};
+  matmul_parts(xn, n, c.hidden_size, parts, 3, MatmulOptions{p == Precision::kBF16, row_stable});
   round_act(q, n * qd, p);
   rms_norm(q, n * c.num_heads, hd, hd, a.q_norm.data(), static_cast<float>(c.rms_norm_eps), q, hd, p);
-  project_kv(a, c, xn, n, k, v, p, row_stable);
+  finish_kv(a, c, n, k, v, p);
   if (rope != nullptr) {
     apply_rope(q, n, qd, c.num_heads, hd, *rope, p);
     apply_rope(k, n, kvd, c.num_kv_heads, hd, *rope, p);
@@ -103,9 +111,9 @@ void mlp_block(const TextLayerWeights& l, const TextConfig& c, float* h, int64_t
     const int64_t m = std::min(chunk, n - r0);
     float* hr = h + r0 * H;
     rms_norm(hr, m, H, H, l.pre_ff_norm.data(), eps, xn.data(), H, p);
-    matmul(xn.data(), m, H, l.mlp.gate, gate.data(), I, mo);
+    const MatmulOut parts[] = {{&l.mlp.gate, gate.data(), I}, {&l.mlp.up, up.data(), I}};
+    matmul_parts(xn.data(), m, H, parts, 2, mo);
     round_act(gate.data(), m * I, p);
-    matmul(xn.data(), m, H, l.mlp.up, up.data(), I, mo);
     round_act(up.data(), m * I, p);
     gelu_mul(gate.data(), up.data(), m * I, c.activation == Activation::kGeluTanh, p);
     matmul(gate.data(), m, I, l.mlp.down, out.data(), H, mo);
