@@ -217,14 +217,14 @@ void BM_DecoderProjections(benchmark::State& state) {
   const MatmulOptions opt{true, true};
   for (auto _ : state) {
     for (int l = 0; l < kLayers; ++l) {
-      const WeightStore* const* w = reinterpret_cast<const WeightStore* const*>(&st[static_cast<size_t>(l * 5)]);
+      const auto w = [&](int i) -> const WeightMatrix* { return &st[static_cast<size_t>(l * 5 + i)]->w; };
       if (fused) {
-        const MatmulOut qkv[] = {{&w[0]->w, y[0].data(), 1024}, {&w[1]->w, y[1].data(), 256}, {&w[2]->w, y[2].data(), 256}};
+        const MatmulOut qkv[] = {{w(0), y[0].data(), 1024}, {w(1), y[1].data(), 256}, {w(2), y[2].data(), 256}};
         matmul_parts(x.data(), 1, H, qkv, 3, opt);
-        const MatmulOut mlp[] = {{&w[3]->w, y[3].data(), 2048}, {&w[4]->w, y[4].data(), 2048}};
+        const MatmulOut mlp[] = {{w(3), y[3].data(), 2048}, {w(4), y[4].data(), 2048}};
         matmul_parts(x.data(), 1, H, mlp, 2, opt);
       } else {
-        for (int i = 0; i < 5; ++i) matmul(x.data(), 1, H, w[i]->w, y[i].data(), shapes[i], opt);
+        for (int i = 0; i < 5; ++i) matmul(x.data(), 1, H, *w(i), y[i].data(), shapes[i], opt);
       }
     }
     benchmark::ClobberMemory();

@@ -39,13 +39,21 @@ static Isa clamp_isa(Isa isa) {
   return static_cast<int>(isa) > static_cast<int>(best) ? best : isa;
 }
 
+// The AVX512_BF16 (vdpbf16ps) kernels apply: bf16 weights, X bf16-representable, and the CPU has them.
+static bool avx512_bf16_dot(const MatmulOptions& opt, WeightType t) {
+  return opt.x_is_bf16 && t == WeightType::kBF16 && cpu_features().avx512bf16;
+}
+
+static void check_part_count(int n) {
+  check(n >= 1 && n <= kMaxMatmulParts, "matmul_parts: ", n, " products (1 to ", kMaxMatmulParts, " allowed)");
+}
+
 void matmul_isa(Isa isa, const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy,
                 const MatmulOptions& opt) {
   switch (clamp_isa(isa)) {
     case Isa::kAvx512: {
-      const bool bf16_dot = opt.x_is_bf16 && W.type == WeightType::kBF16 && cpu_features().avx512bf16;
       // (Q8/Q4 use 256-bit AVX2 integer kernels in the AVX-512 unit as well.)
-      kern::avx512::matmul(X, M, ldx, W, Y, ldy, bf16_dot);
+      kern::avx512::matmul(X, M, ldx, W, Y, ldy, avx512_bf16_dot(opt, W.type));
       return;
     }
     case Isa::kAvx2: kern::avx2::matmul(X, M, ldx, W, Y, ldy); return;
@@ -56,7 +64,7 @@ void matmul_isa(Isa isa, const float* X, int64_t M, int64_t ldx, const WeightMat
 
 void matmul_parts_isa(Isa isa, const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n,
                       const MatmulOptions& opt) {
-  check(n >= 1 && n <= kMaxMatmulParts, "matmul_parts: ", n, " products (1 to ", kMaxMatmulParts, " allowed)");
+  check_part_count(n);
   bool shared = M >= 1 && M <= kern::kDecodeMaxM;  // decode: one schedule for all (see matmul_parts)
   for (int i = 0; i < n && shared; ++i)
     shared = parts[i].w->rows > 0 && parts[i].w->type == parts[0].w->type && parts[i].w->cols == parts[0].w->cols;
@@ -66,8 +74,7 @@ void matmul_parts_isa(Isa isa, const float* X, int64_t M, int64_t ldx, const Mat
     return;
   }
   if (best == Isa::kAvx512) {
-    kern::avx512::matmul_parts(X, M, ldx, parts, n,
-                               opt.x_is_bf16 && parts[0].w->type == WeightType::kBF16 && cpu_features().avx512bf16);
+    kern::avx512::matmul_parts(X, M, ldx, parts, n, avx512_bf16_dot(opt, parts[0].w->type));
   } else {
     kern::avx2::matmul_parts(X, M, ldx, parts, n);
   }
@@ -94,6 +101,7 @@ void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float
 }
 
 void matmul_parts(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n, const MatmulOptions& opt) {
+  check_part_count(n);  // also on the row-stable path, which does not reach matmul_parts_isa
   if (opt.row_stable && M > kRowStableGroup) {
     for (int i = 0; i < n; ++i) matmul(X, M, ldx, *parts[i].w, parts[i].y, parts[i].ldy, opt);
     return;

@@ -113,6 +113,12 @@ TEST(MatmulParts, RejectsTooManyParts) {
   std::vector<MatmulOut> parts(kMaxMatmulParts + 1, MatmulOut{&a.m, y.data(), 4});
   EXPECT_ANY_THROW(matmul_parts(x.data(), 1, 8, parts.data(), static_cast<int>(parts.size())));
   EXPECT_ANY_THROW(matmul_parts(x.data(), 1, 8, parts.data(), 0));
+  // The row-stable path for M > 8 (one product at a time) checks the count too.
+  std::vector<float> x9(9 * 8, 1.f), y9(9 * 4);
+  std::vector<MatmulOut> parts9(kMaxMatmulParts + 1, MatmulOut{&a.m, y9.data(), 4});
+  const MatmulOptions stable{false, true};
+  EXPECT_ANY_THROW(matmul_parts(x9.data(), 9, 8, parts9.data(), static_cast<int>(parts9.size()), stable));
+  EXPECT_ANY_THROW(matmul_parts(x9.data(), 9, 8, parts9.data(), 0, stable));
 }
 
 }  // namespace
