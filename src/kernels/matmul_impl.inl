@@ -49,10 +49,13 @@ inline float wscalar(const void* base, int64_t i) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Decode regime (small M): the weight rows are streamed once, in memory order, one row at a time.
-// One row at a time keeps the access perfectly sequential, which the hardware prefetchers (and one
-// software prefetch per cache line) turn into close to the machine's read bandwidth; interleaving
-// several rows measured 20-30% slower on Zen 3 (tools/bench: BM_Matmul M=1).
+// Decode regime (small M): the weight rows are streamed once, in memory order. At M = 1 one row at a
+// time keeps the access perfectly sequential, which the hardware prefetchers (and one software prefetch
+// per cache line) turn into close to the machine's read bandwidth; interleaving several rows measured
+// 20-30% slower on Zen 3 (tools/bench: BM_Matmul M=1). At M >= 2 on AVX2 the product is bound by the
+// loads of X, not by memory, and two rows share each X load (gemv_rows). A thread's range of rows is one
+// call with the row kernels inlined (gemv_range_m1, gemv_rows_range): at K = 640 a call per row cost a
+// sixth of the row's work.
 //
 // K is processed in blocks of 4L elements (bf16 on AVX2: one 64-byte line), split into four quarters of
 // L; quarters 0 and 2 go to one accumulator per row of X, 1 and 3 to another (two chains of two FMAs
@@ -117,7 +120,8 @@ inline void gemv_block(const char* p, const float* x, int64_t K2, VF (&acc)[MC][
 
 // One weight row (at w, K elements) times MC rows of X (xp, row stride K2): Y[m * ldy].
 template <WeightType WT, int MC, bool PREFETCH>
-void gemv_row(const char* w, int64_t K, const float* xp, int64_t K2, float* y, int64_t ldy) {
+inline __attribute__((always_inline)) void gemv_row_inline(const char* w, int64_t K, const float* xp, int64_t K2,
+                                                           float* y, int64_t ldy) {
   constexpr int64_t es = wbytes<WT>();
   constexpr int64_t bb = kGB * es;  // block bytes
   VF acc[MC][2];
@@ -142,15 +146,119 @@ void gemv_row(const char* w, int64_t K, const float* xp, int64_t K2, float* y, i
   for (int m = 0; m < MC; ++m) y[m * ldy] = V::hsum(V::add(acc[m][0], acc[m][1]));
 }
 
+template <WeightType WT, int MC, bool PREFETCH>
+void gemv_row(const char* w, int64_t K, const float* xp, int64_t K2, float* y, int64_t ldy) {
+  gemv_row_inline<WT, MC, PREFETCH>(w, K, xp, K2, y, ldy);
+}
+
+// M = 1: rows 0..nrows-1 (row stride rs bytes) in one call, gemv_row inlined (at K = 640 a call per
+// row is a sixth of the row's work).
+template <WeightType WT>
+void gemv_range_m1(const char* w, int64_t rs, int64_t K, const float* xp, int64_t K2, int64_t nrows, float* y) {
+  for (int64_t r = 0; r < nrows; ++r) gemv_row_inline<WT, 1, true>(w + r * rs, K, xp, K2, y + r, 1);
+}
+
+// R consecutive weight rows (row stride rs bytes) times MC rows of X: y[m * ldy + r]. Each X quarter is
+// loaded once into a register and used by the R rows' FMAs, where gemv_row reads it from L1 once per
+// FMA: on Zen 3 the loads, not the FMAs, bound gemv_row at M > 1. The R rows' accumulators are those
+// of R separate gemv_row calls, in the same order: bitwise equal to gemv_row.
+template <WeightType WT, int R, int MC>
+inline void gemv_block_rows(const char* p, int64_t rs, const float* x, int64_t K2, VF (&acc)[R][MC][2]) {
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; ++q) {
+    VF w[R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) w[r] = gemv_w<WT>(p + r * rs, q);
+#pragma GCC unroll 8
+    for (int m = 0; m < MC; ++m) {
+      VF xv = V::load(x + m * K2 + q * kL);
+      // Keep X in a register: GCC otherwise folds the load into each row's FMA (a load per FMA again).
+      __asm__("" : "+x"(xv));
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) acc[r][m][q & 1] = V::fma(xv, w[r], acc[r][m][q & 1]);
+    }
+  }
+}
+
+template <WeightType WT, int R, int MC, bool PREFETCH>
+inline __attribute__((always_inline)) void gemv_rows(const char* w, int64_t rs, int64_t K, const float* xp, int64_t K2, float* y, int64_t ldy) {
+  constexpr int64_t es = wbytes<WT>();
+  constexpr int64_t bb = kGB * es;
+  VF acc[R][MC][2];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int m = 0; m < MC; ++m) acc[r][m][0] = acc[r][m][1] = V::zero();
+  const int64_t nfull = K / kGB;
+  for (int64_t blk = 0; blk < nfull; ++blk) {
+    const char* p = w + blk * bb;
+    if constexpr (PREFETCH) {
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+        for (int64_t o = 0; o < bb; o += 64) _mm_prefetch(p + (r + 2 * R) * rs + o, _MM_HINT_T0);
+    }
+    gemv_block_rows<WT, R, MC>(p, rs, xp + blk * kGB, K2, acc);
+  }
+  if (nfull * kGB < K) {  // partial last block: zero-padded copies, as gemv_row
+    alignas(64) unsigned char buf[R][bb];
+    std::memset(buf, 0, sizeof(buf));
+    for (int r = 0; r < R; ++r) std::memcpy(buf[r], w + r * rs + nfull * bb, static_cast<size_t>((K - nfull * kGB) * es));
+    gemv_block_rows<WT, R, MC>(reinterpret_cast<const char*>(buf), bb, xp + nfull * kGB, K2, acc);
+  }
+#pragma GCC unroll 8
+  for (int m = 0; m < MC; ++m)
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) y[m * ldy + r] = V::hsum(V::add(acc[r][m][0], acc[r][m][1]));
+}
+
 // X rows per pass over a weight row: 2 accumulators each plus one weight quarter within the register
 // file (16 ymm: 6 rows; 32 zmm: 8). X is read from L1 by the FMAs' memory operands. (On Zen 3 the
 // loads, one per FMA, bound this at about half the FMA peak: ~50 GFLOP/s per core at M = 8.)
 constexpr int kGemvMC = kL == 16 ? 8 : 6;
 
+// Weight rows per call at 2 <= M (AVX2 only: with 16 registers, 2 rows x 3 X rows x 2 accumulators + 2
+// weight quarters + 1 X quarter fill the file; AVX-512's 32 registers already take 8 X rows per pass).
+constexpr int kGemvRows = kL == 8 ? 2 : 1;
+constexpr int kGemvRowsMC = 3;  // X rows per pass of kGemvRows weight rows
+
+template <WeightType WT, bool PREFETCH, int MC = kGemvRowsMC>
+inline __attribute__((always_inline)) void gemv_rows_dispatch(int mc, const char* w, int64_t rs, int64_t K, const float* xp, int64_t K2, float* y,
+                        int64_t ldy) {
+  if (mc == MC) gemv_rows<WT, kGemvRows, MC, PREFETCH>(w, rs, K, xp, K2, y, ldy);
+  else if constexpr (MC > 1) gemv_rows_dispatch<WT, PREFETCH, MC - 1>(mc, w, rs, K, xp, K2, y, ldy);
+}
+
 template <WeightType WT, bool PREFETCH, int MC = kGemvMC>
 void gemv_row_dispatch(int mc, const char* w, int64_t K, const float* xp, int64_t K2, float* y, int64_t ldy) {
   if (mc == MC) gemv_row<WT, MC, PREFETCH>(w, K, xp, K2, y, ldy);
   else if constexpr (MC > 1) gemv_row_dispatch<WT, PREFETCH, MC - 1>(mc, w, K, xp, K2, y, ldy);
+}
+
+// 2 <= M: rows 0..nrows-1 (row stride rs bytes) in blocks of kGemvRows, each in passes of at most
+// kGemvRowsMC X rows (the first streams the rows, later ones re-read them from L1); a last odd row alone
+// through gemv_row (the same order). One call per range, the pass kernels inlined.
+template <WeightType WT>
+void gemv_rows_range(const char* w, int64_t rs, int64_t K, const float* xp, int64_t K2, int64_t M, int64_t nrows,
+                     float* y, int64_t ldy) {
+  int mcs[kern::kDecodeMaxM];
+  int npass = 0;
+  for (int64_t m0 = 0; m0 < M; m0 += mcs[npass++]) mcs[npass] = static_cast<int>(cdiv(M - m0, cdiv(M - m0, kGemvRowsMC)));
+  int64_t n = 0;
+  for (; n + kGemvRows <= nrows; n += kGemvRows) {
+    gemv_rows_dispatch<WT, true>(mcs[0], w + n * rs, rs, K, xp, K2, y + n, ldy);
+    int64_t m0 = mcs[0];
+    for (int i = 1; i < npass; m0 += mcs[i++])
+      gemv_rows_dispatch<WT, false>(mcs[i], w + n * rs, rs, K, xp + m0 * K2, K2, y + m0 * ldy + n, ldy);
+  }
+  for (; n < nrows; ++n) {
+    for (int64_t m0 = 0; m0 < M;) {
+      const int mc = static_cast<int>(cdiv(M - m0, cdiv(M - m0, kGemvMC)));
+      if (m0 == 0) gemv_row_dispatch<WT, true>(mc, w + n * rs, K, xp, K2, y + n, ldy);
+      else gemv_row_dispatch<WT, false>(mc, w + n * rs, K, xp + m0 * K2, K2, y + m0 * ldy + n, ldy);
+      m0 += mc;
+    }
+  }
 }
 
 // The decode kernels' schedule: body(n, m0, mc) for every weight row n and every pass over X rows
@@ -236,13 +344,26 @@ void gemv(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int np
   gemv_prep_x<WT>(X, M, ldx, K, K2, xp);
   int64_t N[kMaxMatmulParts];
   const bool parallel = part_rows(parts, np, rs, N);
-  for_each_part_row_pass(N, np, M, kGemvMC, rs, parallel, [&](int p, int64_t n, int64_t m0, int mc) {
-    const char* w = static_cast<const char*>(parts[p].w->data) + n * rs;
-    const int64_t ldy = parts[p].ldy;
-    float* y = parts[p].y + m0 * ldy + n;
-    if (m0 == 0) gemv_row_dispatch<WT, true>(mc, w, K, xp + m0 * K2, K2, y, ldy);
-    else gemv_row_dispatch<WT, false>(mc, w, K, xp + m0 * K2, K2, y, ldy);
-  });
+  if (M == 1) {
+    for_each_range(N, np, 1, rs, parallel, [&](int p, int64_t n0, int64_t n1) {
+      gemv_range_m1<WT>(static_cast<const char*>(parts[p].w->data) + n0 * rs, rs, K, xp, K2, n1 - n0, parts[p].y + n0);
+    });
+    return;
+  }
+  if constexpr (kGemvRows > 1) {
+    for_each_range(N, np, kGemvRows, rs, parallel, [&](int p, int64_t n0, int64_t n1) {
+      gemv_rows_range<WT>(static_cast<const char*>(parts[p].w->data) + n0 * rs, rs, K, xp, K2, M, n1 - n0,
+                          parts[p].y + n0, parts[p].ldy);
+    });
+  } else {
+    for_each_part_row_pass(N, np, M, kGemvMC, rs, parallel, [&](int p, int64_t n, int64_t m0, int mc) {
+      const char* w = static_cast<const char*>(parts[p].w->data) + n * rs;
+      const int64_t ldy = parts[p].ldy;
+      float* y = parts[p].y + m0 * ldy + n;
+      if (m0 == 0) gemv_row_dispatch<WT, true>(mc, w, K, xp + m0 * K2, K2, y, ldy);
+      else gemv_row_dispatch<WT, false>(mc, w, K, xp + m0 * K2, K2, y, ldy);
+    });
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 // Kernels for the quantized weight formats Q8 / Q4 (layout in matmul.h). Included by matmul_impl.inl
 // (so once per ISA translation unit, inside its anonymous namespace); written with 256-bit AVX2
 // integer intrinsics only, which every ISA translation unit here can compile (the AVX-512 unit is
-// built with -mavx2 too). Uses imin/imax/cdiv, kNR, transpose8, for_each_range, for_each_part_row_pass and part_rows
+// built with -mavx2 too). Uses imin/imax/cdiv, kNR, kGemvMaxM, transpose8, for_each_range and part_rows
 // from matmul_impl.inl.
 //
 // Decode (M <= 8): each row of X is quantized to int8 per group of kQuantGroup (the weight groups),
@@ -14,8 +14,9 @@
 //   on pairs of groups (one 32-byte load gives 64 nibbles), halving the per-byte instruction count.
 //   Error vs fp32 X times the dequantized weights: |Δy| <= Σ_g (dx_g / 2) Σ_{k in g} |w_k| (+ fp32
 //   rounding), i.e. about 0.5% rms of |y| for Gaussian data; see tests/kernels/matmul_quant_test.cc.
-//   Weight rows are streamed in memory order (for_each_part_row_pass), one at a time, except Q4 at M = 1,
-//   which takes blocks of 4 consecutive rows interleaved (q4_rows, q4_gemv_m1). Each output's
+//   Weight rows are streamed in memory order, one at a time, except Q4 at M = 1, which takes blocks of
+//   4 consecutive rows interleaved (q4_rows, q4_gemv_m1); a thread's range of rows is one call with the
+//   row kernels inlined (q8_rows_m1, qrows_range). Each output's
 //   fp32 accumulation is lanewise over the groups in order (Q8: into two alternating accumulators; Q4:
 //   into one), then one fixed horizontal sum: its order depends only on K, never on M, on X-row
 //   passes, on the rows interleaved with it, or on threads.
@@ -157,9 +158,10 @@ T5G_QINLINE void qhsum_rows(const __m256 (&v)[R], float* y) {
 // in order, 8 at a time with their scales dw·dx formed per block of 8; accumulator g & 1 takes group g;
 // result qhsum(acc0 + acc1). (Unlike Q4, interleaving several weight rows here measured slower on the
 // streamed LM head: 2 rows 1.1-1.4x, 4 rows 1.5x the time, although faster from cache.)
+// (q8_row_acc: the same, leaving acc0 + acc1 of each X row in out[] for the caller's horizontal sums.)
 template <int MC, bool PREFETCH>
-void q8_row(const uint8_t* w, const uint16_t* sc, int64_t G, int64_t scales_left, const QuantX& xq, float* y,
-            int64_t ldy) {
+T5G_QINLINE void q8_row_acc(const uint8_t* w, const uint16_t* sc, int64_t G, int64_t scales_left, const QuantX& xq,
+                            __m256 (&out)[MC]) {
   __m256 acc[MC][2];
   static_for<MC>([&](auto mc) T5G_QLAMBDA { acc[mc.value][0] = acc[mc.value][1] = _mm256_setzero_ps(); });
   const __m256i ones16 = _mm256_set1_epi16(1);
@@ -206,7 +208,28 @@ void q8_row(const uint8_t* w, const uint16_t* sc, int64_t G, int64_t scales_left
       });
     }
   }
-  static_for<MC>([&](auto mc) T5G_QLAMBDA { y[mc.value * ldy] = qhsum(_mm256_add_ps(acc[mc.value][0], acc[mc.value][1])); });
+  static_for<MC>([&](auto mc) T5G_QLAMBDA { out[mc.value] = _mm256_add_ps(acc[mc.value][0], acc[mc.value][1]); });
+}
+
+// Q8 at M = 1: rows n0..n1-1 (row stride rs bytes, scales G per row) in one call, one row after another
+// (one sequential stream, as measured best for Q8), the horizontal sums of every 4 rows done together
+// (qhsum_rows, the same order as qhsum): a row of K = 640 is only 20 groups, so a call and a
+// reduction per row cost about as much as the row's own work. `scales_left`: from row n0's scales.
+void q8_rows_m1(const uint8_t* w, int64_t rs, const uint16_t* sc, int64_t G, int64_t scales_left, const QuantX& xq,
+                int64_t nrows, float* y) {
+  alignas(32) float done[4][8];
+  int64_t r = 0;
+  for (; r < nrows; ++r) {
+    __m256 out[1];
+    q8_row_acc<1, true>(w + r * rs, sc + r * G, G, scales_left - r * G, xq, out);
+    if ((r & 3) == 3) {
+      const __m256 v[4] = {_mm256_load_ps(done[0]), _mm256_load_ps(done[1]), _mm256_load_ps(done[2]), out[0]};
+      qhsum_rows<4>(v, y + r - 3);
+    } else {
+      _mm256_store_ps(done[r & 3], out[0]);
+    }
+  }
+  for (int64_t t = r & ~int64_t(3); t < nrows; ++t) y[t] = qhsum(_mm256_load_ps(done[t & 3]));
 }
 
 // R consecutive Q4 weight rows (G groups of 16 bytes each, row stride rs bytes, at w; scales sc, row
@@ -219,8 +242,8 @@ void q8_row(const uint8_t* w, const uint16_t* sc, int64_t G, int64_t scales_left
 // `scales_left`: scale entries from sc to the end of the scale array (load8_scales may then read
 // past a row's own scales).
 template <int R, int MC, bool PREFETCH>
-void q4_rows(const uint8_t* w, int64_t rs, const uint16_t* sc, int64_t G, int64_t scales_left, const QuantX& xq,
-             float* y, int64_t ldy) {
+T5G_QINLINE void q4_rows_inline(const uint8_t* w, int64_t rs, const uint16_t* sc, int64_t G, int64_t scales_left,
+                                const QuantX& xq, float* y, int64_t ldy) {
   __m256 acc[MC][R], s8[MC][R];
   static_for<MC>([&](auto mc) T5G_QLAMBDA { static_for<R>([&](auto rc) T5G_QLAMBDA { acc[mc.value][rc.value] = _mm256_setzero_ps(); }); });
   const __m256i ones16 = _mm256_set1_epi16(1);
@@ -292,17 +315,59 @@ void q4_rows(const uint8_t* w, int64_t rs, const uint16_t* sc, int64_t G, int64_
   static_for<MC>([&](auto mc) T5G_QLAMBDA { qhsum_rows<R>(acc[mc.value], y + mc.value * ldy); });
 }
 
+template <int R, int MC, bool PREFETCH>
+void q4_rows(const uint8_t* w, int64_t rs, const uint16_t* sc, int64_t G, int64_t scales_left, const QuantX& xq,
+             float* y, int64_t ldy) {
+  q4_rows_inline<R, MC, PREFETCH>(w, rs, sc, G, scales_left, xq, y, ldy);
+}
+
 // X rows per pass over a quantized weight row.
 constexpr int kQGemvMC = 4;
 
+// One pass of mc (<= MC) X rows over one weight row: y[m * ldy], m < mc. Inlined into qrows_range.
 template <WeightType WT, bool PREFETCH, int MC = kQGemvMC>
-void qrow_dispatch(int mc, const uint8_t* w, const uint16_t* sc, int64_t G, int64_t scales_left, const QuantX& xq,
-                   float* y, int64_t ldy) {
+T5G_QINLINE void qrow_pass(int mc, const uint8_t* w, const uint16_t* sc, int64_t G, int64_t scales_left,
+                           const QuantX& xq, float* y, int64_t ldy) {
   if (mc == MC) {
-    if constexpr (WT == WeightType::kQ8) q8_row<MC, PREFETCH>(w, sc, G, scales_left, xq, y, ldy);
-    else q4_rows<1, MC, PREFETCH>(w, 0, sc, G, scales_left, xq, y, ldy);
+    if constexpr (WT == WeightType::kQ8) {
+      __m256 out[MC];
+      q8_row_acc<MC, PREFETCH>(w, sc, G, scales_left, xq, out);
+      if constexpr (MC == 4) {
+        alignas(16) float h[4];
+        qhsum_rows<4>(out, h);
+        static_for<4>([&](auto i) T5G_QLAMBDA { y[i.value * ldy] = h[i.value]; });
+      } else {
+        static_for<MC>([&](auto i) T5G_QLAMBDA { y[i.value * ldy] = qhsum(out[i.value]); });
+      }
+    } else {
+      q4_rows_inline<1, MC, PREFETCH>(w, 0, sc, G, scales_left, xq, y, ldy);
+    }
   } else if constexpr (MC > 1) {
-    qrow_dispatch<WT, PREFETCH, MC - 1>(mc, w, sc, G, scales_left, xq, y, ldy);
+    qrow_pass<WT, PREFETCH, MC - 1>(mc, w, sc, G, scales_left, xq, y, ldy);
+  }
+}
+
+// M (2..8) X rows times rows 0..nrows-1 of one matrix (at w, scales sc; `scales_left` from sc to the end
+// of the scale array), row after row, each in passes of at most kQGemvMC X rows balanced as
+// for_each_part_row_pass (the first pass streams the row, later ones re-read it from L1): the whole
+// range in one call with the pass kernels inlined, where a call per row and pass cost a tenth of the
+// pass's work at K = 640.
+template <WeightType WT>
+void qrows_range(const uint8_t* w, int64_t rs, const uint16_t* sc, int64_t G, int64_t scales_left, const QuantX& xq,
+                 int64_t M, int64_t nrows, float* y, int64_t ldy) {
+  int mcs[kGemvMaxM];
+  int npass = 0;
+  for (int64_t m0 = 0; m0 < M; m0 += mcs[npass++]) mcs[npass] = static_cast<int>(cdiv(M - m0, cdiv(M - m0, kQGemvMC)));
+  for (int64_t r = 0; r < nrows; ++r) {
+    const uint8_t* wr = w + r * rs;
+    const uint16_t* sr = sc + r * G;
+    const int64_t left = scales_left - r * G;
+    qrow_pass<WT, true>(mcs[0], wr, sr, G, left, xq, y + r, ldy);
+    int64_t m0 = mcs[0];
+    for (int i = 1; i < npass; m0 += mcs[i++]) {
+      const QuantX xm{xq.q + m0 * xq.Q, xq.d + m0 * xq.Gp, xq.c + m0 * xq.Gp, xq.Q, xq.Gp};
+      qrow_pass<WT, false>(mcs[i], wr, sr, G, left, xm, y + m0 * ldy + r, ldy);
+    }
   }
 }
 
@@ -333,7 +398,7 @@ inline void q4_gemv_m1(const MatmulOut* parts, int np, const int64_t* N, int64_t
 }
 
 // Y_p = X·W_pᵀ for M <= 8 and Q8/Q4 parts of one type and K: X quantized once; rows streamed in memory
-// order (for_each_part_row_pass; Q4 at M = 1 in blocks of kQ4RowBlock rows, q4_gemv_m1).
+// order over the ranges of for_each_range (M = 1: q8_rows_m1, q4_gemv_m1; M >= 2: qrows_range).
 template <WeightType WT>
 void qgemv(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int np) {
   const int64_t K = parts[0].w->cols;
@@ -353,21 +418,22 @@ void qgemv(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n
   }
   int64_t N[kMaxMatmulParts];
   const bool parallel = part_rows(parts, np, rs + 2 * G, N);
-  if constexpr (WT == WeightType::kQ4) {
-    if (M == 1) {
-      q4_gemv_m1(parts, np, N, rs, G, QuantX{qx, dx, cx, Q, Gp}, parallel);
-      return;
+  if (M == 1) {
+    const QuantX xq{qx, dx, cx, Q, Gp};
+    if constexpr (WT == WeightType::kQ4) {
+      q4_gemv_m1(parts, np, N, rs, G, xq, parallel);
+    } else {
+      for_each_range(N, np, 4, rs + 2 * G, parallel, [&](int p, int64_t n0, int64_t n1) {
+        q8_rows_m1(static_cast<const uint8_t*>(parts[p].w->data) + n0 * rs, rs, parts[p].w->scales + n0 * G, G,
+                   (N[p] - n0) * G, xq, n1 - n0, parts[p].y + n0);
+      });
     }
+    return;
   }
-  for_each_part_row_pass(N, np, M, kQGemvMC, rs + 2 * G, parallel, [&](int p, int64_t n, int64_t m0, int mc) {
-    const WeightMatrix& W = *parts[p].w;
-    const QuantX xq{qx + m0 * Q, dx + m0 * Gp, cx + m0 * Gp, Q, Gp};
-    const int64_t left = (N[p] - n) * G;  // scales from row n's to the end of the array
-    const int64_t ldy = parts[p].ldy;
-    const uint8_t* w = static_cast<const uint8_t*>(W.data) + n * rs;
-    float* y = parts[p].y + m0 * ldy + n;
-    if (m0 == 0) qrow_dispatch<WT, true>(mc, w, W.scales + n * G, G, left, xq, y, ldy);
-    else qrow_dispatch<WT, false>(mc, w, W.scales + n * G, G, left, xq, y, ldy);
+  const QuantX xq{qx, dx, cx, Q, Gp};
+  for_each_range(N, np, 1, rs + 2 * G, parallel, [&](int p, int64_t n0, int64_t n1) {
+    qrows_range<WT>(static_cast<const uint8_t*>(parts[p].w->data) + n0 * rs, rs, parts[p].w->scales + n0 * G, G,
+                    (N[p] - n0) * G, xq, M, n1 - n0, parts[p].y + n0, parts[p].ldy);
   });
 }
 

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/cpu_features.h"
@@ -201,6 +202,32 @@ TEST(Matmul, BitwiseIndependentOfThreadCount) {
     }
   }
   omp_set_num_threads(saved);
+}
+
+// Decode products (M <= 8) of the float weight types: each row of Y is bitwise what X's row alone gives,
+// whatever M, the X rows a pass groups, or the weight rows a kernel takes together (AVX2 pairs rows at
+// M >= 2; N odd and small ranges leave single rows; K = 650 ends in a partial block).
+TEST(Matmul, DecodeRowsIndependentOfBatchSize) {
+  std::mt19937 rng(11);
+  const int64_t maxM = 12;
+  for (const auto& nk : {std::pair<int64_t, int64_t>{301, 650}, {7, 64}, {1001, 300}}) {
+    const int64_t N = nk.first, K = nk.second;
+    for (WeightType t : kTypes) {
+      const Weights w = make_weights(t, N, K, rng);
+      const std::vector<float> x = make_x(maxM, K, rng, false);
+      for (Isa isa : simd_isas()) {
+        std::vector<float> alone(static_cast<size_t>(maxM * N));
+        for (int64_t m = 0; m < maxM; ++m) matmul_isa(isa, x.data() + m * K, 1, K, w.matrix(), alone.data() + m * N, N);
+        for (int64_t M = 2; M <= 8; ++M)
+          for (int64_t m0 : {int64_t(0), maxM - M}) {
+            std::vector<float> y(static_cast<size_t>(M * N));
+            matmul_isa(isa, x.data() + m0 * K, M, K, w.matrix(), y.data(), N);
+            ASSERT_EQ(0, std::memcmp(y.data(), alone.data() + m0 * N, y.size() * 4))
+                << isa_name(isa) << " " << weight_type_name(t) << " N=" << N << " K=" << K << " M=" << M;
+          }
+      }
+    }
+  }
 }
 
 void check_gemm(Isa isa, int64_t M, int64_t N, int64_t K, bool bt, bool acc, int64_t pad, std::mt19937& rng) {
