@@ -620,6 +620,44 @@ void gemm_packed(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, 
   }
 }
 
+// Y = X·Wᵀ for kGemvMaxM < M <= kColSplitMaxM (an encoder or prefill of a few hundred tokens), all
+// threads, with fp32 X read in place. The work is split by columns only: a thread takes a chunk of
+// kColChunkPanels B micro-panels, packs them itself K block by K block and multiplies them by all rows
+// of X. No thread waits for another's packing (gemm_packed meets after packing each B block, and at
+// 128 rows splits the rows in just two items: any delay of one thread idled the other, an eighth of
+// the encoder's time), and chunks handed out dynamically balance the threads. Each output is the same
+// FMA chain as in gemm_packed (same K blocks, same micro-kernel): the result is bitwise the same.
+constexpr int64_t kColSplitMaxM = 256;
+constexpr int64_t kColChunkPanels = 4;
+
+template <class P>
+void gemm_colsplit(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy) {
+  const int64_t N = W.rows, K = W.cols;
+  const int64_t kc_nom = gemm_kc(K);
+  const int64_t npan = cdiv(N, kNR);
+  const int64_t nchunks = cdiv(npan, kColChunkPanels);
+#pragma omp parallel if (M * N * K >= kGemmParallelMacs)
+  {
+    float* Bp = static_cast<float*>(
+        kern::scratch(kern::kScratchB, static_cast<size_t>(kColChunkPanels * kNR * kc_nom) * sizeof(float)));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t c = 0; c < nchunks; ++c) {
+      const int64_t jp0 = c * kColChunkPanels, jp1 = imin(npan, jp0 + kColChunkPanels);
+      for (int64_t pc = 0; pc < K; pc += kc_nom) {
+        const int64_t kc = imin(kc_nom, K - pc);
+        for (int64_t jp = jp0; jp < jp1; ++jp)
+          P::pack_b(W, jp * kNR, static_cast<int>(imin(kNR, N - jp * kNR)), pc, kc, Bp + (jp - jp0) * kNR * kc);
+        for (int64_t jp = jp0; jp < jp1; ++jp) {
+          const int nvalid = static_cast<int>(imin(kNR, N - jp * kNR));
+          for (int64_t m0 = 0; m0 < M; m0 += kMR)
+            g_uk_direct.run(static_cast<int>(imin(kMR, M - m0)), kc, X + m0 * ldx + pc, ldx, Bp + (jp - jp0) * kNR * kc,
+                            kNR, Y + m0 * ldy + jp * kNR, ldy, nvalid, pc > 0);
+        }
+      }
+    }
+  }
+}
+
 // Largest M handled by the streaming (decode) kernels.
 constexpr int64_t kGemvMaxM = kern::kDecodeMaxM;
 
@@ -642,6 +680,16 @@ void matmul_f32acc(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W
   if (M <= kGemvMaxM) {
     const MatmulOut part{&W, Y, ldy};
     matmul_parts_decode(X, M, ldx, &part, 1);
+    return;
+  }
+  if (M <= kColSplitMaxM && W.cols > 0) {
+    switch (W.type) {
+      case WeightType::kF32: gemm_colsplit<PackF32<WeightType::kF32>>(X, M, ldx, W, Y, ldy); break;
+      case WeightType::kBF16: gemm_colsplit<PackF32<WeightType::kBF16>>(X, M, ldx, W, Y, ldy); break;
+      case WeightType::kF16: gemm_colsplit<PackF32<WeightType::kF16>>(X, M, ldx, W, Y, ldy); break;
+      case WeightType::kQ8: gemm_colsplit<PackQuant<WeightType::kQ8>>(X, M, ldx, W, Y, ldy); break;
+      case WeightType::kQ4: gemm_colsplit<PackQuant<WeightType::kQ4>>(X, M, ldx, W, Y, ldy); break;
+    }
     return;
   }
   switch (W.type) {

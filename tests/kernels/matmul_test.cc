@@ -160,6 +160,8 @@ TEST(Matmul, MatchesReferenceLargeBlocks) {
   const Weights w2 = make_weights(WeightType::kBF16, 70, 1100, rng);
   check_matmul(w2, 150, 1100, 70, rng, false);
   check_matmul(w2, 150, 1100, 70, rng, true);
+  // M > 256: the row-blocked GEMM with packed X (smaller M split the columns only, reading X in place).
+  check_matmul(w2, 300, 1100, 70, rng, false);
 }
 
 TEST(Matmul, DefaultEntryPointMatchesReference) {
@@ -181,7 +183,7 @@ TEST(Matmul, BitwiseIndependentOfThreadCount) {
   for (Isa isa : simd_isas()) {
     for (WeightType t : kTypes) {
       const Weights w = make_weights(t, 1000, 300, rng);  // large enough to run multithreaded
-      for (int64_t M : {1, 3, 8, 9, 61}) {
+      for (int64_t M : {1, 3, 8, 9, 61, 300}) {
         for (bool xb : {false, true}) {
           if (xb && t != WeightType::kBF16) continue;
           const std::vector<float> x = make_x(M, 300, rng, xb);
@@ -226,6 +228,24 @@ TEST(Matmul, DecodeRowsIndependentOfBatchSize) {
                 << isa_name(isa) << " " << weight_type_name(t) << " N=" << N << " K=" << K << " M=" << M;
           }
       }
+    }
+  }
+}
+
+// The two GEMM schedules (columns only at M <= 256 with X read in place; row blocks with packed X above)
+// compute each output as the same FMA chain: the rows they share agree bitwise.
+TEST(Matmul, GemmSchedulesAgreeBitwise) {
+  std::mt19937 rng(13);
+  const int64_t N = 203, K = 700;
+  for (WeightType t : kTypes) {
+    const Weights w = make_weights(t, N, K, rng);
+    const std::vector<float> x = make_x(300, K, rng, false);
+    for (Isa isa : simd_isas()) {
+      std::vector<float> big(static_cast<size_t>(300 * N)), small(static_cast<size_t>(100 * N));
+      matmul_isa(isa, x.data(), 300, K, w.matrix(), big.data(), N);
+      matmul_isa(isa, x.data() + 37 * K, 100, K, w.matrix(), small.data(), N);
+      ASSERT_EQ(0, std::memcmp(small.data(), big.data() + 37 * N, small.size() * 4)) << isa_name(isa) << " "
+                                                                                      << weight_type_name(t);
     }
   }
 }
