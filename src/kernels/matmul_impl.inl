@@ -181,7 +181,8 @@ inline void gemv_block_rows(const char* p, int64_t rs, const float* x, int64_t K
 }
 
 template <WeightType WT, int R, int MC, bool PREFETCH>
-inline __attribute__((always_inline)) void gemv_rows(const char* w, int64_t rs, int64_t K, const float* xp, int64_t K2, float* y, int64_t ldy) {
+inline __attribute__((always_inline)) void gemv_rows(const char* w, int64_t rs, int64_t K, const float* xp,
+                                                     int64_t K2, float* y, int64_t ldy) {
   constexpr int64_t es = wbytes<WT>();
   constexpr int64_t bb = kGB * es;
   VF acc[R][MC][2];
@@ -203,7 +204,8 @@ inline __attribute__((always_inline)) void gemv_rows(const char* w, int64_t rs, 
   if (nfull * kGB < K) {  // partial last block: zero-padded copies, as gemv_row
     alignas(64) unsigned char buf[R][bb];
     std::memset(buf, 0, sizeof(buf));
-    for (int r = 0; r < R; ++r) std::memcpy(buf[r], w + r * rs + nfull * bb, static_cast<size_t>((K - nfull * kGB) * es));
+    for (int r = 0; r < R; ++r)
+      std::memcpy(buf[r], w + r * rs + nfull * bb, static_cast<size_t>((K - nfull * kGB) * es));
     gemv_block_rows<WT, R, MC>(reinterpret_cast<const char*>(buf), bb, xp + nfull * kGB, K2, acc);
   }
 #pragma GCC unroll 8
@@ -223,8 +225,8 @@ constexpr int kGemvRows = kL == 8 ? 2 : 1;
 constexpr int kGemvRowsMC = 3;  // X rows per pass of kGemvRows weight rows
 
 template <WeightType WT, bool PREFETCH, int MC = kGemvRowsMC>
-inline __attribute__((always_inline)) void gemv_rows_dispatch(int mc, const char* w, int64_t rs, int64_t K, const float* xp, int64_t K2, float* y,
-                        int64_t ldy) {
+inline __attribute__((always_inline)) void gemv_rows_dispatch(int mc, const char* w, int64_t rs, int64_t K,
+                                                              const float* xp, int64_t K2, float* y, int64_t ldy) {
   if (mc == MC) gemv_rows<WT, kGemvRows, MC, PREFETCH>(w, rs, K, xp, K2, y, ldy);
   else if constexpr (MC > 1) gemv_rows_dispatch<WT, PREFETCH, MC - 1>(mc, w, rs, K, xp, K2, y, ldy);
 }
@@ -243,7 +245,8 @@ void gemv_rows_range(const char* w, int64_t rs, int64_t K, const float* xp, int6
                      float* y, int64_t ldy) {
   int mcs[kern::kDecodeMaxM];
   int npass = 0;
-  for (int64_t m0 = 0; m0 < M; m0 += mcs[npass++]) mcs[npass] = static_cast<int>(cdiv(M - m0, cdiv(M - m0, kGemvRowsMC)));
+  for (int64_t m0 = 0; m0 < M; m0 += mcs[npass++])
+    mcs[npass] = static_cast<int>(cdiv(M - m0, cdiv(M - m0, kGemvRowsMC)));
   int64_t n = 0;
   for (; n + kGemvRows <= nrows; n += kGemvRows) {
     gemv_rows_dispatch<WT, true>(mcs[0], w + n * rs, rs, K, xp, K2, y + n, ldy);
