@@ -14,6 +14,8 @@
 #include "kernels/matmul.h"
 #include "util/bf16.h"
 
+#include "decode_rows_check.h"
+
 namespace t5g {
 namespace {
 
@@ -218,15 +220,8 @@ TEST(Matmul, DecodeRowsIndependentOfBatchSize) {
       const Weights w = make_weights(t, N, K, rng);
       const std::vector<float> x = make_x(maxM, K, rng, false);
       for (Isa isa : simd_isas()) {
-        std::vector<float> alone(static_cast<size_t>(maxM * N));
-        for (int64_t m = 0; m < maxM; ++m) matmul_isa(isa, x.data() + m * K, 1, K, w.matrix(), alone.data() + m * N, N);
-        for (int64_t M = 2; M <= 8; ++M)
-          for (int64_t m0 : {int64_t(0), maxM - M}) {
-            std::vector<float> y(static_cast<size_t>(M * N));
-            matmul_isa(isa, x.data() + m0 * K, M, K, w.matrix(), y.data(), N);
-            ASSERT_EQ(0, std::memcmp(y.data(), alone.data() + m0 * N, y.size() * 4))
-                << isa_name(isa) << " " << weight_type_name(t) << " N=" << N << " K=" << K << " M=" << M;
-          }
+        expect_decode_rows_independent(isa, w.matrix(), x, maxM, weight_type_name(t));
+        if (HasFatalFailure()) return;
       }
     }
   }
