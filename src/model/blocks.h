@@ -30,9 +30,10 @@ void attention_output(const TextLayerWeights& l, const TextConfig& c, const floa
                       std::vector<float>& scratch, Precision p, bool row_stable = false);
 
 // h = h + post_ff_norm(down(gelu(gate(x)) * up(x))), x = pre_ff_norm(h); processed in row chunks so
-// that long inputs never hold [n, intermediate] buffers.
-void mlp_block(const TextLayerWeights& l, const TextConfig& c, float* h, int64_t n, Precision p,
-               bool row_stable = false);
+// that long inputs never hold [n, intermediate] buffers. `scratch`: the caller's buffer for the chunk's
+// activations, grown as needed and reused from layer to layer.
+void mlp_block(const TextLayerWeights& l, const TextConfig& c, float* h, int64_t n, std::vector<float>& scratch,
+               Precision p, bool row_stable = false);
 
 // The attention scale the reference uses: query_pre_attn_scalar ** -0.5, as fp32.
 float attention_scale(const TextConfig& c);

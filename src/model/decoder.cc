@@ -234,7 +234,7 @@ void decoder_forward(const ModelWeights& w, const ModelConfig& cfg, const std::v
   const AttnParams ap = text_attention_params(c, p);
 
   std::vector<float> xn(static_cast<size_t>(R * H)), q(static_cast<size_t>(R * qd)), k(static_cast<size_t>(R * kvd)),
-      v(static_cast<size_t>(R * kvd)), attn(static_cast<size_t>(R * qd)), scratch;
+      v(static_cast<size_t>(R * kvd)), attn(static_cast<size_t>(R * qd)), scratch, mlp_scratch;
   const float eps = static_cast<float>(c.rms_norm_eps);
   for (int64_t li = 0; li < c.num_layers; ++li) {
     const TextLayerWeights& l = w.decoder[li];
@@ -264,7 +264,7 @@ void decoder_forward(const ModelWeights& w, const ModelConfig& cfg, const std::v
       append_self(states[b]->layers[li], states[b]->length, k.data() + row0[b] * kvd, v.data() + row0[b] * kvd,
                   row0[b + 1] - row0[b], kvd);
     attention_output(l, c, attn.data(), R, h.data(), scratch, p, /*row_stable=*/true);
-    mlp_block(l, c, h.data(), R, p, /*row_stable=*/true);
+    mlp_block(l, c, h.data(), R, mlp_scratch, p, /*row_stable=*/true);
     if (hook) hook(static_cast<int>(li + 1), h.data(), R);
   }
   for (int64_t b = 0; b < B; ++b) states[b]->length += row0[b + 1] - row0[b];

@@ -43,7 +43,7 @@ std::vector<float> run_encoder(const ModelWeights& w, const ModelConfig& cfg, co
 
   const int64_t qd = c.q_dim(), kvd = c.kv_dim();
   std::vector<float> xn(static_cast<size_t>(L * H)), q(static_cast<size_t>(L * qd)), k(static_cast<size_t>(L * kvd)),
-      v(static_cast<size_t>(L * kvd)), attn(static_cast<size_t>(L * qd)), scratch;
+      v(static_cast<size_t>(L * kvd)), attn(static_cast<size_t>(L * qd)), scratch, mlp_scratch;
   const float eps = static_cast<float>(c.rms_norm_eps);
   for (int64_t li = 0; li < c.num_layers; ++li) {
     const TextLayerWeights& l = w.encoder[li];
@@ -52,7 +52,7 @@ std::vector<float> run_encoder(const ModelWeights& w, const ModelConfig& cfg, co
     project_qkv(l.attn, c, xn.data(), L, q.data(), k.data(), v.data(), &rope.of(type), p);
     attention_banded(q.data(), qd, k.data(), v.data(), kvd, attn.data(), qd, L, encoder_band(c, type, L), ap);
     attention_output(l, c, attn.data(), L, h.data(), scratch, p);
-    mlp_block(l, c, h.data(), L, p);
+    mlp_block(l, c, h.data(), L, mlp_scratch, p);
     if (hook) hook(static_cast<int>(li + 1), h.data(), L);
   }
   std::vector<float> out(static_cast<size_t>(L * H));
