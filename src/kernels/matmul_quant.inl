@@ -350,8 +350,8 @@ T5G_QINLINE void qrow_pass(int mc, const uint8_t* w, const uint16_t* sc, int64_t
 // M (2..8) X rows times rows 0..nrows-1 of one matrix (at w, scales sc; `scales_left` from sc to the end
 // of the scale array), row after row, each in passes of at most kQGemvMC X rows balanced as
 // for_each_part_row_pass (the first pass streams the row, later ones re-read it from L1): the whole
-// range in one call with the pass kernels inlined, where a call per row and pass cost a tenth of the
-// pass's work at K = 640.
+// range in one call with the pass kernels inlined (a call per row and pass made M = 8 at K = 640
+// 10-45% slower: bench_kernels BM_Matmul/M:8).
 template <WeightType WT>
 void qrows_range(const uint8_t* w, int64_t rs, const uint16_t* sc, int64_t G, int64_t scales_left, const QuantX& xq,
                  int64_t M, int64_t nrows, float* y, int64_t ldy) {
