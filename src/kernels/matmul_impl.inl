@@ -243,7 +243,7 @@ void gemv_row_dispatch(int mc, const char* w, int64_t K, const float* xp, int64_
 template <WeightType WT>
 void gemv_rows_range(const char* w, int64_t rs, int64_t K, const float* xp, int64_t K2, int64_t M, int64_t nrows,
                      float* y, int64_t ldy) {
-  int mcs[kern::kDecodeMaxM];
+  int mcs[kern::kDecodeMaxM];  // passes as for_each_part_row_pass's (written out: see qrows_range)
   int npass = 0;
   for (int64_t m0 = 0; m0 < M; m0 += mcs[npass++])
     mcs[npass] = static_cast<int>(cdiv(M - m0, cdiv(M - m0, kGemvRowsMC)));
@@ -685,22 +685,19 @@ void matmul_f32acc(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W
     matmul_parts_decode(X, M, ldx, &part, 1);
     return;
   }
-  if (M <= kColSplitMaxM && W.cols > 0) {
-    switch (W.type) {
-      case WeightType::kF32: gemm_colsplit<PackF32<WeightType::kF32>>(X, M, ldx, W, Y, ldy); break;
-      case WeightType::kBF16: gemm_colsplit<PackF32<WeightType::kBF16>>(X, M, ldx, W, Y, ldy); break;
-      case WeightType::kF16: gemm_colsplit<PackF32<WeightType::kF16>>(X, M, ldx, W, Y, ldy); break;
-      case WeightType::kQ8: gemm_colsplit<PackQuant<WeightType::kQ8>>(X, M, ldx, W, Y, ldy); break;
-      case WeightType::kQ4: gemm_colsplit<PackQuant<WeightType::kQ4>>(X, M, ldx, W, Y, ldy); break;
-    }
-    return;
-  }
+  // Column split up to kColSplitMaxM rows; K = 0 goes to gemm_packed, which writes the zeros.
+  const bool colsplit = M <= kColSplitMaxM && W.cols > 0;
+  auto run = [&](auto policy) {
+    using P = decltype(policy);
+    if (colsplit) gemm_colsplit<P>(X, M, ldx, W, Y, ldy);
+    else gemm_packed<P>(X, M, ldx, W, Y, ldy);
+  };
   switch (W.type) {
-    case WeightType::kF32: gemm_packed<PackF32<WeightType::kF32>>(X, M, ldx, W, Y, ldy); break;
-    case WeightType::kBF16: gemm_packed<PackF32<WeightType::kBF16>>(X, M, ldx, W, Y, ldy); break;
-    case WeightType::kF16: gemm_packed<PackF32<WeightType::kF16>>(X, M, ldx, W, Y, ldy); break;
-    case WeightType::kQ8: gemm_packed<PackQuant<WeightType::kQ8>>(X, M, ldx, W, Y, ldy); break;
-    case WeightType::kQ4: gemm_packed<PackQuant<WeightType::kQ4>>(X, M, ldx, W, Y, ldy); break;
+    case WeightType::kF32: run(PackF32<WeightType::kF32>{}); break;
+    case WeightType::kBF16: run(PackF32<WeightType::kBF16>{}); break;
+    case WeightType::kF16: run(PackF32<WeightType::kF16>{}); break;
+    case WeightType::kQ8: run(PackQuant<WeightType::kQ8>{}); break;
+    case WeightType::kQ4: run(PackQuant<WeightType::kQ4>{}); break;
   }
 }
 
