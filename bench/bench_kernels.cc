@@ -377,7 +377,7 @@ void BM_AttentionRow(benchmark::State& state) {
 }
 BENCHMARK(BM_AttentionRow)
     ->ArgNames({"keys", "kv"})
-    ->ArgsProduct({{16384, 131072}, {0, 1, 2}})
+    ->ArgsProduct({{512, 16384, 131072}, {0, 1, 2}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

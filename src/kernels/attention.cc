@@ -235,17 +235,20 @@ void attention_banded(const float* q, int64_t ldq, const float* k, const float* 
 }
 
 // The same softmax for one query row over the union of the spans (their scores side by side).
-// The keys are taken in fixed blocks of kRowBlock: every phase but the two small combines below runs
-// block by block, over the threads when there are many keys (a long input's cross-attention), so each
+// The keys are taken in blocks of row_block(n) keys: every phase but the two small combines below runs
+// block by block, over the threads when there are enough keys (from kRowParallelKeys), so each
 // K and V row is read from memory once per token, by one thread. Within a block, the query heads that
 // share a kv head (all four in the 270m/1b: multi-query attention) walk the keys together in chunks of
 // kRowChunk, so a K or V row serves all of them from cache. The softmax sum and the P·V accumulators
 // are formed per block (keys in order) and then added block after block, so the arithmetic depends on
-// the number of keys only: never on the thread count. With at most kRowBlock keys (every short input)
+// the number of keys only: never on the thread count. With at most 32 keys (every short input)
 // this is a plain in-order pass. K/V rows may be fp32, bf16 or int8 (KvRows).
-constexpr int64_t kRowChunk = 32;           // keys per chunk (32 KiB of fp32 K or V at head_dim 256)
-constexpr int64_t kRowBlock = 2048;         // keys per block
-constexpr int64_t kRowParallelKeys = 2048;  // fewer keys: one thread (a fork costs more)
+constexpr int64_t kRowChunk = 32;          // keys per chunk (32 KiB of fp32 K or V at head_dim 256)
+// Keys per block: a quarter of the keys (rounded up to 32), at most 2048: a function of n alone, so that
+// the arithmetic does not depend on the threads. A decode step's self keys (hundreds) then split over
+// the threads; long inputs keep 2048-key blocks (256-key blocks made 16K keys 1.7x slower).
+inline int64_t row_block(int64_t n) { return std::clamp<int64_t>((n + 127) / 128 * 32, 32, 2048); }
+constexpr int64_t kRowParallelKeys = 192;  // fewer keys: one thread (a fork costs more)
 
 namespace {
 
@@ -283,18 +286,19 @@ void attention_row(const float* q, const KvSpan* spans, int n_spans, float* out,
   const float* cap = p.softcap ? &*p.softcap : nullptr;
   int64_t n = 0;
   for (int si = 0; si < n_spans; ++si) n += spans[si].n;
-  const int64_t nblk = std::max<int64_t>(1, (n + kRowBlock - 1) / kRowBlock);
+  const int64_t blk = row_block(n);
+  const int64_t nblk = std::max<int64_t>(1, (n + blk - 1) / blk);
   const bool parallel = n >= kRowParallelKeys && !omp_in_parallel();
   std::vector<float> scores(static_cast<size_t>(std::max<int64_t>(1, H * n)));
   std::vector<float> bmax(static_cast<size_t>(nblk * H)), bsum(static_cast<size_t>(nblk * H));
   std::vector<float> part(static_cast<size_t>(nblk * H * hd), 0.f);  // per block P·V, [nblk][H][hd]
-  std::vector<float> fac(static_cast<size_t>(H));  // per head 1/sum
+  std::vector<float> fac(static_cast<size_t>(H));  // per head: the row max, then 1/sum
 #pragma omp parallel if (parallel)
   {
     // 1. Scores and their finish (round, scale, softcap) and block maxima.
 #pragma omp for schedule(dynamic, 1)
     for (int64_t bi = 0; bi < nblk; ++bi) {
-      const int64_t k0 = bi * kRowBlock, k1 = std::min(n, k0 + kRowBlock);
+      const int64_t k0 = bi * blk, k1 = std::min(n, k0 + blk);
       for (int64_t kvh = 0; kvh < KVH; ++kvh)
         for_each_span_piece(spans, n_spans, k0, k1, [&](const KvSpan& sp, int64_t j0, int64_t cnt, int64_t col) {
           for (int64_t c0 = 0; c0 < cnt; c0 += kRowChunk) {
@@ -306,15 +310,17 @@ void attention_row(const float* q, const KvSpan* spans, int n_spans, float* out,
       for (int64_t h = 0; h < H; ++h)
         bmax[bi * H + h] = rk.finish(scores.data() + h * n + k0, k1 - k0, 0, k1 - k0, p.scale, cap, p.precision);
     }
-    // 2. exp(s - row max) and the block sums.
+    // 2. The row maxima; exp(s - row max) and the block sums.
+#pragma omp single
+    for (int64_t h = 0; h < H; ++h) {
+      float mx = bmax[h];
+      for (int64_t j = 1; j < nblk; ++j) mx = std::max(mx, bmax[j * H + h]);
+      fac[h] = mx;
+    }
 #pragma omp for schedule(dynamic, 1)
     for (int64_t bi = 0; bi < nblk; ++bi) {
-      const int64_t k0 = bi * kRowBlock, k1 = std::min(n, k0 + kRowBlock);
-      for (int64_t h = 0; h < H; ++h) {
-        float mx = bmax[h];
-        for (int64_t j = 1; j < nblk; ++j) mx = std::max(mx, bmax[j * H + h]);
-        bsum[bi * H + h] = rk.exp_sum(scores.data() + h * n + k0, k1 - k0, mx);
-      }
+      const int64_t k0 = bi * blk, k1 = std::min(n, k0 + blk);
+      for (int64_t h = 0; h < H; ++h) bsum[bi * H + h] = rk.exp_sum(scores.data() + h * n + k0, k1 - k0, fac[h]);
     }
     // 3. Row sums, block after block; 1/sum.
 #pragma omp single
@@ -326,7 +332,7 @@ void attention_row(const float* q, const KvSpan* spans, int n_spans, float* out,
     // 4. Rounded probabilities (reduced precision), then the block's P·V.
 #pragma omp for schedule(dynamic, 1)
     for (int64_t bi = 0; bi < nblk; ++bi) {
-      const int64_t k0 = bi * kRowBlock, k1 = std::min(n, k0 + kRowBlock);
+      const int64_t k0 = bi * blk, k1 = std::min(n, k0 + blk);
       if (exact_probs)
         for (int64_t h = 0; h < H; ++h) rk.scale_round(scores.data() + h * n + k0, k1 - k0, fac[h], p.precision);
       for (int64_t kvh = 0; kvh < KVH; ++kvh)

@@ -21,7 +21,8 @@ size_t CrossKv::bytes() const {
 
 size_t DecoderState::bytes() const {
   size_t n = cross ? cross->bytes() : 0;
-  for (const auto& l : layers) n += (l.k.capacity() + l.v.capacity()) * sizeof(float);
+  for (const auto& l : layers)
+    n += (l.k.capacity() + l.v.capacity()) * sizeof(float) + (l.kb.capacity() + l.vb.capacity()) * sizeof(uint16_t);
   return n;
 }
 
@@ -121,9 +122,15 @@ DecoderState start_decoder(const ModelWeights& w, const ModelConfig& cfg, const 
   for (int64_t li = 0; li < c.num_layers; ++li) {
     DecoderLayerCache& lc = st.layers[li];
     lc.ring = c.layer_types[li] == LayerType::kSliding;
+    lc.bf16 = w.precision == Precision::kBF16;
     lc.capacity = lc.ring ? c.sliding_window : 0;
-    lc.k.resize(static_cast<size_t>(lc.capacity * kvd));
-    lc.v.resize(static_cast<size_t>(lc.capacity * kvd));
+    if (lc.bf16) {
+      lc.kb.resize(static_cast<size_t>(lc.capacity * kvd));
+      lc.vb.resize(static_cast<size_t>(lc.capacity * kvd));
+    } else {
+      lc.k.resize(static_cast<size_t>(lc.capacity * kvd));
+      lc.v.resize(static_cast<size_t>(lc.capacity * kvd));
+    }
     CrossKv::Layer& x = cross->layers[li];
     if (!bf16 && !int8) {
       x.k.resize(static_cast<size_t>(n));
@@ -158,6 +165,17 @@ DecoderState start_decoder(const ModelWeights& w, const ModelConfig& cfg, const 
 
 namespace {
 
+// Cached rows [slot, slot + n) of a layer as an attention span.
+KvSpan cached_span(const DecoderLayerCache& lc, int64_t slot, int64_t n, int64_t kvd) {
+  if (!lc.bf16) return kv_span_f32(lc.k.data() + slot * kvd, lc.v.data() + slot * kvd, kvd, n);
+  KvSpan s;
+  s.k.b = lc.kb.data() + slot * kvd;
+  s.v.b = lc.vb.data() + slot * kvd;
+  s.ld = kvd;
+  s.n = n;
+  return s;
+}
+
 // The self keys a decoder query at position t sees, as spans over the cache and this step's new
 // rows: positions [lo, t] with lo = t - W + 1 on sliding layers, 0 on full ones.
 int self_spans(const DecoderLayerCache& lc, int64_t window, int64_t cached_len, int64_t t, const float* new_k,
@@ -167,14 +185,14 @@ int self_spans(const DecoderLayerCache& lc, int64_t window, int64_t cached_len, 
   // cached positions [lo, cached_len)
   if (lo < cached_len) {
     if (!lc.ring) {
-      out[n++] = kv_span_f32(lc.k.data() + lo * kvd, lc.v.data() + lo * kvd, kvd, cached_len - lo);
+      out[n++] = cached_span(lc, lo, cached_len - lo, kvd);
     } else {
       const int64_t cap = lc.capacity;
       int64_t p = lo;
       while (p < cached_len) {
         const int64_t slot = p % cap;
         const int64_t run = std::min(cached_len - p, cap - slot);
-        out[n++] = kv_span_f32(lc.k.data() + slot * kvd, lc.v.data() + slot * kvd, kvd, run);
+        out[n++] = cached_span(lc, slot, run, kvd);
         p += run;
       }
     }
@@ -185,17 +203,32 @@ int self_spans(const DecoderLayerCache& lc, int64_t window, int64_t cached_len, 
   return n;
 }
 
+// Rows [0, n) of src into dst (fp32 or bf16) from row `row`.
+void store_rows(std::vector<float>& f, std::vector<uint16_t>& b, bool bf16, int64_t row, const float* src, int64_t n,
+                int64_t kvd) {
+  if (bf16) convert_f32_to_bf16(src, b.data() + row * kvd, n * kvd);  // bf16 values already: exact
+  else std::copy(src, src + n * kvd, f.begin() + row * kvd);
+}
+
 void append_self(DecoderLayerCache& lc, int64_t cached_len, const float* new_k, const float* new_v, int64_t T,
                  int64_t kvd) {
   if (lc.ring) {
     for (int64_t i = std::max<int64_t>(0, T - lc.capacity); i < T; ++i) {
       const int64_t slot = (cached_len + i) % lc.capacity;
-      std::copy(new_k + i * kvd, new_k + (i + 1) * kvd, lc.k.begin() + slot * kvd);
-      std::copy(new_v + i * kvd, new_v + (i + 1) * kvd, lc.v.begin() + slot * kvd);
+      store_rows(lc.k, lc.kb, lc.bf16, slot, new_k + i * kvd, 1, kvd);
+      store_rows(lc.v, lc.vb, lc.bf16, slot, new_v + i * kvd, 1, kvd);
     }
   } else {
-    lc.k.insert(lc.k.end(), new_k, new_k + T * kvd);
-    lc.v.insert(lc.v.end(), new_v, new_v + T * kvd);
+    const size_t rows = static_cast<size_t>((cached_len + T) * kvd);
+    if (lc.bf16) {
+      lc.kb.resize(rows);
+      lc.vb.resize(rows);
+    } else {
+      lc.k.resize(rows);
+      lc.v.resize(rows);
+    }
+    store_rows(lc.k, lc.kb, lc.bf16, cached_len, new_k, T, kvd);
+    store_rows(lc.v, lc.vb, lc.bf16, cached_len, new_v, T, kvd);
     lc.capacity = cached_len + T;
   }
 }

@@ -17,9 +17,13 @@
 namespace t5g {
 
 struct DecoderLayerCache {
-  bool ring = false;        // sliding layer: slot = position % capacity
-  int64_t capacity = 0;     // rows allocated in k/v
-  std::vector<float> k, v;  // self keys (k-normed, rotated) and values: [capacity, kv_dim]
+  bool ring = false;             // sliding layer: slot = position % capacity
+  bool bf16 = false;             // rows held in kb/vb (a bf16 model), else in k/v
+  int64_t capacity = 0;          // rows allocated
+  std::vector<float> k, v;       // self keys (k-normed, rotated) and values: [capacity, kv_dim], fp32
+  // The same for a bf16 model, whose keys and values are bf16 values (rounded as the reference rounds
+  // them): held exactly in half the memory, and half the bytes each decode step's attention reads.
+  std::vector<uint16_t> kb, vb;
 };
 
 // How a request's cross K/V are held. kAuto: as the reference holds them, bf16 for a bf16 model (its

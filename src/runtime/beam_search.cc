@@ -44,9 +44,12 @@ void copy_self_cache(DecoderState& dst, const DecoderState& src) {
     DecoderLayerCache& d = dst.layers[l];
     const DecoderLayerCache& s = src.layers[l];
     d.ring = s.ring;
+    d.bf16 = s.bf16;
     d.capacity = s.capacity;
     d.k = s.k;
     d.v = s.v;
+    d.kb = s.kb;
+    d.vb = s.vb;
   }
   dst.length = src.length;
 }

@@ -209,30 +209,33 @@ TEST(AttentionRow, Int8SpansCloseToFp32Spans) {
     }
 }
 
-// Many keys (a long input's cross-attention): the heads are split over the threads and walk the keys
-// in chunks; the result matches the naive softmax and does not depend on the thread count.
+// Enough keys to split over the threads (a decode step's few hundred self keys, a long input's
+// cross-attention): the keys go in blocks over the threads; the result matches the naive softmax and
+// does not depend on the thread count.
 TEST(AttentionRow, LongSpanMatchesNaiveAndThreadCount) {
-  for (Precision pr : {Precision::kF32, Precision::kBF16}) {
-    const AttnParams p = row_params(1, 40, 0.125f, pr);
-    const int64_t ld = 40, n1 = 5, n2 = 2500;
-    const auto k = randn((n1 + n2) * ld, 1.f, 7, pr), v = randn((n1 + n2) * ld, 1.f, 8, pr);
-    const auto q = randn(4 * 40, 2.f, 9, pr);
-    KvSpan spans[2] = {kv_span_f32(k.data(), v.data(), ld, n1), kv_span_f32(k.data() + n1 * ld, v.data() + n1 * ld, ld, n2)};
-    std::vector<float> out1(4 * 40), out2(4 * 40);
-    const int saved = omp_get_max_threads();
-    omp_set_num_threads(1);
-    attention_row(q.data(), spans, 2, out1.data(), p);
-    omp_set_num_threads(3);
-    attention_row(q.data(), spans, 2, out2.data(), p);
-    omp_set_num_threads(saved);
-    ASSERT_EQ(0, std::memcmp(out1.data(), out2.data(), out1.size() * sizeof(float))) << "thread count changed results";
-    std::vector<double> ref(40);
-    for (int64_t h = 0; h < 4; ++h) {
-      naive_row(q.data(), k.data(), v.data(), ld, 0, 0, n1 + n2, h, p, 0, ref.data());
-      for (int64_t e = 0; e < 40; ++e)
-        ASSERT_NEAR(out1[h * 40 + e], ref[e], pr == Precision::kF32 ? 1e-5 : 3e-2) << h << " " << e;
+  for (Precision pr : {Precision::kF32, Precision::kBF16})
+    for (int64_t n2 : {300, 2500}) {
+      const AttnParams p = row_params(1, 40, 0.125f, pr);
+      const int64_t ld = 40, n1 = 5;
+      const auto k = randn((n1 + n2) * ld, 1.f, 7, pr), v = randn((n1 + n2) * ld, 1.f, 8, pr);
+      const auto q = randn(4 * 40, 2.f, 9, pr);
+      KvSpan spans[2] = {kv_span_f32(k.data(), v.data(), ld, n1),
+                         kv_span_f32(k.data() + n1 * ld, v.data() + n1 * ld, ld, n2)};
+      std::vector<float> out1(4 * 40), out2(4 * 40);
+      const int saved = omp_get_max_threads();
+      omp_set_num_threads(1);
+      attention_row(q.data(), spans, 2, out1.data(), p);
+      omp_set_num_threads(3);
+      attention_row(q.data(), spans, 2, out2.data(), p);
+      omp_set_num_threads(saved);
+      ASSERT_EQ(0, std::memcmp(out1.data(), out2.data(), out1.size() * sizeof(float))) << "thread count changed results";
+      std::vector<double> ref(40);
+      for (int64_t h = 0; h < 4; ++h) {
+        naive_row(q.data(), k.data(), v.data(), ld, 0, 0, n1 + n2, h, p, 0, ref.data());
+        for (int64_t e = 0; e < 40; ++e)
+          ASSERT_NEAR(out1[h * 40 + e], ref[e], pr == Precision::kF32 ? 1e-5 : 3e-2) << n2 << " " << h << " " << e;
+      }
     }
-  }
 }
 
 }  // namespace

@@ -76,5 +76,44 @@ INSTANTIATE_TEST_SUITE_P(Vectors, ReferenceBf16,
                          ::testing::Values("text_single", "text_batch_pad_right", "text_batch_pad_left",
                                            "text_with_eoi"));
 
+// A bf16 model's self-attention cache holds its keys and values in bf16 (half the memory and of the bytes
+// a decode step reads): exact, because they are bf16 values. Decoding token by token (every earlier
+// key and value read back from the cache) gives the logits of feeding the tokens at once (where they
+// come straight from this step's fp32 projections): any rounding in the cache would show here.
+TEST(ReferenceBf16Cache, StepwiseDecodeEqualsOneShot) {
+  const std::string vdir = test::vectors_dir() + "/tiny";
+  auto m = load_model(vdir + "/model_bf16");
+  ASSERT_EQ(m->weights.precision, Precision::kBF16);
+  CaseFile cf(vdir + "/cases/text_single.safetensors");
+  const ModelConfig& cfg = m->config;
+  const int64_t V = cfg.decoder.vocab_size;
+  Array ids = cf.get("in.input_ids"), mask = cf.get("in.attention_mask"), dec_ids = cf.get("in.decoder_input_ids");
+  const auto [row, first] = test::unpadded_row(ids, mask, 0);
+  const int64_t n = static_cast<int64_t>(row.size()), T = dec_ids.dim(1);
+  ASSERT_GE(T, 3);
+  std::vector<float> enc = run_encoder(m->weights, cfg, EncoderInput{row.data(), n, nullptr, 0, first});
+  std::vector<int32_t> dec(static_cast<size_t>(T));
+  for (int64_t t = 0; t < T; ++t) dec[t] = static_cast<int32_t>(dec_ids.i[t]);
+  std::vector<float> hidden, once(static_cast<size_t>(T * V)), step(static_cast<size_t>(V));
+  DecoderState all = start_decoder(m->weights, cfg, enc.data(), n);
+  decoder_forward(m->weights, cfg, {&all}, {std::span<const int32_t>(dec)}, hidden);
+  lm_head(m->weights, cfg, hidden.data(), T, once.data());
+  DecoderState st = start_decoder(m->weights, cfg, enc.data(), n);
+  double worst = 0;
+  for (int64_t t = 0; t < T; ++t) {
+    decoder_forward(m->weights, cfg, {&st}, {std::span<const int32_t>(&dec[t], 1)}, hidden);
+    lm_head(m->weights, cfg, hidden.data(), 1, step.data());
+    for (int64_t i = 0; i < V; ++i) worst = std::max(worst, static_cast<double>(std::fabs(step[i] - once[t * V + i])));
+  }
+  for (const auto& lc : st.layers) {
+    EXPECT_TRUE(lc.bf16);
+    EXPECT_TRUE(lc.k.empty() && lc.v.empty());
+    EXPECT_FALSE(lc.kb.empty());
+  }
+  // Only the fp32 summation order may differ (the cached rows go through the bf16 dot kernels): far
+  // below one bf16 step of a logit (2^-8 relative).
+  EXPECT_LT(worst, 1e-4) << "stepwise vs one-shot logits";
+}
+
 }  // namespace
 }  // namespace t5g
