@@ -72,7 +72,8 @@ inline float gelu_one(float z, bool tanh_approx) {
 }  // namespace
 
 void gelu_mul(float* gate, const float* up, int64_t n, bool tanh_approx, Precision p) {
-  for (int64_t i = 0; i < n; ++i) gate[i] = round_one(round_one(gelu_one(gate[i], tanh_approx), p) * up[i], p);
+  for (int64_t i = 0; i < n; ++i)
+    gate[i] = round_one(round_one(gelu_one(round_one(gate[i], p), tanh_approx), p) * round_one(up[i], p), p);
 }
 
 void gelu(float* x, int64_t n, bool tanh_approx, Precision p) {

@@ -35,7 +35,9 @@ void rms_norm(const float* x, int64_t rows, int64_t n, int64_t ldx, const float*
 void layer_norm(const float* x, int64_t rows, int64_t n, const float* w, const float* b, float eps, float* y,
                 Precision p);
 
-// GeGLU: gate[i] = round(round(gelu(gate[i])) * up[i]) over `n` elements (tanh or erf GELU).
+// GeGLU on the two projections' raw outputs: with g = round(gate[i]), u = round(up[i]) (their output
+// rounding, fused here to save two passes over the MLP's widest arrays), gate[i] = round(round(gelu(g)) * u)
+// over `n` elements (tanh or erf GELU).
 void gelu_mul(float* gate, const float* up, int64_t n, bool tanh_approx, Precision p);
 // In place x = round(gelu(x)).
 void gelu(float* x, int64_t n, bool tanh_approx, Precision p);

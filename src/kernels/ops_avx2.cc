@@ -182,8 +182,8 @@ void layer_norm_row(const float* x, int64_t n, const float* w, const float* b, f
 void gelu_mul(float* gate, const float* up, int64_t n, bool tanh_approx, Precision p) {
   with_precision(p, [&]<int P>() {
     for_each_vec(n, [&](int64_t i, __m256i m, bool t) {
-      const __m256 g = rnd<P>(gelu_v<P>(load(gate + i, m, t), tanh_approx));
-      store(gate + i, rnd<P>(_mm256_mul_ps(g, load(up + i, m, t))), m, t);
+      const __m256 g = rnd<P>(gelu_v<P>(rnd<P>(load(gate + i, m, t)), tanh_approx));
+      store(gate + i, rnd<P>(_mm256_mul_ps(g, rnd<P>(load(up + i, m, t)))), m, t);
     });
   });
 }

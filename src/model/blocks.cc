@@ -119,9 +119,7 @@ void mlp_block(const TextLayerWeights& l, const TextConfig& c, float* h, int64_t
     rms_norm(hr, m, H, H, l.pre_ff_norm.data(), eps, xn, H, p);
     const MatmulOut parts[] = {{&l.mlp.gate, gate, I}, {&l.mlp.up, up, I}};
     matmul_parts(xn, m, H, parts, 2, mo);
-    round_act(gate, m * I, p);
-    round_act(up, m * I, p);
-    gelu_mul(gate, up, m * I, c.activation == Activation::kGeluTanh, p);
+    gelu_mul(gate, up, m * I, c.activation == Activation::kGeluTanh, p);  // rounds gate and up first
     matmul(gate, m, I, l.mlp.down, out, H, mo);
     round_act(out, m * H, p);
     rms_norm(out, m, H, H, l.post_ff_norm.data(), eps, out, H, p);

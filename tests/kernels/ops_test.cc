@@ -230,6 +230,19 @@ TEST(OpsAvx2, GeluMulReducedAndSpecials) {
         sc::gelu_mul(a.data(), u.data(), n, tanh_approx, p);
         vx::gelu_mul(b.data(), u.data(), n, tanh_approx, p);
         expect_close(a, b, p, p == Precision::kF32 ? 64 : 1, 1e-6);
+        // The projections' output rounding is fused: raw (unrounded) inputs give bitwise the result of
+        // rounding them first.
+        const auto gr = randn(n, 3.f, 12), ur = randn(n, 1.f, 13);
+        std::vector<float> g2 = gr, u2 = ur, c = gr, d = gr;
+        sc::round_act(g2.data(), n, p);
+        sc::round_act(u2.data(), n, p);
+        std::vector<float> e = g2, f = g2;
+        sc::gelu_mul(c.data(), ur.data(), n, tanh_approx, p);
+        sc::gelu_mul(e.data(), u2.data(), n, tanh_approx, p);
+        vx::gelu_mul(d.data(), ur.data(), n, tanh_approx, p);
+        vx::gelu_mul(f.data(), u2.data(), n, tanh_approx, p);
+        ASSERT_EQ(0, std::memcmp(c.data(), e.data(), n * sizeof(float))) << "scalar " << precision_name(p);
+        ASSERT_EQ(0, std::memcmp(d.data(), f.data(), n * sizeof(float))) << "avx2 " << precision_name(p);
       }
   std::vector<float> s = {kNaN, kInf, -kInf, 0.f, -0.f, 1e-40f};
   for (bool tanh_approx : {true, false}) {
