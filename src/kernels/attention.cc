@@ -241,14 +241,17 @@ void attention_banded(const float* q, int64_t ldq, const float* k, const float* 
 // share a kv head (all four in the 270m/1b: multi-query attention) walk the keys together in chunks of
 // kRowChunk, so a K or V row serves all of them from cache. The softmax sum and the P·V accumulators
 // are formed per block (keys in order) and then added block after block, so the arithmetic depends on
-// the number of keys only: never on the thread count. With at most 32 keys (every short input)
-// this is a plain in-order pass. K/V rows may be fp32, bf16 or int8 (KvRows).
+// the number of keys only: never on the thread count. With fewer than kRowParallelKeys keys (every short
+// input) this is a plain in-order pass. K/V rows may be fp32, bf16 or int8 (KvRows).
 constexpr int64_t kRowChunk = 32;          // keys per chunk (32 KiB of fp32 K or V at head_dim 256)
-// Keys per block: a quarter of the keys (rounded up to 32), at most 2048: a function of n alone, so that
-// the arithmetic does not depend on the threads. A decode step's self keys (hundreds) then split over
-// the threads; long inputs keep 2048-key blocks (256-key blocks made 16K keys 1.7x slower).
-inline int64_t row_block(int64_t n) { return std::clamp<int64_t>((n + 127) / 128 * 32, 32, 2048); }
-constexpr int64_t kRowParallelKeys = 192;  // fewer keys: one thread (a fork costs more)
+constexpr int64_t kRowParallelKeys = 192;  // fewer keys: one thread (a fork costs more) and one block
+// Keys per block: all of them below kRowParallelKeys, else about a quarter (rounded up to 32), at most
+// 2048: a function of n alone, so that the arithmetic does not depend on the threads. A decode step's
+// self keys (hundreds) then split over the threads; long inputs keep 2048-key blocks (256-key blocks
+// made 16K keys 1.7x slower).
+inline int64_t row_block(int64_t n) {
+  return n < kRowParallelKeys ? std::max<int64_t>(n, 1) : std::clamp<int64_t>((n + 127) / 128 * 32, 32, 2048);
+}
 
 namespace {
 
