@@ -65,9 +65,11 @@ void matmul_isa(Isa isa, const float* X, int64_t M, int64_t ldx, const WeightMat
 void matmul_parts_isa(Isa isa, const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n,
                       const MatmulOptions& opt) {
   check_part_count(n);
-  bool shared = M >= 1 && M <= kern::kDecodeMaxM;  // decode: one schedule for all (see matmul_parts)
+  // Decode, and the column-split GEMM: one schedule for all the parts (see matmul_parts).
+  bool shared = M >= 1 && M <= kern::kColSplitMaxM;
   for (int i = 0; i < n && shared; ++i)
-    shared = parts[i].w->rows > 0 && parts[i].w->type == parts[0].w->type && parts[i].w->cols == parts[0].w->cols;
+    shared = parts[i].w->rows > 0 && parts[i].w->type == parts[0].w->type && parts[i].w->cols == parts[0].w->cols &&
+             (M <= kern::kDecodeMaxM || parts[i].w->cols > 0);
   const Isa best = clamp_isa(isa);
   if (!shared || best == Isa::kScalar) {
     for (int i = 0; i < n; ++i) matmul_isa(isa, X, M, ldx, *parts[i].w, parts[i].y, parts[i].ldy, opt);

@@ -85,7 +85,8 @@ inline constexpr int kMaxMatmulParts = 4;
 // matmul(X, M, ldx, *parts[i].w, parts[i].y, parts[i].ldy, opt) computes it, bit for bit. When the
 // matrices share a weight type and K and M <= 8 (decode), they run as one: X is prepared (quantized)
 // once and the rows of all of them are handed out to the threads together, so a matrix too small to
-// split alone is shared too and the threads meet once. n <= kMaxMatmulParts.
+// split alone is shared too and the threads meet once. Likewise from 9 to 256 rows (an encoder or a
+// prefill of a few hundred tokens; K > 0): their column chunks go out as one list. n <= kMaxMatmulParts.
 void matmul_parts(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n, const MatmulOptions& opt = {});
 
 // Dense fp32 C[M,N] (+)= A[M,K] · op(B), op(B) = Bᵀ (B is [N,K], ldb) when b_transposed, else B ([K,N], ldb).

@@ -52,7 +52,8 @@ void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float
 }
 
 void matmul_parts(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n) {
-  matmul_parts_decode(X, M, ldx, parts, n);
+  if (M <= kGemvMaxM) matmul_parts_decode(X, M, ldx, parts, n);
+  else matmul_parts_colsplit(X, M, ldx, parts, n);
 }
 
 void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,

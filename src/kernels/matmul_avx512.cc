@@ -241,11 +241,12 @@ void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float
 }
 
 void matmul_parts(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n, bool bf16_dot) {
-  if (bf16_dot && parts[0].w->type == WeightType::kBF16) {  // the vdpbf16ps kernel: one product at a time
-    for (int i = 0; i < n; ++i) bd_gemv(X, M, ldx, *parts[i].w, parts[i].y, parts[i].ldy);
+  if (bf16_dot && parts[0].w->type == WeightType::kBF16) {  // the vdpbf16ps kernels: one product at a time
+    for (int i = 0; i < n; ++i) matmul(X, M, ldx, *parts[i].w, parts[i].y, parts[i].ldy, true);
     return;
   }
-  matmul_parts_decode(X, M, ldx, parts, n);
+  if (M <= kGemvMaxM) matmul_parts_decode(X, M, ldx, parts, n);
+  else matmul_parts_colsplit(X, M, ldx, parts, n);
 }
 
 void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,

@@ -630,22 +630,34 @@ void gemm_packed(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, 
 // 128 rows splits the rows in just two items: any delay of one thread idled the other, an eighth of
 // the encoder's time), and chunks handed out dynamically balance the threads. Each output is the same
 // FMA chain as in gemm_packed (same K blocks, same micro-kernel): the result is bitwise the same.
-constexpr int64_t kColSplitMaxM = 256;
+// Several products of one X (matmul_parts: q, k, v; gate, up; parts of one weight type and K > 0) put
+// their chunks in one list: one parallel region and one meeting for all, and the small k and v
+// products (four chunks each at the 270m) no longer end a region with a thread idle.
+constexpr int64_t kColSplitMaxM = kern::kColSplitMaxM;
 constexpr int64_t kColChunkPanels = 4;
 
 template <class P>
-void gemm_colsplit(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy) {
-  const int64_t N = W.rows, K = W.cols;
+void gemm_colsplit(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int np) {
+  const int64_t K = parts[0].w->cols;
   const int64_t kc_nom = gemm_kc(K);
-  const int64_t npan = cdiv(N, kNR);
-  const int64_t nchunks = cdiv(npan, kColChunkPanels);
-#pragma omp parallel if (M * N * K >= kGemmParallelMacs)
+  int64_t first[kMaxMatmulParts + 1], rows = 0;
+  first[0] = 0;
+  for (int p = 0; p < np; ++p) {
+    first[p + 1] = first[p] + cdiv(cdiv(parts[p].w->rows, kNR), kColChunkPanels);
+    rows += parts[p].w->rows;
+  }
+#pragma omp parallel if (M * rows * K >= kGemmParallelMacs)
   {
     float* Bp = static_cast<float*>(
         kern::scratch(kern::kScratchB, static_cast<size_t>(kColChunkPanels * kNR * kc_nom) * sizeof(float)));
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t c = 0; c < nchunks; ++c) {
-      const int64_t jp0 = c * kColChunkPanels, jp1 = imin(npan, jp0 + kColChunkPanels);
+    for (int64_t c = 0; c < first[np]; ++c) {
+      int p = 0;
+      while (c >= first[p + 1]) ++p;
+      const WeightMatrix& W = *parts[p].w;
+      float* Y = parts[p].y;
+      const int64_t ldy = parts[p].ldy, N = W.rows, npan = cdiv(N, kNR);
+      const int64_t jp0 = (c - first[p]) * kColChunkPanels, jp1 = imin(npan, jp0 + kColChunkPanels);
       for (int64_t pc = 0; pc < K; pc += kc_nom) {
         const int64_t kc = imin(kc_nom, K - pc);
         for (int64_t jp = jp0; jp < jp1; ++jp)
@@ -678,6 +690,18 @@ void matmul_parts_decode(const float* X, int64_t M, int64_t ldx, const MatmulOut
   }
 }
 
+// Y_p = X·W_pᵀ for kGemvMaxM < M <= kColSplitMaxM and parts of one weight type and K > 0 (checked by
+// the caller): one column-split schedule for all of them.
+void matmul_parts_colsplit(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int np) {
+  switch (parts[0].w->type) {
+    case WeightType::kF32: gemm_colsplit<PackF32<WeightType::kF32>>(X, M, ldx, parts, np); break;
+    case WeightType::kBF16: gemm_colsplit<PackF32<WeightType::kBF16>>(X, M, ldx, parts, np); break;
+    case WeightType::kF16: gemm_colsplit<PackF32<WeightType::kF16>>(X, M, ldx, parts, np); break;
+    case WeightType::kQ8: gemm_colsplit<PackQuant<WeightType::kQ8>>(X, M, ldx, parts, np); break;
+    case WeightType::kQ4: gemm_colsplit<PackQuant<WeightType::kQ4>>(X, M, ldx, parts, np); break;
+  }
+}
+
 void matmul_f32acc(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy) {
   if (M <= 0 || W.rows <= 0) return;
   if (M <= kGemvMaxM) {
@@ -687,9 +711,10 @@ void matmul_f32acc(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W
   }
   // Column split up to kColSplitMaxM rows; K = 0 goes to gemm_packed, which writes the zeros.
   const bool colsplit = M <= kColSplitMaxM && W.cols > 0;
+  const MatmulOut part{&W, Y, ldy};
   auto run = [&](auto policy) {
     using P = decltype(policy);
-    if (colsplit) gemm_colsplit<P>(X, M, ldx, W, Y, ldy);
+    if (colsplit) gemm_colsplit<P>(X, M, ldx, &part, 1);
     else gemm_packed<P>(X, M, ldx, W, Y, ldy);
   };
   switch (W.type) {

@@ -12,6 +12,8 @@ namespace t5g::kern {
 
 // Largest M handled by the streaming (decode) kernels; larger products pack the weights (GEMM).
 inline constexpr int64_t kDecodeMaxM = 8;
+// Largest M of the column-split GEMM, which also runs several products of one X as one schedule.
+inline constexpr int64_t kColSplitMaxM = 256;
 
 // Per-thread scratch buffers (64-byte aligned, contents unspecified, grown on demand, kept for the
 // life of the thread). `slot` keeps buffers in use at the same time apart. Implemented in baseline code

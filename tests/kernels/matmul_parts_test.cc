@@ -1,5 +1,6 @@
-// matmul_parts (several products of one X in one decode schedule) against one matmul per product:
-// the results must be the same bits, for every weight format, ISA, M and thread count.
+// matmul_parts (several products of one X in one schedule: decode up to 8 rows, the column-split GEMM
+// up to 256) against one matmul per product: the results must be the same bits, for every weight
+// format, ISA, M and thread count.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -59,7 +60,7 @@ TEST(MatmulParts, SameBitsAsOneProductAtATime) {
       const int64_t rows[] = {1100, 3, 129};
       std::vector<Stored> w;
       for (int64_t r : rows) w.push_back(make(t, r, K, rng));
-      for (int64_t M : {1, 2, 3, 5, 8, 9}) {
+      for (int64_t M : {1, 2, 3, 5, 8, 9, 40, 300}) {
         std::normal_distribution<float> nd(0.f, 1.f);
         std::vector<float> x(static_cast<size_t>(M * (K + 5)));
         for (auto& v : x) v = round_bf16(nd(rng));
