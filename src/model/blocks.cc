@@ -78,7 +78,8 @@ void project_kv(const AttentionWeights& a, const TextConfig& c, const float* xn,
 void project_qkv(const AttentionWeights& a, const TextConfig& c, const float* xn, int64_t n, float* q, float* k,
                  float* v, const RopeTable* rope, Precision p, bool row_stable) {
   const int64_t qd = c.q_dim(), kvd = c.kv_dim(), hd = c.head_dim;
-  // One decode schedule for the three (k and v alone are too small to split over the threads).
+  // One schedule for the three (decode, and prefill up to 256 rows): k and v alone are too small to
+  // split well over the threads.
   const MatmulOut parts[] = {{&a.q, q, qd}, {&a.k, k, kvd}, {&a.v, v, kvd}};
   matmul_parts(xn, n, c.hidden_size, parts, 3, MatmulOptions{p == Precision::kBF16, row_stable});
   round_act(q, n * qd, p);
