@@ -314,6 +314,8 @@ void BM_Attention(benchmark::State& state) {
 BENCHMARK(BM_Attention)
     ->ArgNames({"L", "hd", "window", "bf16"})
     ->Args({4096, 72, 0, 1})
+    ->Args({128, 256, 0, 1})  // a short input (128 tokens): the encoder's first-token case
+    ->Args({512, 256, 0, 1})
     ->Args({2048, 256, 0, 1})
     ->Args({2048, 256, 512, 1})
     ->Args({2048, 256, 0, 0})
