@@ -241,6 +241,7 @@ TEST(OpsAvx2, GeluMulReducedAndSpecials) {
         sc::gelu_mul(e.data(), u2.data(), n, tanh_approx, p);
         vx::gelu_mul(d.data(), ur.data(), n, tanh_approx, p);
         vx::gelu_mul(f.data(), u2.data(), n, tanh_approx, p);
+        if (n == 0) continue;  // (memcmp of empty vectors' null data is undefined)
         ASSERT_EQ(0, std::memcmp(c.data(), e.data(), n * sizeof(float))) << "scalar " << precision_name(p);
         ASSERT_EQ(0, std::memcmp(d.data(), f.data(), n * sizeof(float))) << "avx2 " << precision_name(p);
       }
