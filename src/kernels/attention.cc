@@ -295,7 +295,7 @@ void attention_row(const float* q, const KvSpan* spans, int n_spans, float* out,
   std::vector<float> scores(static_cast<size_t>(std::max<int64_t>(1, H * n)));
   std::vector<float> bmax(static_cast<size_t>(nblk * H)), bsum(static_cast<size_t>(nblk * H));
   std::vector<float> part(static_cast<size_t>(nblk * H * hd), 0.f);  // per block P·V, [nblk][H][hd]
-  std::vector<float> fac(static_cast<size_t>(H));  // per head: the row max, then 1/sum
+  std::vector<float> rmax(static_cast<size_t>(H)), fac(static_cast<size_t>(H));  // per head: row max, 1/sum
 #pragma omp parallel if (parallel)
   {
     // 1. Scores and their finish (round, scale, softcap) and block maxima.
@@ -318,12 +318,12 @@ void attention_row(const float* q, const KvSpan* spans, int n_spans, float* out,
     for (int64_t h = 0; h < H; ++h) {
       float mx = bmax[h];
       for (int64_t j = 1; j < nblk; ++j) mx = std::max(mx, bmax[j * H + h]);
-      fac[h] = mx;
+      rmax[h] = mx;
     }
 #pragma omp for schedule(dynamic, 1)
     for (int64_t bi = 0; bi < nblk; ++bi) {
       const int64_t k0 = bi * blk, k1 = std::min(n, k0 + blk);
-      for (int64_t h = 0; h < H; ++h) bsum[bi * H + h] = rk.exp_sum(scores.data() + h * n + k0, k1 - k0, fac[h]);
+      for (int64_t h = 0; h < H; ++h) bsum[bi * H + h] = rk.exp_sum(scores.data() + h * n + k0, k1 - k0, rmax[h]);
     }
     // 3. Row sums, block after block; 1/sum.
 #pragma omp single

@@ -56,6 +56,16 @@ inline KvSpan kv_span_f32(const float* k, const float* v, int64_t ld, int64_t n)
   return s;
 }
 
+// bf16 rows (a bf16 model's self and cross caches).
+inline KvSpan kv_span_bf16(const uint16_t* k, const uint16_t* v, int64_t ld, int64_t n) {
+  KvSpan s;
+  s.k.b = k;
+  s.v.b = v;
+  s.ld = ld;
+  s.n = n;
+  return s;
+}
+
 // One query row (all heads) against the union of `spans`, one softmax over all of them (the
 // decoder's merged self + cross attention). q/out: [num_heads * head_dim].
 void attention_row(const float* q, const KvSpan* spans, int n_spans, float* out, const AttnParams& p);

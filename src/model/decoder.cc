@@ -28,19 +28,13 @@ size_t DecoderState::bytes() const {
 
 KvSpan CrossKv::span(int64_t layer, int64_t kvd, int64_t kv_heads, int64_t S) const {
   const Layer& x = layers[static_cast<size_t>(layer)];
+  if (!x.kb.empty()) return kv_span_bf16(x.kb.data(), x.vb.data(), kvd, S);
+  if (x.kq.empty()) return kv_span_f32(x.k.data(), x.v.data(), kvd, S);
   KvSpan sp;
   sp.ld = kvd;
   sp.n = S;
-  if (!x.kq.empty()) {
-    sp.k = {nullptr, nullptr, x.kq.data(), x.ks.data(), kv_heads};
-    sp.v = {nullptr, nullptr, x.vq.data(), x.vs.data(), kv_heads};
-  } else if (!x.kb.empty()) {
-    sp.k.b = x.kb.data();
-    sp.v.b = x.vb.data();
-  } else {
-    sp.k.f = x.k.data();
-    sp.v.f = x.v.data();
-  }
+  sp.k = {nullptr, nullptr, x.kq.data(), x.ks.data(), kv_heads};
+  sp.v = {nullptr, nullptr, x.vq.data(), x.vs.data(), kv_heads};
   return sp;
 }
 
@@ -167,13 +161,8 @@ namespace {
 
 // Cached rows [slot, slot + n) of a layer as an attention span.
 KvSpan cached_span(const DecoderLayerCache& lc, int64_t slot, int64_t n, int64_t kvd) {
-  if (!lc.bf16) return kv_span_f32(lc.k.data() + slot * kvd, lc.v.data() + slot * kvd, kvd, n);
-  KvSpan s;
-  s.k.b = lc.kb.data() + slot * kvd;
-  s.v.b = lc.vb.data() + slot * kvd;
-  s.ld = kvd;
-  s.n = n;
-  return s;
+  if (lc.bf16) return kv_span_bf16(lc.kb.data() + slot * kvd, lc.vb.data() + slot * kvd, kvd, n);
+  return kv_span_f32(lc.k.data() + slot * kvd, lc.v.data() + slot * kvd, kvd, n);
 }
 
 // The self keys a decoder query at position t sees, as spans over the cache and this step's new

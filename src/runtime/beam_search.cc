@@ -40,17 +40,7 @@ class TopK {
 // Copies what differs between two beams of the same input: the self-attention caches and the
 // length (the cross K/V are the same for every beam of an input and are left in place).
 void copy_self_cache(DecoderState& dst, const DecoderState& src) {
-  for (size_t l = 0; l < src.layers.size(); ++l) {
-    DecoderLayerCache& d = dst.layers[l];
-    const DecoderLayerCache& s = src.layers[l];
-    d.ring = s.ring;
-    d.bf16 = s.bf16;
-    d.capacity = s.capacity;
-    d.k = s.k;
-    d.v = s.v;
-    d.kb = s.kb;
-    d.vb = s.vb;
-  }
+  dst.layers = src.layers;  // every field of every layer (element-wise: dst's buffers are reused)
   dst.length = src.length;
 }
 
