@@ -53,6 +53,14 @@ int64_t score_stride(int64_t n) {
   return ld;
 }
 
+// V of a block's keys for its kv head: rows ld apart (the projections' output), or column panels
+// (gemm_f32_panels: panel j at p + j * ld).
+struct VRows {
+  const float* p;
+  int64_t ld;
+  bool panels;
+};
+
 // The exact softmax of one query block's score rows, then P·V and the block's output rows. scores:
 // [nq, ns] raw Q·Kᵀ at stride lds against keys k_lo .. k_lo + ns - 1 (finished here: scale, softcap,
 // mask); vb: V of those keys for the block's kv head; out: the block's first output row (stride ldo).
@@ -61,8 +69,8 @@ int64_t score_stride(int64_t n) {
 // (softmax(...).to(dtype)); in fp32 the unnormalised exps go through P·V and the output is scaled by
 // 1/sum. acc: [nq, hd] and inv: [nq] scratch.
 void softmax_pv_block(const RowKernels& rk, float* scores, int64_t lds, int64_t nq, int64_t ns, int64_t i0,
-                      int64_t k_lo, Band band, const AttnParams& p, const float* vb, int64_t ldkv, float* acc,
-                      float* inv, float* out, int64_t ldo) {
+                      int64_t k_lo, Band band, const AttnParams& p, VRows vb, float* acc, float* inv, float* out,
+                      int64_t ldo) {
   const int64_t hd = p.head_dim;
   const bool exact_probs = p.precision != Precision::kF32;
   const float* cap = p.softcap ? &*p.softcap : nullptr;
@@ -75,7 +83,8 @@ void softmax_pv_block(const RowKernels& rk, float* scores, int64_t lds, int64_t 
     if (exact_probs) rk.scale_round(s, ns, f, p.precision);
     inv[r] = exact_probs ? 1.f : f;
   }
-  gemm_f32(nq, hd, ns, scores, lds, vb, ldkv, /*b_transposed=*/false, acc, hd, false);
+  if (vb.panels) gemm_f32_panels(nq, hd, ns, scores, lds, vb.p, vb.ld, acc, hd, false);
+  else gemm_f32(nq, hd, ns, scores, lds, vb.p, vb.ld, /*b_transposed=*/false, acc, hd, false);
   for (int64_t r = 0; r < nq; ++r) {
     float* o = out + r * ldo;
     for (int64_t d = 0; d < hd; ++d) o[d] = acc[r * hd + d] * inv[r];
@@ -147,7 +156,7 @@ static void attention_tiled(const float* q, int64_t ldq, const float* k, const f
           for (int64_t t0 = k_lo; t0 < k_hi; t0 += kTileKeys)
             gemm_f32(nq, std::min(kTileKeys, k_hi - t0), hd, qh, ldq, k + t0 * ldkv + kvh * hd, ldkv,
                      /*b_transposed=*/true, wide.data() + (t0 - k_lo), ldw, false);
-          softmax_pv_block(rk, wide.data(), ldw, nq, ns, i0, k_lo, band, p, v + k_lo * ldkv + kvh * hd, ldkv,
+          softmax_pv_block(rk, wide.data(), ldw, nq, ns, i0, k_lo, band, p, VRows{v + k_lo * ldkv + kvh * hd, ldkv, false},
                            acc.data(), /*inv=*/sum.data(), out + i0 * ldo + h * hd, ldo);
         } else {
           for (int64_t t0 = k_lo; t0 < k_hi; t0 += kTileKeys) {
@@ -197,19 +206,39 @@ void attention_banded(const float* q, int64_t ldq, const float* k, const float* 
   const int64_t group = p.num_heads / p.num_kv_heads;
   const int64_t qb_rows = query_block(std::min(L, band.behind + band.ahead + 1));
   const int64_t n_qblocks = (L + qb_rows - 1) / qb_rows;
-  // Kᵀ per kv head ([hd][ldt]), made once: Q·Kᵀ then reads it in place. Transposing K panels inside
-  // every block's product instead gathers rows ldkv apart (a cache line per element group) again
-  // for each query block, which cost more than the products themselves at head_dim 72.
-  const int64_t ldt = score_stride(L);
-  std::vector<float> kt(static_cast<size_t>(p.num_kv_heads * hd * ldt));
+  // Kᵀ and V per kv head, made once, in the column panels of gemm_f32_panels (w columns each):
+  // Q·Kᵀ and P·V then stream their B operand in order. Kᵀ: panel j holds keys [jw, jw + w) as [hd][w];
+  // V: panel c holds head-dim columns [cw, cw + w) of every key as [Lw][w]. Zero past L and hd.
+  // (Transposing K panels inside every block's product instead gathers rows ldkv apart, a cache line
+  // per element group, again for each query block, which cost more than the products themselves at
+  // head_dim 72; V rows read in place lie 4.6 KB apart in the vision tower and share 8 of the L1
+  // cache's 64 sets: P·V ran at 43-51 GFLOP/s on one core against 63-77 from panels.)
+  const int64_t w = gemm_panel_width();
+  const int64_t nkp = (L + w - 1) / w, Lw = nkp * w;  // key panels; keys rounded up to whole panels
+  const int64_t nvp = (hd + w - 1) / w;                // V column panels per kv head
+  const int64_t kt_head = nkp * hd * w, v_head = nvp * Lw * w;
+  std::vector<float> kt(static_cast<size_t>(p.num_kv_heads * kt_head));
+  std::vector<float> vp(static_cast<size_t>(p.num_kv_heads * v_head));
 #pragma omp parallel
   {
 #pragma omp for schedule(static)
-    for (int64_t j0 = 0; j0 < L; j0 += 16) {
-      const int64_t j1 = std::min(L, j0 + 16);
-      for (int64_t c = 0; c < p.num_kv_heads * hd; ++c) {
-        float* dst = kt.data() + c * ldt;
-        for (int64_t j = j0; j < j1; ++j) dst[j] = k[j * ldkv + c];
+    for (int64_t j = 0; j < nkp; ++j) {
+      for (int64_t kvh = 0; kvh < p.num_kv_heads; ++kvh) {
+        float* kd = kt.data() + kvh * kt_head + j * hd * w;
+        float* vd = vp.data() + kvh * v_head + j * w * w;
+        for (int64_t t = 0; t < w; ++t) {
+          const int64_t key = j * w + t;
+          const float* kr = key < L ? k + key * ldkv + kvh * hd : nullptr;
+          const float* vr = key < L ? v + key * ldkv + kvh * hd : nullptr;
+          for (int64_t d = 0; d < hd; ++d) kd[d * w + t] = kr ? kr[d] : 0.f;
+          for (int64_t c0 = 0; c0 < hd; c0 += w) {
+            float* dst = vd + (c0 / w) * Lw * w + t * w;
+            const int64_t nc = std::min(w, hd - c0);
+            if (vr) std::copy(vr + c0, vr + c0 + nc, dst);
+            else std::fill(dst, dst + nc, 0.f);
+            std::fill(dst + nc, dst + w, 0.f);
+          }
+        }
       }
     }
     std::vector<float> scores;
@@ -221,14 +250,16 @@ void attention_banded(const float* q, int64_t ldq, const float* k, const float* 
         const int64_t i0 = qb * qb_rows, i1 = std::min(L, i0 + qb_rows), nq = i1 - i0;
         const int64_t kvh = h / group;
         const float* qh = q + i0 * ldq + h * hd;
-        const int64_t k_lo = std::max<int64_t>(0, i0 - band.behind);
+        // The block's key span, from a panel boundary: the keys before the band's first one get -inf
+        // scores (finish masks them), which leaves the softmax and P·V exactly as without them.
+        const int64_t k_lo = std::max<int64_t>(0, i0 - band.behind) / w * w;
         const int64_t k_hi = std::min<int64_t>(L, i1 - 1 + band.ahead + 1);
         const int64_t ns = k_hi - k_lo, lds = score_stride(ns);
         if (scores.size() < static_cast<size_t>(nq * lds)) scores.resize(static_cast<size_t>(nq * lds));
-        gemm_f32(nq, ns, hd, qh, ldq, kt.data() + kvh * hd * ldt + k_lo, ldt, /*b_transposed=*/false, scores.data(),
-                 lds, false);
-        softmax_pv_block(rk, scores.data(), lds, nq, ns, i0, k_lo, band, p, v + k_lo * ldkv + kvh * hd, ldkv, acc.data(),
-                         inv.data(), out + i0 * ldo + h * hd, ldo);
+        gemm_f32_panels(nq, ns, hd, qh, ldq, kt.data() + kvh * kt_head + k_lo * hd, hd * w, scores.data(), lds, false);
+        softmax_pv_block(rk, scores.data(), lds, nq, ns, i0, k_lo, band, p,
+                         VRows{vp.data() + kvh * v_head + k_lo * w, Lw * w, true}, acc.data(), inv.data(),
+                         out + i0 * ldo + h * hd, ldo);
       }
     }
   }

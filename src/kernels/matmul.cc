@@ -92,6 +92,33 @@ void gemm_f32_isa(Isa isa, int64_t M, int64_t N, int64_t K, const float* A, int6
   ref::gemm_f32(M, N, K, A, lda, B, ldb, b_transposed, C, ldc, accumulate);
 }
 
+// The scalar fallback has no register tile and takes any width: 16, the AVX2 kernels'.
+int64_t gemm_panel_width_isa(Isa isa) {
+  switch (clamp_isa(isa)) {
+    case Isa::kAvx512: return kern::avx512::gemm_panel_width();
+    case Isa::kAvx2: return kern::avx2::gemm_panel_width();
+    case Isa::kScalar: break;
+  }
+  return 16;
+}
+
+void gemm_f32_panels_isa(Isa isa, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp,
+                         int64_t ldp, float* C, int64_t ldc, bool accumulate) {
+  switch (clamp_isa(isa)) {
+    case Isa::kAvx512: kern::avx512::gemm_f32_panels(M, N, K, A, lda, Bp, ldp, C, ldc, accumulate); return;
+    case Isa::kAvx2: kern::avx2::gemm_f32_panels(M, N, K, A, lda, Bp, ldp, C, ldc, accumulate); return;
+    case Isa::kScalar: break;
+  }
+  ref::gemm_f32_panels(M, N, K, A, lda, Bp, gemm_panel_width_isa(isa), ldp, C, ldc, accumulate);
+}
+
+int64_t gemm_panel_width() { return gemm_panel_width_isa(active_isa()); }
+
+void gemm_f32_panels(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp, int64_t ldp,
+                     float* C, int64_t ldc, bool accumulate) {
+  gemm_f32_panels_isa(active_isa(), M, N, K, A, lda, Bp, ldp, C, ldc, accumulate);
+}
+
 void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy,
             const MatmulOptions& opt) {
   if (opt.row_stable && M > kRowStableGroup) {

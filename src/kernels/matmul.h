@@ -96,6 +96,15 @@ void matmul_parts(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts
 void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
               bool b_transposed, float* C, int64_t ldc, bool accumulate);
 
+// gemm_f32 with B pre-packed into column panels of w = gemm_panel_width() columns (the micro-kernel's
+// register tile width; it depends on the ISA): element (k, n) of B at Bp[(n / w) * ldp + k * w + n % w],
+// ldp >= K * w. A panel's columns past N are read and must be finite (zero them). Attention packs
+// each head's Kᵀ and V so once: the products then stream B in order, where rows of K or V lie
+// a token's whole width apart (4.6 KB in the vision tower) and land in a few L1 sets.
+int64_t gemm_panel_width();
+void gemm_f32_panels(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp, int64_t ldp,
+                     float* C, int64_t ldc, bool accumulate);
+
 // The same products computed by the kernels of a given ISA (lowered to active_isa() if the CPU or
 // T5G_ISA does not allow it): lets tests and benchmarks exercise every code path on one machine.
 // With Isa::kAvx512, opt.x_is_bf16 and bf16 weights, the AVX512_BF16 (vdpbf16ps) kernels are used
@@ -106,12 +115,18 @@ void matmul_parts_isa(Isa isa, const float* X, int64_t M, int64_t ldx, const Mat
                       const MatmulOptions& opt = {});
 void gemm_f32_isa(Isa isa, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
                   int64_t ldb, bool b_transposed, float* C, int64_t ldc, bool accumulate);
+int64_t gemm_panel_width_isa(Isa isa);
+void gemm_f32_panels_isa(Isa isa, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp,
+                         int64_t ldp, float* C, int64_t ldc, bool accumulate);
 
 namespace ref {
 // Plain loops: the reference the optimised kernels are tested against.
 void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy);
 void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
               bool b_transposed, float* C, int64_t ldc, bool accumulate);
+// Panels of w columns (any w >= 1), as gemm_f32_panels.
+void gemm_f32_panels(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp, int64_t w,
+                     int64_t ldp, float* C, int64_t ldc, bool accumulate);
 }  // namespace ref
 
 }  // namespace t5g

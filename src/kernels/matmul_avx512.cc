@@ -251,7 +251,14 @@ void matmul_parts(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts
 
 void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
               bool b_transposed, float* C, int64_t ldc, bool accumulate) {
-  gemm_f32_impl(M, N, K, A, lda, B, ldb, b_transposed, C, ldc, accumulate);
+  gemm_f32_impl(M, N, K, A, lda, B, ldb, b_transposed ? BLayout::kTransposed : BLayout::kRows, C, ldc, accumulate);
 }
+
+void gemm_f32_panels(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp, int64_t ldp,
+                     float* C, int64_t ldc, bool accumulate) {
+  gemm_f32_impl(M, N, K, A, lda, Bp, ldp, BLayout::kPanels, C, ldc, accumulate);
+}
+
+int64_t gemm_panel_width() { return kNR; }
 
 }  // namespace t5g::kern::avx512

@@ -728,8 +728,12 @@ void matmul_f32acc(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W
 
 // ---------------------------------------------------------------------------------------------
 // Single-threaded dense fp32 GEMM for attention tiles.
+// B layouts of gemm_f32_impl: [K, N] row-major, [N, K] row-major (Bᵀ), or column panels of kNR columns
+// (panel j at B + j * ldb, its row k at + k * kNR: the micro-kernel's own layout, read in place).
+enum class BLayout { kRows, kTransposed, kPanels };
+
 void gemm_f32_impl(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-                   bool b_transposed, float* C, int64_t ldc, bool accumulate) {
+                   BLayout layout, float* C, int64_t ldc, bool accumulate) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     if (!accumulate)
@@ -737,8 +741,8 @@ void gemm_f32_impl(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
         for (int64_t n = 0; n < N; ++n) C[m * ldc + n] = 0.f;
     return;
   }
-  // A is read in place (broadcasts from kMR row pointers); B is used in place when it is [K, N], and
-  // packed one kNR-column micro-panel at a time (a transpose) when it is [N, K].
+  // A is read in place (broadcasts from kMR row pointers); B is used in place when it is [K, N] or
+  // already in panels, and packed one kNR-column micro-panel at a time (a transpose) when it is [N, K].
   const int64_t kc_nom = gemm_kc(K);
   float* Bp = static_cast<float*>(kern::scratch(kern::kScratchGemmB, static_cast<size_t>(kNR * kc_nom) * sizeof(float)));
   const int64_t npan = cdiv(N, kNR);
@@ -749,7 +753,10 @@ void gemm_f32_impl(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
       const int nvalid = static_cast<int>(imin(kNR, N - jp * kNR));
       const float* Bpan;
       int64_t ldbk;
-      if (b_transposed) {
+      if (layout == BLayout::kPanels) {
+        Bpan = B + jp * ldb + pc * kNR;
+        ldbk = kNR;
+      } else if (layout == BLayout::kTransposed) {
         pack_b_f32<WeightType::kF32>(B, ldb, jp * kNR, nvalid, pc, kc, Bp);
         Bpan = Bp;
         ldbk = kNR;

@@ -28,6 +28,9 @@ void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float
 void matmul_parts(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n);
 void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
               bool b_transposed, float* C, int64_t ldc, bool accumulate);
+void gemm_f32_panels(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp, int64_t ldp,
+                     float* C, int64_t ldc, bool accumulate);
+int64_t gemm_panel_width();
 void bf16_to_f32(const uint16_t* src, float* dst, int64_t n);
 void f16_to_f32(const uint16_t* src, float* dst, int64_t n);
 void f32_to_bf16(const float* src, uint16_t* dst, int64_t n);
@@ -41,6 +44,9 @@ void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float
 void matmul_parts(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n, bool bf16_dot);
 void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
               bool b_transposed, float* C, int64_t ldc, bool accumulate);
+void gemm_f32_panels(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp, int64_t ldp,
+                     float* C, int64_t ldc, bool accumulate);
+int64_t gemm_panel_width();
 void bf16_to_f32(const uint16_t* src, float* dst, int64_t n);
 void f16_to_f32(const uint16_t* src, float* dst, int64_t n);
 void f32_to_bf16(const float* src, uint16_t* dst, int64_t n);

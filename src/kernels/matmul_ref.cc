@@ -38,6 +38,17 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, cons
   }
 }
 
+void gemm_f32_panels(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp, int64_t w,
+                     int64_t ldp, float* C, int64_t ldc, bool accumulate) {
+  for (int64_t m = 0; m < M; ++m) {
+    for (int64_t n = 0; n < N; ++n) {
+      float acc = 0.f;
+      for (int64_t k = 0; k < K; ++k) acc += A[m * lda + k] * Bp[(n / w) * ldp + k * w + n % w];
+      C[m * ldc + n] = accumulate ? C[m * ldc + n] + acc : acc;
+    }
+  }
+}
+
 }  // namespace ref
 
 }  // namespace t5g

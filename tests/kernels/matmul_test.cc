@@ -291,5 +291,36 @@ TEST(GemmF32, MatchesReference) {
           for (int64_t pad : {0, 3}) check_gemm(isa, s[0], s[1], s[2], bt, acc, pad, rng);
 }
 
+// B in gemm_f32_panels' layout gives the same bits as the same B row-major: each output is the same
+// micro-kernel FMA chain, only the addresses of B differ. Panels' columns past N are zero, their row
+// stride ldp is padded, and the padding of C is left alone.
+TEST(GemmF32, PanelsEqualRowMajorBitwise) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  const int64_t shapes[][3] = {{1, 1, 1}, {6, 16, 8}, {7, 17, 9}, {18, 72, 300}, {13, 40, 600}, {5, 130, 257}, {12, 8, 0}};
+  for (Isa isa : isas()) {
+    const int64_t w = gemm_panel_width_isa(isa);
+    for (const auto& sh : shapes) {
+      const int64_t M = sh[0], N = sh[1], K = sh[2], lda = K + 3, ldc = N + 5, ldp = K * w + 2 * w;
+      std::vector<float> A(static_cast<size_t>(M * lda + 1)), B(static_cast<size_t>(K * N + 1));
+      for (auto& v : A) v = nd(rng);
+      for (auto& v : B) v = nd(rng);
+      const int64_t npan = (N + w - 1) / w;
+      std::vector<float> Bp(static_cast<size_t>(npan * ldp + 1), 0.f);
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t n = 0; n < N; ++n) Bp[static_cast<size_t>((n / w) * ldp + k * w + n % w)] = B[k * N + n];
+      for (bool acc : {false, true}) {
+        std::vector<float> C(static_cast<size_t>(M * ldc + 1));
+        for (auto& v : C) v = nd(rng);
+        std::vector<float> Cp = C;
+        gemm_f32_isa(isa, M, N, K, A.data(), lda, B.data(), N, false, C.data(), ldc, acc);
+        gemm_f32_panels_isa(isa, M, N, K, A.data(), lda, Bp.data(), ldp, Cp.data(), ldc, acc);
+        ASSERT_EQ(0, std::memcmp(C.data(), Cp.data(), C.size() * sizeof(float)))
+            << isa_name(isa) << " M=" << M << " N=" << N << " K=" << K << " acc=" << acc;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace t5g
