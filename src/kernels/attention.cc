@@ -94,10 +94,64 @@ void softmax_pv_block(const RowKernels& rk, float* scores, int64_t lds, int64_t 
 
 }  // namespace
 
+// Kᵀ and V of every kv head, made once per call in the column panels of gemm_f32_panels (w columns
+// each), so that Q·Kᵀ and P·V stream their B operand in order. Kᵀ: panel j holds keys [jw, jw + w) as
+// [hd][w]; V: panel c holds head-dim columns [cw, cw + w) of every key as [Lw][w]; zero past L and hd.
+// Read in place instead, K needs a transpose per product (for every query block again) and V rows lie
+// a token's whole width apart: 4.6 KB in the vision tower, where they share 8 of the L1 cache's 64
+// sets (P·V ran at 43-51 GFLOP/s on one core, against 63-77 from panels). Memory: one more copy of K
+// and V (2 KB per key for the 270m's single kv head of 256).
+struct PackedKv {
+  int64_t w = 0, hd = 0;                     // panel width, head dim
+  int64_t nkp = 0, Lw = 0, nvp = 0;          // key panels; keys padded to them; V panels
+  int64_t kt_head = 0, v_head = 0;           // floats per kv head
+  std::vector<float> kt, vp;
+  // B operands (gemm_f32_panels) for the keys from k0 (a multiple of w) of kv head h.
+  const float* kt_at(int64_t h, int64_t k0) const { return kt.data() + h * kt_head + k0 * hd; }
+  int64_t kt_ld() const { return hd * w; }
+  const float* v_at(int64_t h, int64_t k0) const { return vp.data() + h * v_head + k0 * w; }
+  int64_t v_ld() const { return Lw * w; }
+};
+
+PackedKv pack_kv(const float* k, const float* v, int64_t ldkv, int64_t L, const AttnParams& p) {
+  PackedKv pk;
+  const int64_t hd = p.head_dim, w = gemm_panel_width();
+  pk.w = w;
+  pk.hd = hd;
+  pk.nkp = (L + w - 1) / w;
+  pk.Lw = pk.nkp * w;
+  pk.nvp = (hd + w - 1) / w;
+  pk.kt_head = pk.nkp * hd * w;
+  pk.v_head = pk.nvp * pk.Lw * w;
+  pk.kt.resize(static_cast<size_t>(p.num_kv_heads * pk.kt_head));
+  pk.vp.resize(static_cast<size_t>(p.num_kv_heads * pk.v_head));
+#pragma omp parallel for schedule(static)
+  for (int64_t j = 0; j < pk.nkp; ++j) {
+    for (int64_t kvh = 0; kvh < p.num_kv_heads; ++kvh) {
+      float* kd = pk.kt.data() + kvh * pk.kt_head + j * hd * w;
+      float* vd = pk.vp.data() + kvh * pk.v_head + j * w * w;
+      for (int64_t t = 0; t < w; ++t) {
+        const int64_t key = j * w + t;
+        const float* kr = key < L ? k + key * ldkv + kvh * hd : nullptr;
+        const float* vr = key < L ? v + key * ldkv + kvh * hd : nullptr;
+        for (int64_t d = 0; d < hd; ++d) kd[d * w + t] = kr ? kr[d] : 0.f;
+        for (int64_t c0 = 0; c0 < hd; c0 += w) {
+          float* dst = vd + (c0 / w) * pk.Lw * w + t * w;
+          const int64_t nc = std::min(w, hd - c0);
+          if (vr) std::copy(vr + c0, vr + c0 + nc, dst);
+          else std::fill(dst, dst + nc, 0.f);
+          std::fill(dst + nc, dst + w, 0.f);
+        }
+      }
+    }
+  }
+  return pk;
+}
+
 // Long key spans (full-attention layers of long inputs): blocks of kTileRows query rows, Q·Kᵀ by key
-// tiles of kTileKeys (K read in place, transposed per tile), so each K/V element fetched serves 96 query
-// rows (the short-span path below reads a pre-transposed Kᵀ whose rows lie L floats apart and re-streams
-// it for every block of 18-48 rows, which made it memory-bound past a few thousand keys).
+// tiles of kTileKeys (from the packed Kᵀ), so each K/V element fetched serves 96 query rows (the
+// short-span path below re-streams Kᵀ for every block of 18-48 rows, which made it memory-bound past a
+// few thousand keys).
 //   fp32: online softmax (flash-attention style); nothing larger than a [96, 512] score tile exists.
 //     Per row, running max m and sum l; a tile raising m to m' rescales l and the output accumulator
 //     by exp(m - m'); out = acc / l. Differs from the exact softmax only by the fp32 rounding of the
@@ -121,6 +175,7 @@ static void attention_tiled(const float* q, int64_t ldq, const float* k, const f
   const float* cap = p.softcap ? &*p.softcap : nullptr;
   const int64_t n_qblocks = (L + kTileRows - 1) / kTileRows;
   const int64_t lds = score_stride(kTileKeys);
+  const PackedKv pk = pack_kv(k, v, ldkv, L, p);
 #pragma omp parallel
   {
     std::vector<float> scores(static_cast<size_t>(kTileRows * lds));
@@ -133,12 +188,13 @@ static void attention_tiled(const float* q, int64_t ldq, const float* k, const f
         const int64_t i0 = qb * kTileRows, i1 = std::min(L, i0 + kTileRows), nq = i1 - i0;
         const int64_t kvh = h / group;
         const float* qh = q + i0 * ldq + h * hd;
-        const int64_t k_lo = std::max<int64_t>(0, i0 - band.behind);
+        // From a panel boundary: keys before the band get -inf scores (finish masks them).
+        const int64_t k_lo = std::max<int64_t>(0, i0 - band.behind) / pk.w * pk.w;
         const int64_t k_hi = std::min<int64_t>(L, i1 - 1 + band.ahead + 1);
         // Scores of the block's rows against keys [t0, t0 + nt), finished (scale, softcap, mask) per row;
         // each row's tile maximum in tmax.
         auto tile_scores = [&](int64_t t0, int64_t nt, float* tmax) {
-          gemm_f32(nq, nt, hd, qh, ldq, k + t0 * ldkv + kvh * hd, ldkv, /*b_transposed=*/true, scores.data(), lds, false);
+          gemm_f32_panels(nq, nt, hd, qh, ldq, pk.kt_at(kvh, t0), pk.kt_ld(), scores.data(), lds, false);
           for (int64_t r = 0; r < nq; ++r) {
             const int64_t i = i0 + r;  // visible keys: [i - behind, i + ahead] (finish clamps to the tile)
             tmax[r] = rk.finish(scores.data() + r * lds, nt, i - band.behind - t0, i + band.ahead + 1 - t0, p.scale, cap,
@@ -154,9 +210,9 @@ static void attention_tiled(const float* q, int64_t ldq, const float* k, const f
           const int64_t ns = k_hi - k_lo, ldw = score_stride(ns);
           if (wide.size() < static_cast<size_t>(nq * ldw)) wide.resize(static_cast<size_t>(nq * ldw));
           for (int64_t t0 = k_lo; t0 < k_hi; t0 += kTileKeys)
-            gemm_f32(nq, std::min(kTileKeys, k_hi - t0), hd, qh, ldq, k + t0 * ldkv + kvh * hd, ldkv,
-                     /*b_transposed=*/true, wide.data() + (t0 - k_lo), ldw, false);
-          softmax_pv_block(rk, wide.data(), ldw, nq, ns, i0, k_lo, band, p, VRows{v + k_lo * ldkv + kvh * hd, ldkv, false},
+            gemm_f32_panels(nq, std::min(kTileKeys, k_hi - t0), hd, qh, ldq, pk.kt_at(kvh, t0), pk.kt_ld(),
+                            wide.data() + (t0 - k_lo), ldw, false);
+          softmax_pv_block(rk, wide.data(), ldw, nq, ns, i0, k_lo, band, p, VRows{pk.v_at(kvh, k_lo), pk.v_ld(), true},
                            acc.data(), /*inv=*/sum.data(), out + i0 * ldo + h * hd, ldo);
         } else {
           for (int64_t t0 = k_lo; t0 < k_hi; t0 += kTileKeys) {
@@ -177,8 +233,7 @@ static void attention_tiled(const float* q, int64_t ldq, const float* k, const f
               sum[r] += rk.exp_sum(s, nt, m1);
               mx[r] = m1;
             }
-            gemm_f32(nq, hd, nt, scores.data(), lds, v + t0 * ldkv + kvh * hd, ldkv, /*b_transposed=*/false, acc.data(),
-                     hd, true);
+            gemm_f32_panels(nq, hd, nt, scores.data(), lds, pk.v_at(kvh, t0), pk.v_ld(), acc.data(), hd, true);
           }
           for (int64_t r = 0; r < nq; ++r) {
             float* o = out + (i0 + r) * ldo + h * hd;
@@ -206,41 +261,9 @@ void attention_banded(const float* q, int64_t ldq, const float* k, const float* 
   const int64_t group = p.num_heads / p.num_kv_heads;
   const int64_t qb_rows = query_block(std::min(L, band.behind + band.ahead + 1));
   const int64_t n_qblocks = (L + qb_rows - 1) / qb_rows;
-  // Kᵀ and V per kv head, made once, in the column panels of gemm_f32_panels (w columns each):
-  // Q·Kᵀ and P·V then stream their B operand in order. Kᵀ: panel j holds keys [jw, jw + w) as [hd][w];
-  // V: panel c holds head-dim columns [cw, cw + w) of every key as [Lw][w]. Zero past L and hd.
-  // (Transposing K panels inside every block's product instead gathers rows ldkv apart, a cache line
-  // per element group, again for each query block, which cost more than the products themselves at
-  // head_dim 72; V rows read in place lie 4.6 KB apart in the vision tower and share 8 of the L1
-  // cache's 64 sets: P·V ran at 43-51 GFLOP/s on one core against 63-77 from panels.)
-  const int64_t w = gemm_panel_width();
-  const int64_t nkp = (L + w - 1) / w, Lw = nkp * w;  // key panels; keys rounded up to whole panels
-  const int64_t nvp = (hd + w - 1) / w;                // V column panels per kv head
-  const int64_t kt_head = nkp * hd * w, v_head = nvp * Lw * w;
-  std::vector<float> kt(static_cast<size_t>(p.num_kv_heads * kt_head));
-  std::vector<float> vp(static_cast<size_t>(p.num_kv_heads * v_head));
+  const PackedKv pk = pack_kv(k, v, ldkv, L, p);
 #pragma omp parallel
   {
-#pragma omp for schedule(static)
-    for (int64_t j = 0; j < nkp; ++j) {
-      for (int64_t kvh = 0; kvh < p.num_kv_heads; ++kvh) {
-        float* kd = kt.data() + kvh * kt_head + j * hd * w;
-        float* vd = vp.data() + kvh * v_head + j * w * w;
-        for (int64_t t = 0; t < w; ++t) {
-          const int64_t key = j * w + t;
-          const float* kr = key < L ? k + key * ldkv + kvh * hd : nullptr;
-          const float* vr = key < L ? v + key * ldkv + kvh * hd : nullptr;
-          for (int64_t d = 0; d < hd; ++d) kd[d * w + t] = kr ? kr[d] : 0.f;
-          for (int64_t c0 = 0; c0 < hd; c0 += w) {
-            float* dst = vd + (c0 / w) * Lw * w + t * w;
-            const int64_t nc = std::min(w, hd - c0);
-            if (vr) std::copy(vr + c0, vr + c0 + nc, dst);
-            else std::fill(dst, dst + nc, 0.f);
-            std::fill(dst + nc, dst + w, 0.f);
-          }
-        }
-      }
-    }
     std::vector<float> scores;
     std::vector<float> acc(static_cast<size_t>(qb_rows * hd));
     std::vector<float> inv(static_cast<size_t>(qb_rows));
@@ -252,14 +275,13 @@ void attention_banded(const float* q, int64_t ldq, const float* k, const float* 
         const float* qh = q + i0 * ldq + h * hd;
         // The block's key span, from a panel boundary: the keys before the band's first one get -inf
         // scores (finish masks them), which leaves the softmax and P·V exactly as without them.
-        const int64_t k_lo = std::max<int64_t>(0, i0 - band.behind) / w * w;
+        const int64_t k_lo = std::max<int64_t>(0, i0 - band.behind) / pk.w * pk.w;
         const int64_t k_hi = std::min<int64_t>(L, i1 - 1 + band.ahead + 1);
         const int64_t ns = k_hi - k_lo, lds = score_stride(ns);
         if (scores.size() < static_cast<size_t>(nq * lds)) scores.resize(static_cast<size_t>(nq * lds));
-        gemm_f32_panels(nq, ns, hd, qh, ldq, kt.data() + kvh * kt_head + k_lo * hd, hd * w, scores.data(), lds, false);
-        softmax_pv_block(rk, scores.data(), lds, nq, ns, i0, k_lo, band, p,
-                         VRows{vp.data() + kvh * v_head + k_lo * w, Lw * w, true}, acc.data(), inv.data(),
-                         out + i0 * ldo + h * hd, ldo);
+        gemm_f32_panels(nq, ns, hd, qh, ldq, pk.kt_at(kvh, k_lo), pk.kt_ld(), scores.data(), lds, false);
+        softmax_pv_block(rk, scores.data(), lds, nq, ns, i0, k_lo, band, p, VRows{pk.v_at(kvh, k_lo), pk.v_ld(), true},
+                         acc.data(), inv.data(), out + i0 * ldo + h * hd, ldo);
       }
     }
   }
