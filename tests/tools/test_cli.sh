@@ -56,6 +56,8 @@ for W in int8 q4; do
 done
 B=$($T5G bench -m $QD/q4 --encoder-lengths 8 --decode-batches 1 --decode-tokens 3 --repeats 1)
 case "$B" in *'"weights":"q4"'*'"decode":[{"batch":1'*'"fraction_of_bound"'*) ok ;; *) bad "bench q4: ${B:0:200}" ;; esac
+# The roofline: the best of three samples of each, all reported.
+case "$B" in *'"fma_peak_samples_gflop_per_s":['*,*,*']'*'"memory_bandwidth_samples_gbs":['*,*,*']'*) ok ;; *) bad "bench roofline samples: ${B:0:300}" ;; esac
 expect_error "quantize into an existing folder" "exists" $T5G quantize -m $MODEL --weights q4 -o $QD/q4
 expect_error "quantize without a format" "needs --weights" $T5G quantize -m $MODEL -o $QD/none
 expect_error "unknown weight format" "unknown weight format 'q5'" $T5G generate -m $MODEL --input-ids 2 --weights q5
