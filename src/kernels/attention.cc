@@ -53,24 +53,17 @@ int64_t score_stride(int64_t n) {
   return ld;
 }
 
-// V of a block's keys for its kv head: rows ld apart (the projections' output), or column panels
-// (gemm_f32_panels: panel j at p + j * ld).
-struct VRows {
-  const float* p;
-  int64_t ld;
-  bool panels;
-};
-
 // The exact softmax of one query block's score rows, then P·V and the block's output rows. scores:
 // [nq, ns] raw Q·Kᵀ at stride lds against keys k_lo .. k_lo + ns - 1 (finished here: scale, softcap,
-// mask); vb: V of those keys for the block's kv head; out: the block's first output row (stride ldo).
+// mask); vp: V of those keys for the block's kv head in column panels (gemm_f32_panels, panel stride
+// ldp; see PackedKv); out: the block's first output row (stride ldo).
 // Per row the maximum, exp and sum over the whole row, exactly as the reference's
 // softmax(dtype=float32). In reduced precision the normalised probabilities are rounded before P·V
 // (softmax(...).to(dtype)); in fp32 the unnormalised exps go through P·V and the output is scaled by
 // 1/sum. acc: [nq, hd] and inv: [nq] scratch.
 void softmax_pv_block(const RowKernels& rk, float* scores, int64_t lds, int64_t nq, int64_t ns, int64_t i0,
-                      int64_t k_lo, Band band, const AttnParams& p, VRows vb, float* acc, float* inv, float* out,
-                      int64_t ldo) {
+                      int64_t k_lo, Band band, const AttnParams& p, const float* vp, int64_t ldp, float* acc,
+                      float* inv, float* out, int64_t ldo) {
   const int64_t hd = p.head_dim;
   const bool exact_probs = p.precision != Precision::kF32;
   const float* cap = p.softcap ? &*p.softcap : nullptr;
@@ -83,8 +76,7 @@ void softmax_pv_block(const RowKernels& rk, float* scores, int64_t lds, int64_t 
     if (exact_probs) rk.scale_round(s, ns, f, p.precision);
     inv[r] = exact_probs ? 1.f : f;
   }
-  if (vb.panels) gemm_f32_panels(nq, hd, ns, scores, lds, vb.p, vb.ld, acc, hd, false);
-  else gemm_f32(nq, hd, ns, scores, lds, vb.p, vb.ld, /*b_transposed=*/false, acc, hd, false);
+  gemm_f32_panels(nq, hd, ns, scores, lds, vp, ldp, acc, hd, false);
   for (int64_t r = 0; r < nq; ++r) {
     float* o = out + r * ldo;
     for (int64_t d = 0; d < hd; ++d) o[d] = acc[r * hd + d] * inv[r];
@@ -161,7 +153,8 @@ PackedKv pack_kv(const float* k, const float* v, int64_t ldkv, int64_t L, const 
 //     linear in the length: 50 MB at 128K keys) and rounds them exactly as the short-span path does.
 // Key spans above this take the tiled path: 1024 for text heads (head_dim >= 128: measured 75 vs 60
 // GFLOP/s per core at 2048 keys, bench_kernels BM_Attention), 4096 for narrow heads (the vision tower's
-// 72: its 4096-key layers run faster through the pre-transposed Kᵀ of the short-span path).
+// 72: its 4096-key layers ran faster through the short-span path, 57 vs 50 GFLOP/s; with both paths
+// on packed panels they measure equal).
 inline int64_t tiled_min_span(int64_t head_dim) { return head_dim >= 128 ? 1024 : 4096; }
 constexpr int64_t kTileKeys = 512;
 constexpr int64_t kTileRows = 96;  // a multiple of 6 (the AVX2 GEMM tile height) and of 12 (AVX-512)
@@ -212,7 +205,7 @@ static void attention_tiled(const float* q, int64_t ldq, const float* k, const f
           for (int64_t t0 = k_lo; t0 < k_hi; t0 += kTileKeys)
             gemm_f32_panels(nq, std::min(kTileKeys, k_hi - t0), hd, qh, ldq, pk.kt_at(kvh, t0), pk.kt_ld(),
                             wide.data() + (t0 - k_lo), ldw, false);
-          softmax_pv_block(rk, wide.data(), ldw, nq, ns, i0, k_lo, band, p, VRows{pk.v_at(kvh, k_lo), pk.v_ld(), true},
+          softmax_pv_block(rk, wide.data(), ldw, nq, ns, i0, k_lo, band, p, pk.v_at(kvh, k_lo), pk.v_ld(),
                            acc.data(), /*inv=*/sum.data(), out + i0 * ldo + h * hd, ldo);
         } else {
           for (int64_t t0 = k_lo; t0 < k_hi; t0 += kTileKeys) {
@@ -280,7 +273,7 @@ void attention_banded(const float* q, int64_t ldq, const float* k, const float* 
         const int64_t ns = k_hi - k_lo, lds = score_stride(ns);
         if (scores.size() < static_cast<size_t>(nq * lds)) scores.resize(static_cast<size_t>(nq * lds));
         gemm_f32_panels(nq, ns, hd, qh, ldq, pk.kt_at(kvh, k_lo), pk.kt_ld(), scores.data(), lds, false);
-        softmax_pv_block(rk, scores.data(), lds, nq, ns, i0, k_lo, band, p, VRows{pk.v_at(kvh, k_lo), pk.v_ld(), true},
+        softmax_pv_block(rk, scores.data(), lds, nq, ns, i0, k_lo, band, p, pk.v_at(kvh, k_lo), pk.v_ld(),
                          acc.data(), inv.data(), out + i0 * ldo + h * hd, ldo);
       }
     }

@@ -98,9 +98,9 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, cons
 
 // gemm_f32 with B pre-packed into column panels of w = gemm_panel_width() columns (the micro-kernel's
 // register tile width; it depends on the ISA): element (k, n) of B at Bp[(n / w) * ldp + k * w + n % w],
-// ldp >= K * w. A panel's columns past N are read and must be finite (zero them). Attention packs
-// each head's Kᵀ and V so once: the products then stream B in order, where rows of K or V lie
-// a token's whole width apart (4.6 KB in the vision tower) and land in a few L1 sets.
+// ldp >= K * w. A panel's columns past N may be read and must be finite (zero them). Attention packs
+// each kv head's Kᵀ and V this way once per call: the products then stream B in order, where rows of K
+// or V lie a token's whole width apart (4.6 KB in the vision tower) and land in a few L1 sets.
 int64_t gemm_panel_width();
 void gemm_f32_panels(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp, int64_t ldp,
                      float* C, int64_t ldc, bool accumulate);
