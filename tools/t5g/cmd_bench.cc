@@ -22,8 +22,21 @@ namespace t5g::cli {
 
 namespace {
 using Clock = std::chrono::steady_clock;
-constexpr int kRooflineSamples = 3;  // measurements of the FMA peak and of the read bandwidth (the best counts)
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// The best of kRooflineSamples calls of measure() (all of them into `samples`, a JSON array).
+constexpr int kRooflineSamples = 3;
+template <class F>
+double best_of_samples(F&& measure, nlohmann::ordered_json& samples) {
+  samples = nlohmann::ordered_json::array();
+  double best = 0.0;
+  for (int i = 0; i < kRooflineSamples; ++i) {
+    const double v = measure();
+    samples.push_back(v);
+    best = std::max(best, v);
+  }
+  return best;
+}
 
 struct BenchArgs {
   ModelArgs m;
@@ -100,13 +113,8 @@ Action add_bench(CLI::App& app) {
     omp_set_num_threads(model->threads());
     // The roofline is the best of three measurements: on a shared machine one of them can catch a
     // neighbour's burst, and a low peak or bandwidth would overstate every fraction against it.
-    nlohmann::ordered_json peak_samples = nlohmann::ordered_json::array();
-    double peak = 0.0;
-    for (int i = 0; i < kRooflineSamples; ++i) {
-      const double g = measure_fma_peak_gflops();
-      peak_samples.push_back(g);
-      peak = std::max(peak, g);
-    }
+    nlohmann::ordered_json peak_samples;
+    const double peak = best_of_samples([] { return measure_fma_peak_gflops(); }, peak_samples);
     out["fma_peak_gflop_per_s"] = peak;  // = the bf16 GEMM peak on CPUs without AVX512_BF16 (bf16 is widened)
     out["fma_peak_samples_gflop_per_s"] = peak_samples;
 
@@ -148,13 +156,8 @@ Action add_bench(CLI::App& app) {
     out["first_token"] = ftl;
 
     omp_set_num_threads(model->threads());
-    nlohmann::ordered_json bw_samples = nlohmann::ordered_json::array();
-    double bw = 0.0;
-    for (int i = 0; i < kRooflineSamples; ++i) {
-      const double b = measure_read_bandwidth_gbs();
-      bw_samples.push_back(b);
-      bw = std::max(bw, b);
-    }
+    nlohmann::ordered_json bw_samples;
+    const double bw = best_of_samples([] { return measure_read_bandwidth_gbs(); }, bw_samples);
     // Each decode step reads every decoder weight and the tied LM head once.
     uint64_t step_bytes = 0;
     for (const auto& l : m.weights.decoder)
