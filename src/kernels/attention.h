@@ -48,22 +48,12 @@ struct KvSpan {
 
 // fp32 rows (self-attention caches, tests).
 inline KvSpan kv_span_f32(const float* k, const float* v, int64_t ld, int64_t n) {
-  KvSpan s;
-  s.k.f = k;
-  s.v.f = v;
-  s.ld = ld;
-  s.n = n;
-  return s;
+  return KvSpan{KvRows{.f = k}, KvRows{.f = v}, ld, n};
 }
 
 // bf16 rows (a bf16 model's self and cross caches).
 inline KvSpan kv_span_bf16(const uint16_t* k, const uint16_t* v, int64_t ld, int64_t n) {
-  KvSpan s;
-  s.k.b = k;
-  s.v.b = v;
-  s.ld = ld;
-  s.n = n;
-  return s;
+  return KvSpan{KvRows{.b = k}, KvRows{.b = v}, ld, n};
 }
 
 // One query row (all heads) against the union of `spans`, one softmax over all of them (the

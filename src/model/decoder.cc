@@ -30,12 +30,8 @@ KvSpan CrossKv::span(int64_t layer, int64_t kvd, int64_t kv_heads, int64_t S) co
   const Layer& x = layers[static_cast<size_t>(layer)];
   if (!x.kb.empty()) return kv_span_bf16(x.kb.data(), x.vb.data(), kvd, S);
   if (x.kq.empty()) return kv_span_f32(x.k.data(), x.v.data(), kvd, S);
-  KvSpan sp;
-  sp.ld = kvd;
-  sp.n = S;
-  sp.k = {nullptr, nullptr, x.kq.data(), x.ks.data(), kv_heads};
-  sp.v = {nullptr, nullptr, x.vq.data(), x.vs.data(), kv_heads};
-  return sp;
+  return KvSpan{KvRows{.q = x.kq.data(), .s = x.ks.data(), .sld = kv_heads},
+                KvRows{.q = x.vq.data(), .s = x.vs.data(), .sld = kv_heads}, kvd, S};
 }
 
 CrossKvFormat parse_cross_kv_format(const std::string& s) {
