@@ -229,6 +229,81 @@ struct PackBf16Dot {
   }
 };
 
+// GEMM regime (M > kGemvMaxM) of the vdpbf16ps path, for one product or several of the same X and K
+// (matmul_parts: q, k, v; gate, up). X is packed once per block of kBdRowBlock rows into bf16-pair row
+// panels spanning the whole K (shared by the threads); the columns of all the products then go out as
+// one dynamic list of chunks of kBdChunkPanels panels, each thread packing its own B chunk and running it
+// against every row panel of the block. K is cut into blocks of at most kBdKcMax (a B panel of 32
+// columns stays within L1/L2), so a C tile is reloaded only K / kBdKcMax times: with 128-wide K blocks
+// the micro-kernel spent a quarter of its time waiting for C tiles evicted between blocks. Every output
+// is one fp32 chain over the (k, k+1) pairs in order (storing and reloading the fp32 accumulator
+// between K blocks changes nothing), so the result depends neither on the blocking, nor on M, nor on
+// the threads.
+constexpr int64_t kBdKcMax = 1024;
+constexpr int64_t kBdRowBlock = 32 * kMR;
+constexpr int64_t kBdChunkPanels = 2;
+
+inline int64_t bd_kc(int64_t K) {
+  const int64_t nk = cdiv(K, kBdKcMax);
+  return cdiv(cdiv(K, nk), 2) * 2;  // even: K blocks start on a pair
+}
+
+void bd_gemm(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int np) {
+  const int64_t K = parts[0].w->cols;
+  if (K == 0) {
+    for (int p = 0; p < np; ++p)
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < parts[p].w->rows; ++n) parts[p].y[m * parts[p].ldy + n] = 0.f;
+    return;
+  }
+  const int64_t Kp = cdiv(K, 2), kc_nom = bd_kc(K);
+  int64_t first[kMaxMatmulParts + 1], rows = 0;
+  first[0] = 0;
+  for (int p = 0; p < np; ++p) {
+    first[p + 1] = first[p] + cdiv(cdiv(parts[p].w->rows, kNR), kBdChunkPanels);
+    rows += parts[p].w->rows;
+  }
+  const int64_t block_rows = imin(M, kBdRowBlock);
+  uint32_t* Ap = static_cast<uint32_t*>(
+      kern::scratch(kern::kScratchX, static_cast<size_t>(cdiv(block_rows, kMR) * kMR * Kp) * sizeof(uint32_t)));
+#pragma omp parallel if (M * rows * K >= kGemmParallelMacs)
+  {
+    uint32_t* Bp = static_cast<uint32_t*>(
+        kern::scratch(kern::kScratchB, static_cast<size_t>(kBdChunkPanels * kNR * (kc_nom / 2)) * sizeof(uint32_t)));
+    for (int64_t r0 = 0; r0 < M; r0 += kBdRowBlock) {
+      const int64_t m = imin(kBdRowBlock, M - r0), npr = cdiv(m, kMR);
+#pragma omp for schedule(static)
+      for (int64_t pr = 0; pr < npr; ++pr)
+        PackBf16Dot::pack_a(X + r0 * ldx, ldx, pr * kMR, static_cast<int>(imin(kMR, m - pr * kMR)), 0, K,
+                            reinterpret_cast<float*>(Ap + pr * kMR * Kp));
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t c = 0; c < first[np]; ++c) {
+        int p = 0;
+        while (c >= first[p + 1]) ++p;
+        const WeightMatrix& W = *parts[p].w;
+        float* Y = parts[p].y + r0 * parts[p].ldy;
+        const int64_t ldy = parts[p].ldy, N = W.rows, npan = cdiv(N, kNR);
+        const int64_t jp0 = (c - first[p]) * kBdChunkPanels, jp1 = imin(npan, jp0 + kBdChunkPanels);
+        for (int64_t pc = 0; pc < K; pc += kc_nom) {
+          const int64_t kc = imin(kc_nom, K - pc), kp = cdiv(kc, 2);
+          for (int64_t jp = jp0; jp < jp1; ++jp)
+            PackBf16Dot::pack_b(W, jp * kNR, static_cast<int>(imin(kNR, N - jp * kNR)), pc, kc,
+                                reinterpret_cast<float*>(Bp + (jp - jp0) * kNR * kp));
+          for (int64_t jp = jp0; jp < jp1; ++jp) {
+            const int nvalid = static_cast<int>(imin(kNR, N - jp * kNR));
+            for (int64_t pr = 0; pr < npr; ++pr) {
+              const int mr = static_cast<int>(imin(kMR, m - pr * kMR));
+              (nvalid == kNR ? g_bd_uk.full : g_bd_uk.edge)[mr](kp, Ap + pr * kMR * Kp + (pc / 2) * kMR,
+                                                                Bp + (jp - jp0) * kNR * kp,
+                                                                Y + pr * kMR * ldy + jp * kNR, ldy, nvalid, pc > 0);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy, bool bf16_dot) {
@@ -236,13 +311,21 @@ void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float
     matmul_f32acc(X, M, ldx, W, Y, ldy);
     return;
   }
-  if (M <= kGemvMaxM) bd_gemv(X, M, ldx, W, Y, ldy);
-  else gemm_packed<PackBf16Dot>(X, M, ldx, W, Y, ldy);
+  if (M <= kGemvMaxM) {
+    bd_gemv(X, M, ldx, W, Y, ldy);
+  } else {
+    const MatmulOut part{&W, Y, ldy};
+    bd_gemm(X, M, ldx, &part, 1);
+  }
 }
 
 void matmul_parts(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n, bool bf16_dot) {
-  if (bf16_dot && parts[0].w->type == WeightType::kBF16) {  // the vdpbf16ps kernels: one product at a time
-    for (int i = 0; i < n; ++i) matmul(X, M, ldx, *parts[i].w, parts[i].y, parts[i].ldy, true);
+  if (bf16_dot && parts[0].w->type == WeightType::kBF16) {
+    if (M > kGemvMaxM) {
+      bd_gemm(X, M, ldx, parts, n);  // one schedule for all the parts
+    } else {
+      for (int i = 0; i < n; ++i) matmul(X, M, ldx, *parts[i].w, parts[i].y, parts[i].ldy, true);
+    }
     return;
   }
   if (M <= kGemvMaxM) matmul_parts_decode(X, M, ldx, parts, n);
