@@ -58,6 +58,10 @@ inline uint32_t hi16(float f) {
 // Decode regime: rows streamed one at a time in memory order (see gemv in matmul_impl.inl). A block is
 // 4 x 32 bf16 (four 64-byte lines), one accumulator per line; result hsum((a0 + a1) + (a2 + a3)).
 constexpr int64_t kBdBlock = 128;
+#ifndef T5G_BD_PF
+#define T5G_BD_PF 1024
+#endif
+constexpr int64_t kBdPrefetchBytes = T5G_BD_PF;
 
 template <int MC, bool PREFETCH>
 void bd_gemv_row(const uint16_t* w, int64_t K, const uint16_t* xb, int64_t K2, float* y, int64_t ldy) {
@@ -80,7 +84,7 @@ void bd_gemv_row(const uint16_t* w, int64_t K, const uint16_t* xb, int64_t K2, f
     const uint16_t* p = w + blk * kBdBlock;
     if constexpr (PREFETCH) {
 #pragma GCC unroll 4
-      for (int o = 0; o < 256; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p) + kGemvPrefetchBytes + o, _MM_HINT_T0);
+      for (int o = 0; o < 256; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p) + kBdPrefetchBytes + o, _MM_HINT_T0);
     }
     block(p, blk * kBdBlock);
   }

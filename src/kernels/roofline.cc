@@ -48,17 +48,24 @@ __attribute__((target("avx512f"), noinline)) float fma_loop_avx512(int64_t iters
   return out[0];
 }
 
-}  // namespace
-
-float fma_loop(Isa isa, int64_t iters) { return isa == Isa::kAvx512 ? fma_loop_avx512(iters) : fma_loop_avx2(iters); }
-
-double fma_loop_flops(Isa isa, int64_t iters) {
-  return 2.0 * (isa == Isa::kAvx512 ? 16 : 8) * kChains * static_cast<double>(iters);
+// vdpbf16ps: 16 lanes x 2 products x 2 flops per instruction.
+__attribute__((target("avx512f,avx512bf16"), noinline)) float bf16_dot_loop(int64_t iters) {
+  __m512 acc[kChains];
+  for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_ps(0.001f * i);
+  const __m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80), b = (__m512bh)_mm512_set1_epi16(0x3f7f);
+  for (int64_t it = 0; it < iters; ++it) {
+#pragma GCC unroll 12
+    for (int i = 0; i < kChains; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
+  }
+  __m512 s = acc[0];
+  for (int i = 1; i < kChains; ++i) s = _mm512_add_ps(s, acc[i]);
+  float out[16];
+  _mm512_storeu_ps(out, s);
+  return out[0];
 }
 
-double measure_fma_peak_gflops(double seconds) {
-  const Isa isa = active_isa();
-  if (isa == Isa::kScalar) return 0;
+template <class Loop>
+double best_parallel_gflops(Loop loop, double flops_per_iter, double seconds) {
   int64_t iters = 1 << 20;
   double best = 0;
   for (int rep = 0; rep < 10; ++rep) {
@@ -69,14 +76,35 @@ double measure_fma_peak_gflops(double seconds) {
     {
 #pragma omp single
       threads = omp_get_num_threads();
-      sink += fma_loop(isa, iters);
+      sink += loop(iters);
     }
     const double s = std::chrono::duration<double>(Clock::now() - t).count();
     if (sink == 42.f) std::fputc(' ', stderr);  // keeps the loops
-    best = std::max(best, fma_loop_flops(isa, iters) * threads / s / 1e9);
+    best = std::max(best, flops_per_iter * static_cast<double>(iters) * threads / s / 1e9);
     if (s < seconds / 4) iters *= 2;
   }
   return best;
+}
+
+}  // namespace
+
+bool has_bf16_dot() { return active_isa() == Isa::kAvx512 && cpu_features().avx512bf16; }
+
+double measure_bf16_dot_peak_gflops(double seconds) {
+  if (!has_bf16_dot()) return 0;
+  return best_parallel_gflops([](int64_t iters) { return bf16_dot_loop(iters); }, 2.0 * 2 * 16 * kChains, seconds);
+}
+
+float fma_loop(Isa isa, int64_t iters) { return isa == Isa::kAvx512 ? fma_loop_avx512(iters) : fma_loop_avx2(iters); }
+
+double fma_loop_flops(Isa isa, int64_t iters) {
+  return 2.0 * (isa == Isa::kAvx512 ? 16 : 8) * kChains * static_cast<double>(iters);
+}
+
+double measure_fma_peak_gflops(double seconds) {
+  const Isa isa = active_isa();
+  if (isa == Isa::kScalar) return 0;
+  return best_parallel_gflops([isa](int64_t iters) { return fma_loop(isa, iters); }, fma_loop_flops(isa, 1), seconds);
 }
 
 __attribute__((target("avx2"), noinline)) static float read_sum_avx2(const float* p, int64_t n) {

@@ -1,5 +1,6 @@
 // The machine's limits that speed is reported against: fp32 FMA peak (what a GEMM of bf16 weights
-// reaches on CPUs without AVX512_BF16, after widening) and memory read bandwidth. Both use the
+// reaches on CPUs without AVX512_BF16, after widening), the vdpbf16ps peak where AVX512_BF16 runs a
+// bf16 model's GEMMs, and memory read bandwidth. All use the
 // calling thread's OpenMP thread count.
 #pragma once
 #include <cstdint>
@@ -17,6 +18,12 @@ double fma_loop_flops(Isa isa, int64_t iters);
 // Register-only fused multiply-add loop on every thread, in GFLOP/s (2 flops per FMA lane), for the
 // widest vector ISA active_isa() allows.
 double measure_fma_peak_gflops(double seconds = 0.3);
+
+// Whether the bf16 matrix products of a bf16 model run on AVX512_BF16 dot products (vdpbf16ps) here.
+bool has_bf16_dot();
+// Register-only vdpbf16ps loop on every thread, in GFLOP/s (4 flops per fp32 lane: two products and
+// their adds): the compute peak of a bf16 model's GEMMs where has_bf16_dot(); 0 elsewhere.
+double measure_bf16_dot_peak_gflops(double seconds = 0.3);
 
 // Sum of n floats with independent vector chains (AVX2 where active_isa() allows): one thread's
 // streaming read, limited by the loads, not the adds.

@@ -58,6 +58,9 @@ B=$($T5G bench -m $QD/q4 --encoder-lengths 8 --decode-batches 1 --decode-tokens 
 case "$B" in *'"weights":"q4"'*'"decode":[{"batch":1'*'"fraction_of_bound"'*) ok ;; *) bad "bench q4: ${B:0:200}" ;; esac
 # The roofline: the best of three samples of each, all reported.
 case "$B" in *'"fma_peak_samples_gflop_per_s":['*,*,*']'*'"memory_bandwidth_samples_gbs":['*,*,*']'*) ok ;; *) bad "bench roofline samples: ${B:0:300}" ;; esac
+# The compute peak the GEMMs are measured against: the FMA peak for q4 weights (dequantized to fp32 panels);
+# the vdpbf16ps peak is reported (null on CPUs without AVX512_BF16); every encoder entry has both fractions.
+case "$B" in *'"bf16_dot_peak_gflop_per_s":'*'"compute_peak_gflop_per_s":'*'"compute_peak_kind":"fp32_fma"'*'"fraction_of_fma_peak":'*'"fraction_of_compute_peak":'*) ok ;; *) bad "bench compute peak: ${B:0:400}" ;; esac
 expect_error "quantize into an existing folder" "exists" $T5G quantize -m $MODEL --weights q4 -o $QD/q4
 expect_error "quantize without a format" "needs --weights" $T5G quantize -m $MODEL -o $QD/none
 expect_error "unknown weight format" "unknown weight format 'q5'" $T5G generate -m $MODEL --input-ids 2 --weights q5
