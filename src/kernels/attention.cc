@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "kernels/cpu_features.h"
@@ -61,8 +62,29 @@ int64_t score_stride(int64_t n) {
 // softmax(dtype=float32). In reduced precision the normalised probabilities are rounded before P·V
 // (softmax(...).to(dtype)); in fp32 the unnormalised exps go through P·V and the output is scaled by
 // 1/sum. acc: [nq, hd] and inv: [nq] scratch.
+// V of the block's keys for P·V: fp32 column panels (gemm_f32_panels), or bf16 pair panels
+// (gemm_bf16_panels, a bf16 model on AVX512_BF16), then the rounded probabilities go to pbuf as bf16.
+struct VOperand {
+  const float* vp = nullptr;
+  int64_t ldp = 0;
+  const uint32_t* vp16 = nullptr;
+  int64_t ldp16 = 0;
+  std::vector<uint16_t>* pbuf = nullptr;
+};
+
+// Rows [0, nq) of n bf16-valued floats (stride ld) as bf16 into dst (stride ldd = n rounded up to even),
+// a zero after an odd n (the last pair's second element). The values are bf16 already: the high halves.
+void rows_to_bf16(const float* x, int64_t nq, int64_t n, int64_t ld, uint16_t* dst, int64_t ldd) {
+  for (int64_t r = 0; r < nq; ++r) {
+    const uint32_t* xr = reinterpret_cast<const uint32_t*>(x + r * ld);
+    uint16_t* d = dst + r * ldd;
+    for (int64_t c = 0; c < n; ++c) d[c] = static_cast<uint16_t>(xr[c] >> 16);
+    if (n % 2) d[n] = 0;
+  }
+}
+
 void softmax_pv_block(const RowKernels& rk, float* scores, int64_t lds, int64_t nq, int64_t ns, int64_t i0,
-                      int64_t k_lo, Band band, const AttnParams& p, const float* vp, int64_t ldp, float* acc,
+                      int64_t k_lo, Band band, const AttnParams& p, const VOperand& vo, float* acc,
                       float* inv, float* out, int64_t ldo) {
   const int64_t hd = p.head_dim;
   const bool exact_probs = p.precision != Precision::kF32;
@@ -76,7 +98,14 @@ void softmax_pv_block(const RowKernels& rk, float* scores, int64_t lds, int64_t 
     if (exact_probs) rk.scale_round(s, ns, f, p.precision);
     inv[r] = exact_probs ? 1.f : f;
   }
-  gemm_f32_panels(nq, hd, ns, scores, lds, vp, ldp, acc, hd, false);
+  if (vo.vp16) {
+    const int64_t ldb = (ns + 1) / 2 * 2;
+    if (vo.pbuf->size() < static_cast<size_t>(nq * ldb)) vo.pbuf->resize(static_cast<size_t>(nq * ldb));
+    rows_to_bf16(scores, nq, ns, lds, vo.pbuf->data(), ldb);
+    gemm_bf16_panels(nq, hd, ldb / 2, vo.pbuf->data(), ldb, vo.vp16, vo.ldp16, acc, hd, false);
+  } else {
+    gemm_f32_panels(nq, hd, ns, scores, lds, vo.vp, vo.ldp, acc, hd, false);
+  }
   for (int64_t r = 0; r < nq; ++r) {
     float* o = out + r * ldo;
     for (int64_t d = 0; d < hd; ++d) o[d] = acc[r * hd + d] * inv[r];
@@ -140,6 +169,94 @@ PackedKv pack_kv(const float* k, const float* v, int64_t ldkv, int64_t L, const 
   return pk;
 }
 
+// The same for a bf16 model on AVX512_BF16 (gemm_bf16_panels): Kᵀ and V in bf16 pair panels, so that
+// Q·Kᵀ and P·V run on vdpbf16ps (twice the fp32 FMA rate) with the reference's bf16 operands, fp32
+// accumulation. Kᵀ: panel j holds keys [jw, jw + w) as [hp][w] dwords, pair dd = head-dim elements
+// (2dd, 2dd + 1); V: panel c holds head-dim columns [cw, cw + w) as [Lw / 2][w] dwords, pair kk = keys
+// (2kk, 2kk + 1). Zero past L and hd. Half the memory of PackedKv. The keys and values are bf16 values
+// (the projections' rounded outputs): their high halves are exact.
+struct PackedKv16 {
+  int64_t w = 0, hd = 0, hp = 0;             // panel width, head dim, head-dim pairs
+  int64_t nkp = 0, Lw = 0, nvp = 0;          // key panels; keys padded to them; V panels
+  int64_t kt_head = 0, v_head = 0;           // dwords per kv head
+  std::vector<uint32_t> kt, vp;
+  const uint32_t* kt_at(int64_t h, int64_t k0) const { return kt.data() + h * kt_head + (k0 / w) * hp * w; }
+  int64_t kt_ld() const { return hp * w; }
+  const uint32_t* v_at(int64_t h, int64_t k0) const { return vp.data() + h * v_head + (k0 / 2) * w; }
+  int64_t v_ld() const { return Lw / 2 * w; }
+};
+
+inline uint32_t bf16_pair(float lo, float hi) {
+  uint32_t a, b;
+  std::memcpy(&a, &lo, 4);
+  std::memcpy(&b, &hi, 4);
+  return (a >> 16) | (b & 0xffff0000u);
+}
+
+PackedKv16 pack_kv16(const float* k, const float* v, int64_t ldkv, int64_t L, const AttnParams& p) {
+  PackedKv16 pk;
+  const int64_t hd = p.head_dim, w = gemm_bf16_panel_width();
+  pk.w = w;
+  pk.hd = hd;
+  pk.hp = (hd + 1) / 2;
+  pk.nkp = (L + w - 1) / w;
+  pk.Lw = pk.nkp * w;  // w is even
+  pk.nvp = (hd + w - 1) / w;
+  pk.kt_head = pk.nkp * pk.hp * w;
+  pk.v_head = pk.nvp * (pk.Lw / 2) * w;
+  pk.kt.resize(static_cast<size_t>(p.num_kv_heads * pk.kt_head));
+  pk.vp.resize(static_cast<size_t>(p.num_kv_heads * pk.v_head));
+#pragma omp parallel for schedule(static)
+  for (int64_t j = 0; j < pk.nkp; ++j) {
+    for (int64_t kvh = 0; kvh < p.num_kv_heads; ++kvh) {
+      uint32_t* kd = pk.kt.data() + kvh * pk.kt_head + j * pk.hp * w;
+      for (int64_t t = 0; t < w; ++t) {
+        const int64_t key = j * w + t;
+        const float* kr = key < L ? k + key * ldkv + kvh * hd : nullptr;
+        for (int64_t dd = 0; dd < pk.hp; ++dd)
+          kd[dd * w + t] = kr ? bf16_pair(kr[2 * dd], 2 * dd + 1 < hd ? kr[2 * dd + 1] : 0.f) : 0u;
+      }
+      for (int64_t kk = j * w / 2; kk < (j + 1) * w / 2; ++kk) {
+        const int64_t k0 = 2 * kk, k1 = 2 * kk + 1;
+        const float* v0 = k0 < L ? v + k0 * ldkv + kvh * hd : nullptr;
+        const float* v1 = k1 < L ? v + k1 * ldkv + kvh * hd : nullptr;
+        for (int64_t c0 = 0; c0 < hd; c0 += w) {
+          uint32_t* dst = pk.vp.data() + kvh * pk.v_head + (c0 / w) * pk.v_ld() + kk * w;
+          for (int64_t t = 0; t < w; ++t) {
+            const int64_t c = c0 + t;
+            dst[t] = c < hd ? bf16_pair(v0 ? v0[c] : 0.f, v1 ? v1[c] : 0.f) : 0u;
+          }
+        }
+      }
+    }
+  }
+  return pk;
+}
+
+// Q·Kᵀ of a block of nq query rows (qh, stride ldq) against the keys [k0, k0 + n) (k0 a multiple of the
+// panel width) of kv head kvh, into scores (stride lds): fp32 panels, or bf16 pair panels with the
+// block's Q rows converted to bf16 in qbuf.
+struct KeyOperand {
+  const PackedKv* f = nullptr;
+  const PackedKv16* b = nullptr;
+  int64_t w() const { return b ? b->w : f->w; }
+  void scores(int64_t nq, int64_t n, const float* qh, int64_t ldq, int64_t kvh, int64_t k0, float* out, int64_t lds,
+              std::vector<uint16_t>& qbuf) const {
+    if (!b) {
+      gemm_f32_panels(nq, n, f->hd, qh, ldq, f->kt_at(kvh, k0), f->kt_ld(), out, lds, false);
+      return;
+    }
+    const int64_t ldb = 2 * b->hp;
+    if (qbuf.size() < static_cast<size_t>(nq * ldb)) qbuf.resize(static_cast<size_t>(nq * ldb));
+    rows_to_bf16(qh, nq, b->hd, ldq, qbuf.data(), ldb);
+    gemm_bf16_panels(nq, n, b->hp, qbuf.data(), ldb, b->kt_at(kvh, k0), b->kt_ld(), out, lds, false);
+  }
+  VOperand values(int64_t kvh, int64_t k0, std::vector<uint16_t>& pbuf) const {
+    if (b) return VOperand{.vp16 = b->v_at(kvh, k0), .ldp16 = b->v_ld(), .pbuf = &pbuf};
+    return VOperand{.vp = f->v_at(kvh, k0), .ldp = f->v_ld()};
+  }
+};
+
 // Long key spans (full-attention layers of long inputs): blocks of kTileRows query rows, Q·Kᵀ by key
 // tiles of kTileKeys (from the packed Kᵀ), so each K/V element fetched serves 96 query rows (the
 // short-span path below re-streams Kᵀ for every block of 18-48 rows, which made it memory-bound past a
@@ -168,9 +285,15 @@ static void attention_tiled(const float* q, int64_t ldq, const float* k, const f
   const float* cap = p.softcap ? &*p.softcap : nullptr;
   const int64_t n_qblocks = (L + kTileRows - 1) / kTileRows;
   const int64_t lds = score_stride(kTileKeys);
-  const PackedKv pk = pack_kv(k, v, ldkv, L, p);
+  // bf16 on AVX512_BF16: the reduced-precision branch below on vdpbf16ps (the fp32 online branch keeps pk).
+  const bool b16 = p.precision == Precision::kBF16 && gemm_bf16_available();
+  const PackedKv pk = b16 ? PackedKv{} : pack_kv(k, v, ldkv, L, p);
+  const PackedKv16 pk16 = b16 ? pack_kv16(k, v, ldkv, L, p) : PackedKv16{};
+  const KeyOperand ko{b16 ? nullptr : &pk, b16 ? &pk16 : nullptr};
+  const int64_t pw = ko.w();
 #pragma omp parallel
   {
+    std::vector<uint16_t> qbuf, pbuf;  // bf16 Q rows and probabilities (b16)
     std::vector<float> scores(static_cast<size_t>(kTileRows * lds));
     std::vector<float> acc(static_cast<size_t>(kTileRows * hd));
     std::vector<float> mx(static_cast<size_t>(kTileRows)), sum(static_cast<size_t>(kTileRows));
@@ -182,7 +305,7 @@ static void attention_tiled(const float* q, int64_t ldq, const float* k, const f
         const int64_t kvh = h / group;
         const float* qh = q + i0 * ldq + h * hd;
         // From a panel boundary: keys before the band get -inf scores (finish masks them).
-        const int64_t k_lo = std::max<int64_t>(0, i0 - band.behind) / pk.w * pk.w;
+        const int64_t k_lo = std::max<int64_t>(0, i0 - band.behind) / pw * pw;
         const int64_t k_hi = std::min<int64_t>(L, i1 - 1 + band.ahead + 1);
         // Scores of the block's rows against keys [t0, t0 + nt), finished (scale, softcap, mask) per row;
         // each row's tile maximum in tmax.
@@ -203,10 +326,9 @@ static void attention_tiled(const float* q, int64_t ldq, const float* k, const f
           const int64_t ns = k_hi - k_lo, ldw = score_stride(ns);
           if (wide.size() < static_cast<size_t>(nq * ldw)) wide.resize(static_cast<size_t>(nq * ldw));
           for (int64_t t0 = k_lo; t0 < k_hi; t0 += kTileKeys)
-            gemm_f32_panels(nq, std::min(kTileKeys, k_hi - t0), hd, qh, ldq, pk.kt_at(kvh, t0), pk.kt_ld(),
-                            wide.data() + (t0 - k_lo), ldw, false);
-          softmax_pv_block(rk, wide.data(), ldw, nq, ns, i0, k_lo, band, p, pk.v_at(kvh, k_lo), pk.v_ld(),
-                           acc.data(), /*inv=*/sum.data(), out + i0 * ldo + h * hd, ldo);
+            ko.scores(nq, std::min(kTileKeys, k_hi - t0), qh, ldq, kvh, t0, wide.data() + (t0 - k_lo), ldw, qbuf);
+          softmax_pv_block(rk, wide.data(), ldw, nq, ns, i0, k_lo, band, p, ko.values(kvh, k_lo, pbuf), acc.data(),
+                           /*inv=*/sum.data(), out + i0 * ldo + h * hd, ldo);
         } else {
           for (int64_t t0 = k_lo; t0 < k_hi; t0 += kTileKeys) {
             const int64_t nt = std::min(kTileKeys, k_hi - t0);
@@ -254,9 +376,14 @@ void attention_banded(const float* q, int64_t ldq, const float* k, const float* 
   const int64_t group = p.num_heads / p.num_kv_heads;
   const int64_t qb_rows = query_block(std::min(L, band.behind + band.ahead + 1));
   const int64_t n_qblocks = (L + qb_rows - 1) / qb_rows;
-  const PackedKv pk = pack_kv(k, v, ldkv, L, p);
+  const bool b16 = p.precision == Precision::kBF16 && gemm_bf16_available();  // vdpbf16ps (see PackedKv16)
+  const PackedKv pk = b16 ? PackedKv{} : pack_kv(k, v, ldkv, L, p);
+  const PackedKv16 pk16 = b16 ? pack_kv16(k, v, ldkv, L, p) : PackedKv16{};
+  const KeyOperand ko{b16 ? nullptr : &pk, b16 ? &pk16 : nullptr};
+  const int64_t pw = ko.w();
 #pragma omp parallel
   {
+    std::vector<uint16_t> qbuf, pbuf;
     std::vector<float> scores;
     std::vector<float> acc(static_cast<size_t>(qb_rows * hd));
     std::vector<float> inv(static_cast<size_t>(qb_rows));
@@ -268,13 +395,13 @@ void attention_banded(const float* q, int64_t ldq, const float* k, const float* 
         const float* qh = q + i0 * ldq + h * hd;
         // The block's key span, from a panel boundary: the keys before the band's first one get -inf
         // scores (finish masks them), which leaves the softmax and P·V exactly as without them.
-        const int64_t k_lo = std::max<int64_t>(0, i0 - band.behind) / pk.w * pk.w;
+        const int64_t k_lo = std::max<int64_t>(0, i0 - band.behind) / pw * pw;
         const int64_t k_hi = std::min<int64_t>(L, i1 - 1 + band.ahead + 1);
         const int64_t ns = k_hi - k_lo, lds = score_stride(ns);
         if (scores.size() < static_cast<size_t>(nq * lds)) scores.resize(static_cast<size_t>(nq * lds));
-        gemm_f32_panels(nq, ns, hd, qh, ldq, pk.kt_at(kvh, k_lo), pk.kt_ld(), scores.data(), lds, false);
-        softmax_pv_block(rk, scores.data(), lds, nq, ns, i0, k_lo, band, p, pk.v_at(kvh, k_lo), pk.v_ld(),
-                         acc.data(), inv.data(), out + i0 * ldo + h * hd, ldo);
+        ko.scores(nq, ns, qh, ldq, kvh, k_lo, scores.data(), lds, qbuf);
+        softmax_pv_block(rk, scores.data(), lds, nq, ns, i0, k_lo, band, p, ko.values(kvh, k_lo, pbuf), acc.data(),
+                         inv.data(), out + i0 * ldo + h * hd, ldo);
       }
     }
   }

@@ -119,6 +119,16 @@ void gemm_f32_panels(int64_t M, int64_t N, int64_t K, const float* A, int64_t ld
   gemm_f32_panels_isa(active_isa(), M, N, K, A, lda, Bp, ldp, C, ldc, accumulate);
 }
 
+bool gemm_bf16_available() { return active_isa() == Isa::kAvx512 && cpu_features().avx512bf16; }
+
+int64_t gemm_bf16_panel_width() { return kern::avx512::gemm_panel_width(); }
+
+void gemm_bf16_panels(int64_t M, int64_t N, int64_t Kp, const uint16_t* A, int64_t lda, const uint32_t* Bp,
+                      int64_t ldp, float* C, int64_t ldc, bool accumulate) {
+  check(gemm_bf16_available(), "gemm_bf16_panels: this CPU (or T5G_ISA) has no AVX512_BF16");
+  kern::avx512::gemm_bf16_panels(M, N, Kp, A, lda, Bp, ldp, C, ldc, accumulate);
+}
+
 void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy,
             const MatmulOptions& opt) {
   if (opt.row_stable && M > kRowStableGroup) {

@@ -105,6 +105,19 @@ int64_t gemm_panel_width();
 void gemm_f32_panels(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp, int64_t ldp,
                      float* C, int64_t ldc, bool accumulate);
 
+// bf16 products on AVX512_BF16 (vdpbf16ps), for attention in a bf16 model, whose Q, K, V and
+// probabilities are bf16 values: available only where gemm_bf16_available() (else callers use
+// gemm_f32_panels). C[M,N] (+)= A·B over K = 2·Kp, fp32 accumulation: A row-major bf16 (lda elements,
+// even, Kp pairs per row: an odd K's last pair ends in a zero), B in pair panels of
+// gemm_bf16_panel_width() = w columns: the dword of pair kk of column n, (B[2kk][n] | B[2kk+1][n] << 16),
+// at Bp[(n / w) * ldp + kk * w + n % w], ldp >= Kp * w; panel columns past N are read and must be finite.
+// Each output is one fp32 chain over the pairs in order (each step adds the pair's two products), so the
+// result does not depend on M, N or on how the caller splits the rows. Single-threaded.
+bool gemm_bf16_available();
+int64_t gemm_bf16_panel_width();
+void gemm_bf16_panels(int64_t M, int64_t N, int64_t Kp, const uint16_t* A, int64_t lda, const uint32_t* Bp,
+                      int64_t ldp, float* C, int64_t ldc, bool accumulate);
+
 // The same products computed by the kernels of a given ISA (lowered to active_isa() if the CPU or
 // T5G_ISA does not allow it): lets tests and benchmarks exercise every code path on one machine.
 // With Isa::kAvx512, opt.x_is_bf16 and bf16 weights, the AVX512_BF16 (vdpbf16ps) kernels are used
@@ -127,6 +140,10 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, cons
 // Panels of w columns (any w >= 1), as gemm_f32_panels.
 void gemm_f32_panels(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp, int64_t w,
                      int64_t ldp, float* C, int64_t ldc, bool accumulate);
+// gemm_bf16_panels in plain loops (any panel width w): per output the pairs in order, each adding its
+// two products in fp32 (vdpbf16ps may differ in the last bit: it rounds the pair's products in another order).
+void gemm_bf16_panels(int64_t M, int64_t N, int64_t Kp, const uint16_t* A, int64_t lda, const uint32_t* Bp, int64_t w,
+                      int64_t ldp, float* C, int64_t ldc, bool accumulate);
 }  // namespace ref
 
 }  // namespace t5g

@@ -308,7 +308,95 @@ void bd_gemm(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int
   }
 }
 
+// Attention's products in bf16 (gemm_bf16_panels): A row-major bf16 read in place, each (k, k+1) pair a
+// broadcast dword; B in pair panels. The same register tile and chain as bd_ukernel.
+template <int MR, bool EDGE>
+void bd_ukernel_direct(int64_t kp, const uint16_t* A, int64_t lda, const uint32_t* Bp, int64_t ldbk, float* C,
+                       int64_t ldc, int nvalid, bool accumulate) {
+  __m512 c[MR][kNV];
+  __mmask16 mk[kNV];
+#pragma GCC unroll 8
+  for (int j = 0; j < kNV; ++j) mk[j] = V::mask(static_cast<int>(imax(0, imin(16, nvalid - j * 16))));
+  if (accumulate) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+      for (int j = 0; j < kNV; ++j)
+        c[i][j] = EDGE ? _mm512_maskz_loadu_ps(mk[j], C + i * ldc + j * 16) : _mm512_loadu_ps(C + i * ldc + j * 16);
+  } else {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+      for (int j = 0; j < kNV; ++j) c[i][j] = _mm512_setzero_ps();
+  }
+  for (int64_t k = 0; k < kp; ++k) {
+    __m512i b[kNV];
+#pragma GCC unroll 8
+    for (int j = 0; j < kNV; ++j) b[j] = _mm512_loadu_si512(Bp + j * 16);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      int32_t pair;
+      std::memcpy(&pair, A + i * lda + 2 * k, 4);
+      const __m512i a = _mm512_set1_epi32(pair);
+#pragma GCC unroll 8
+      for (int j = 0; j < kNV; ++j) c[i][j] = _mm512_dpbf16_ps(c[i][j], as_bh(a), as_bh(b[j]));
+    }
+    Bp += ldbk;
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < kNV; ++j) {
+      if constexpr (EDGE) _mm512_mask_storeu_ps(C + i * ldc + j * 16, mk[j], c[i][j]);
+      else _mm512_storeu_ps(C + i * ldc + j * 16, c[i][j]);
+    }
+}
+
+using BdDirectFn = void (*)(int64_t, const uint16_t*, int64_t, const uint32_t*, int64_t, float*, int64_t, int, bool);
+
+template <int MR>
+constexpr void bd_direct_fill(BdDirectFn full[], BdDirectFn edge[]) {
+  full[MR] = &bd_ukernel_direct<MR, false>;
+  edge[MR] = &bd_ukernel_direct<MR, true>;
+  if constexpr (MR > 1) bd_direct_fill<MR - 1>(full, edge);
+}
+
+struct BdDirectUkernels {
+  BdDirectFn full[kMR + 1] = {};
+  BdDirectFn edge[kMR + 1] = {};
+  constexpr BdDirectUkernels() { bd_direct_fill<kMR>(full, edge); }
+};
+constexpr BdDirectUkernels g_bd_direct;
+
+// K pairs per block of gemm_bf16_panels: a B panel block of 256 x 32 dwords (32 KiB) stays in L1 while
+// the row tiles of A pass over it (a long P·V has thousands of pairs).
+constexpr int64_t kBdPanelKp = 256;
+
 }  // namespace
+
+void gemm_bf16_panels(int64_t M, int64_t N, int64_t Kp, const uint16_t* A, int64_t lda, const uint32_t* Bp,
+                      int64_t ldp, float* C, int64_t ldc, bool accumulate) {
+  if (Kp == 0) {
+    if (!accumulate)
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < N; ++n) C[m * ldc + n] = 0.f;
+    return;
+  }
+  const int64_t npan = cdiv(N, kNR);
+  for (int64_t k0 = 0; k0 < Kp; k0 += kBdPanelKp) {
+    const int64_t kp = imin(kBdPanelKp, Kp - k0);
+    const bool acc = accumulate || k0 > 0;
+    for (int64_t jp = 0; jp < npan; ++jp) {
+      const int nvalid = static_cast<int>(imin(kNR, N - jp * kNR));
+      const uint32_t* Bpan = Bp + jp * ldp + k0 * kNR;
+      for (int64_t m0 = 0; m0 < M; m0 += kMR) {
+        const int mr = static_cast<int>(imin(kMR, M - m0));
+        (nvalid == kNR ? g_bd_direct.full : g_bd_direct.edge)[mr](kp, A + m0 * lda + 2 * k0, lda, Bpan, kNR,
+                                                                   C + m0 * ldc + jp * kNR, ldc, nvalid, acc);
+      }
+    }
+  }
+}
 
 void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy, bool bf16_dot) {
   if (!bf16_dot || W.type != WeightType::kBF16 || M <= 0 || W.rows <= 0) {

@@ -38,6 +38,21 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, cons
   }
 }
 
+void gemm_bf16_panels(int64_t M, int64_t N, int64_t Kp, const uint16_t* A, int64_t lda, const uint32_t* Bp, int64_t w,
+                      int64_t ldp, float* C, int64_t ldc, bool accumulate) {
+  for (int64_t m = 0; m < M; ++m) {
+    for (int64_t n = 0; n < N; ++n) {
+      float acc = accumulate ? C[m * ldc + n] : 0.f;
+      for (int64_t kk = 0; kk < Kp; ++kk) {
+        const uint32_t b = Bp[(n / w) * ldp + kk * w + n % w];
+        acc += bf16_to_f32(A[m * lda + 2 * kk + 1]) * bf16_to_f32(static_cast<uint16_t>(b >> 16));
+        acc += bf16_to_f32(A[m * lda + 2 * kk]) * bf16_to_f32(static_cast<uint16_t>(b & 0xffffu));
+      }
+      C[m * ldc + n] = acc;
+    }
+  }
+}
+
 void gemm_f32_panels(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp, int64_t w,
                      int64_t ldp, float* C, int64_t ldc, bool accumulate) {
   for (int64_t m = 0; m < M; ++m) {

@@ -322,5 +322,56 @@ TEST(GemmF32, PanelsEqualRowMajorBitwise) {
   }
 }
 
+// gemm_bf16_panels (AVX512_BF16 only): against the plain-loop reference within fp32 reassociation
+// error (vdpbf16ps adds a pair's two products in its own order), C's padding untouched, and each row
+// bitwise the same whether it is multiplied alone or with others (one chain per output).
+TEST(GemmBf16, PanelsMatchReference) {
+  if (!gemm_bf16_available()) GTEST_SKIP() << "no AVX512_BF16 here";
+  std::mt19937 rng(21);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  const int64_t w = gemm_bf16_panel_width();
+  const int64_t shapes[][3] = {{1, 1, 1}, {12, 32, 8}, {13, 33, 36}, {30, 72, 128}, {5, 100, 300}, {25, 7, 513}, {3, 40, 0}};
+  for (const auto& sh : shapes) {
+    const int64_t M = sh[0], N = sh[1], Kp = sh[2], lda = 2 * Kp + 4, ldc = N + 5, ldp = Kp * w + w;
+    std::vector<uint16_t> A(static_cast<size_t>(M * lda + 1));
+    for (auto& v : A) v = f32_to_bf16(nd(rng));
+    const int64_t npan = (N + w - 1) / w;
+    std::vector<uint32_t> Bp(static_cast<size_t>(npan * ldp + 1), 0u);
+    for (int64_t kk = 0; kk < Kp; ++kk)
+      for (int64_t n = 0; n < N; ++n)
+        Bp[static_cast<size_t>((n / w) * ldp + kk * w + n % w)] =
+            f32_to_bf16(nd(rng)) | (static_cast<uint32_t>(f32_to_bf16(nd(rng))) << 16);
+    for (bool acc : {false, true}) {
+      std::vector<float> C(static_cast<size_t>(M * ldc + 1));
+      for (auto& v : C) v = nd(rng);
+      std::vector<float> Cr = C, C0 = C;
+      gemm_bf16_panels(M, N, Kp, A.data(), lda, Bp.data(), ldp, C.data(), ldc, acc);
+      ref::gemm_bf16_panels(M, N, Kp, A.data(), lda, Bp.data(), w, ldp, Cr.data(), ldc, acc);
+      const std::string what = "M=" + std::to_string(M) + " N=" + std::to_string(N) + " Kp=" + std::to_string(Kp) +
+                               " acc=" + std::to_string(acc);
+      for (int64_t m = 0; m < M; ++m) {
+        for (int64_t n = 0; n < ldc; ++n) {
+          const size_t i = static_cast<size_t>(m * ldc + n);
+          if (n >= N) {
+            ASSERT_EQ(C0[i], C[i]) << what << ": padding overwritten at " << m << "," << n;
+            continue;
+          }
+          double mag = acc ? std::fabs(double(C0[i])) : 0.0;
+          for (int64_t kk = 0; kk < Kp; ++kk) {
+            const uint32_t b = Bp[static_cast<size_t>((n / w) * ldp + kk * w + n % w)];
+            mag += std::fabs(double(bf16_to_f32(A[m * lda + 2 * kk])) * bf16_to_f32(static_cast<uint16_t>(b & 0xffffu)));
+            mag += std::fabs(double(bf16_to_f32(A[m * lda + 2 * kk + 1])) * bf16_to_f32(static_cast<uint16_t>(b >> 16)));
+          }
+          ASSERT_NEAR(C[i], Cr[i], 2.0 * (2 * Kp + 2) * std::ldexp(1.0, -24) * mag + 1e-30) << what << " at " << m << "," << n;
+        }
+        std::vector<float> one(static_cast<size_t>(ldc));
+        std::copy(C0.begin() + m * ldc, C0.begin() + (m + 1) * ldc, one.begin());
+        gemm_bf16_panels(1, N, Kp, A.data() + m * lda, lda, Bp.data(), ldp, one.data(), ldc, acc);
+        ASSERT_EQ(0, std::memcmp(one.data(), C.data() + m * ldc, static_cast<size_t>(N) * 4)) << what << " row " << m;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace t5g
