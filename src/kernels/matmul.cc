@@ -44,6 +44,11 @@ static bool avx512_bf16_dot(const MatmulOptions& opt, WeightType t) {
   return opt.x_is_bf16 && t == WeightType::kBF16 && cpu_features().avx512bf16;
 }
 
+// Q8/Q4 decode products on AVX512_VNNI (matmul_vnni.cc).
+static bool vnni_decode(int64_t M, WeightType t) {
+  return is_quantized(t) && M >= 1 && M <= kern::kDecodeMaxM && cpu_features().avx512vnni;
+}
+
 static void check_part_count(int n) {
   check(n >= 1 && n <= kMaxMatmulParts, "matmul_parts: ", n, " products (1 to ", kMaxMatmulParts, " allowed)");
 }
@@ -52,7 +57,12 @@ void matmul_isa(Isa isa, const float* X, int64_t M, int64_t ldx, const WeightMat
                 const MatmulOptions& opt) {
   switch (clamp_isa(isa)) {
     case Isa::kAvx512: {
-      // (Q8/Q4 use 256-bit AVX2 integer kernels in the AVX-512 unit as well.)
+      if (vnni_decode(M, W.type) && W.rows > 0) {
+        const MatmulOut part{&W, Y, ldy};
+        kern::avx512vnni::qmatmul_decode(X, M, ldx, &part, 1);
+        return;
+      }
+      // (Without VNNI, and for the GEMM, Q8/Q4 use the 256-bit AVX2 integer kernels in the AVX-512 unit.)
       kern::avx512::matmul(X, M, ldx, W, Y, ldy, avx512_bf16_dot(opt, W.type));
       return;
     }
@@ -75,7 +85,9 @@ void matmul_parts_isa(Isa isa, const float* X, int64_t M, int64_t ldx, const Mat
     for (int i = 0; i < n; ++i) matmul_isa(isa, X, M, ldx, *parts[i].w, parts[i].y, parts[i].ldy, opt);
     return;
   }
-  if (best == Isa::kAvx512) {
+  if (best == Isa::kAvx512 && vnni_decode(M, parts[0].w->type)) {
+    kern::avx512vnni::qmatmul_decode(X, M, ldx, parts, n);
+  } else if (best == Isa::kAvx512) {
     kern::avx512::matmul_parts(X, M, ldx, parts, n, avx512_bf16_dot(opt, parts[0].w->type));
   } else {
     kern::avx2::matmul_parts(X, M, ldx, parts, n);

@@ -1,0 +1,265 @@
+// Decode products (M <= 8) of the Q8 / Q4 weight formats on AVX-512 VNNI (vpdpbusd on 512-bit vectors).
+// Compiled with the AVX-512 flags plus -mavx512vnni; called only when active_isa() is kAvx512 and the
+// CPU has AVX512_VNNI (matmul.cc). The AVX2 kernels (matmul_quant.inl) need about 2.5 times the
+// instructions per weight byte (vpmaddubsw + vpmaddwd on 256 bits, then per pair of groups a convert,
+// a permute and an FMA): on this path's CPUs they were compute-bound below the memory bandwidth.
+//
+// The arithmetic is the AVX2 kernels' (matmul.h, matmul_quant.inl): each X row is quantized to int8 per
+// group of 32 (dx = max|x| / 127, round to nearest even; a NaN makes dx NaN; groups below 2^-100 count as
+// zero), a group's dot product with the weights is an exact int32 sum, converted to fp32 and multiplied
+// by dw·dx. Summation order (depends on K only, never on M, the rows a pass takes, or the threads):
+//   Q8: one accumulator per output, 16 lanes: groups 2j in lanes 0-7, 2j+1 in lanes 8-15, pairs in
+//       order; result hsum8(low half + high half) — the AVX2 kernel's acc0 + acc1 and qhsum exactly, so
+//       Q8 gives bitwise the AVX2 kernels' results.
+//   Q4: one accumulator per output, 16 lanes: per block of 16 groups first the offset correction
+//       -dw·(8·dx·Σqx) of each group in lane g % 16, then the blocks of 4 groups in order (group 4i + q in
+//       lanes 4q..4q+3); result hsum8(low half + high half).
+// Q4 X order: per 4 groups (128 values) [g0 0..15 | g1 0..15 | g2 0..15 | g3 0..15 | g0 16..31 | .. | g3
+// 16..31], the order of the weights' low and then high nibbles in the 64 bytes of those groups.
+#include <immintrin.h>
+#include <omp.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/matmul_internal.h"
+
+namespace t5g::kern::avx512vnni {
+namespace {
+
+#define T5G_VINLINE inline __attribute__((always_inline))
+
+constexpr int64_t kQG = kQuantGroup;
+static_assert(kQuantGroup == 32, "groups of 32");
+constexpr int64_t kPrefetch = 1024;                 // bytes ahead along a row stream (into L1)
+constexpr int64_t kParallelBytes = int64_t(1) << 17;  // smaller products: one thread
+constexpr int64_t kChunkBytes = int64_t(1) << 16;
+
+inline int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
+inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+
+template <int I>
+struct Ic {
+  static constexpr int value = I;
+};
+template <int N, int I = 0, class F>
+T5G_VINLINE void static_for(F&& f) {
+  if constexpr (I < N) {
+    f(Ic<I>{});
+    static_for<N, I + 1>(f);
+  }
+}
+
+// The AVX2 kernels' qhsum of the 8-lane sum low half + high half.
+T5G_VINLINE float hsum16(__m512 v) {
+  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
+// X quantized: q [M][Q] int8 (Q4 in the order above), d and c [M][Gp] fp32 (c = 8·dx·Σqx), zero past G.
+struct QuantX {
+  const int8_t* q;
+  const float* d;
+  const float* c;
+  int64_t Q, Gp;
+};
+
+// One row of X (K values) into Q int8 (groups past K zero), scales d and offsets c of Gp groups.
+void quantize_row(const float* x, int64_t K, int64_t Q, int64_t Gp, bool q4_order, int8_t* q, float* d, float* c) {
+  const int64_t G = Q / kQG;
+  for (int64_t g = 0; g < G; ++g) {
+    const int64_t n = imax(0, imin(kQG, K - g * kQG));
+    const __mmask16 m0 = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1u);
+    const __mmask16 m1 = static_cast<__mmask16>(n <= 16 ? 0 : n >= 32 ? 0xffff : (1u << (n - 16)) - 1u);
+    const __m512 v0 = _mm512_maskz_loadu_ps(m0, x + g * kQG), v1 = _mm512_maskz_loadu_ps(m1, x + g * kQG + 16);
+    const __mmask16 nan = _mm512_cmp_ps_mask(v0, v0, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(v1, v1, _CMP_UNORD_Q);
+    const float a = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+    const float am = a < 0x1p-100f ? 0.f : a;  // as quantize_x_row: tiny groups count as zero
+    const float dg = nan ? __builtin_nanf("") : am / 127.f;
+    const __m512 id = _mm512_set1_ps(am > 0.f ? 127.f / am : 0.f);
+    const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, id)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, id));
+    const __m128i b0 = _mm512_cvtsepi32_epi8(q0), b1 = _mm512_cvtsepi32_epi8(q1);  // |q| <= 127: no saturation
+    const int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+    if (q4_order) {  // group g = 4i + s: elements 0..15 at 128i + 16s, 16..31 at 128i + 64 + 16s
+      int8_t* base = q + (g / 4) * 4 * kQG + (g % 4) * 16;
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(base), b0);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(base + 64), b1);
+    } else {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + g * kQG), b0);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + g * kQG + 16), b1);
+    }
+    d[g] = dg;
+    c[g] = 8.f * dg * static_cast<float>(sum);
+  }
+  for (int64_t g = G; g < Gp; ++g) d[g] = c[g] = 0.f;
+}
+
+// n (<= 16) fp16 scales from p as fp32, zero past n (never reads past them).
+T5G_VINLINE __m512 load_scales(const uint16_t* p, int64_t n) {
+  const __mmask16 m = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1u);
+  return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+}
+
+// One Q8 weight row (G groups of 32 bytes at w, scales sc) times MC X rows: y[m * ldy].
+template <int MC>
+T5G_VINLINE void q8_row(const uint8_t* w, const uint16_t* sc, int64_t G, const QuantX& xq, float* y, int64_t ldy) {
+  __m512 acc[MC];
+  static_for<MC>([&](auto mc) { acc[mc.value] = _mm512_setzero_ps(); });
+  const __m512i zero = _mm512_setzero_si512();
+  // Lane selectors: step t of a block of 8 groups takes groups 2t (lanes 0-7) and 2t + 1 (lanes 8-15).
+  const __m512i sel[4] = {
+      _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
+      _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3),
+      _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5),
+      _mm512_setr_epi32(6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7)};
+  for (int64_t g0 = 0; g0 < G; g0 += 8) {
+    const int64_t ng = imin(8, G - g0);
+    // dw·dx of the block's 8 groups (as the AVX2 kernel: one product per group).
+    const __m512 dw = load_scales(sc + g0, ng);
+    __m512 s8[MC];
+    static_for<MC>([&](auto mc) {
+      s8[mc.value] = _mm512_mul_ps(dw, _mm512_castps256_ps512(_mm256_loadu_ps(xq.d + mc.value * xq.Gp + g0)));
+    });
+    _mm_prefetch(reinterpret_cast<const char*>(w + g0 * kQG) + kPrefetch, _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(w + g0 * kQG) + kPrefetch + 64, _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(w + g0 * kQG) + kPrefetch + 128, _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(w + g0 * kQG) + kPrefetch + 192, _MM_HINT_T0);
+    for (int t = 0; t < 4 && 2 * t < ng; ++t) {
+      const int64_t g = g0 + 2 * t;
+      __m512i wv;
+      if (g + 2 <= G) {
+        wv = _mm512_loadu_si512(w + g * kQG);
+      } else {  // a row's last single group: its partner's X and scale are zero
+        wv = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + g * kQG)));
+        wv = _mm512_inserti64x4(wv, _mm256_setzero_si256(), 1);
+      }
+      const __m512i aw = _mm512_abs_epi8(wv);
+      const __mmask64 neg = _mm512_movepi8_mask(wv);
+      static_for<MC>([&](auto mc) {
+        constexpr int m = decltype(mc)::value;
+        const __m512i x = _mm512_loadu_si512(xq.q + m * xq.Q + g * kQG);
+        // |w| · (x with w's sign): the AVX2 kernel's sign trick (vpdpbusd takes unsigned · signed).
+        const __m512i xs = _mm512_mask_sub_epi8(x, neg, zero, x);
+        const __m512 f = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, aw, xs));
+        acc[m] = _mm512_fmadd_ps(f, _mm512_permutexvar_ps(sel[t], s8[m]), acc[m]);
+      });
+    }
+  }
+  static_for<MC>([&](auto mc) { y[mc.value * ldy] = hsum16(acc[mc.value]); });
+}
+
+// One Q4 weight row (G groups of 16 bytes at w, scales sc) times MC X rows (Q4 order): y[m * ldy].
+template <int MC>
+T5G_VINLINE void q4_row(const uint8_t* w, const uint16_t* sc, int64_t G, const QuantX& xq, float* y, int64_t ldy) {
+  __m512 acc[MC];
+  static_for<MC>([&](auto mc) { acc[mc.value] = _mm512_setzero_ps(); });
+  const __m512i zero = _mm512_setzero_si512();
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  // Step t of a block of 16 groups takes groups 4t..4t+3, each in 4 lanes.
+  const __m512i sel[4] = {
+      _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+      _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7),
+      _mm512_setr_epi32(8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11),
+      _mm512_setr_epi32(12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15)};
+  for (int64_t g0 = 0; g0 < G; g0 += 16) {
+    const int64_t ng = imin(16, G - g0);
+    const __m512 dw = load_scales(sc + g0, ng);
+    __m512 s16[MC];
+    static_for<MC>([&](auto mc) {
+      constexpr int m = decltype(mc)::value;
+      s16[m] = _mm512_mul_ps(dw, _mm512_loadu_ps(xq.d + m * xq.Gp + g0));
+      acc[m] = _mm512_fnmadd_ps(dw, _mm512_loadu_ps(xq.c + m * xq.Gp + g0), acc[m]);
+    });
+    for (int t = 0; t < 4 && 4 * t < ng; ++t) {
+      const int64_t g = g0 + 4 * t;
+      const uint8_t* p = w + g * (kQG / 2);
+      _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetch, _MM_HINT_T0);
+      __m512i wv;
+      if (g + 4 <= G) {
+        wv = _mm512_loadu_si512(p);
+      } else {  // the row's last 1-3 groups: zero-padded (their X and scales are zero too)
+        const __mmask64 m = (__mmask64(1) << ((G - g) * (kQG / 2))) - 1;
+        wv = _mm512_maskz_loadu_epi8(m, p);
+      }
+      const __m512i lo = _mm512_and_si512(wv, low4);
+      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(wv, 4), low4);
+      static_for<MC>([&](auto mc) {
+        constexpr int m = decltype(mc)::value;
+        const int8_t* xp = xq.q + m * xq.Q + g * kQG;
+        const __m512i d = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, lo, _mm512_loadu_si512(xp)), hi,
+                                              _mm512_loadu_si512(xp + 64));
+        acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(sel[t], s16[m]), acc[m]);
+      });
+    }
+  }
+  static_for<MC>([&](auto mc) { y[mc.value * ldy] = hsum16(acc[mc.value]); });
+}
+
+// Rows [n0, n1) of one matrix times the MC rows of X.
+template <WeightType WT, int MC>
+void rows_range(const WeightMatrix& W, int64_t n0, int64_t n1, int64_t rs, int64_t G, const QuantX& xq, float* y,
+                int64_t ldy) {
+  const uint8_t* base = static_cast<const uint8_t*>(W.data);
+  for (int64_t n = n0; n < n1; ++n) {
+    if constexpr (WT == WeightType::kQ8) q8_row<MC>(base + n * rs, W.scales + n * G, G, xq, y + n, ldy);
+    else q4_row<MC>(base + n * rs, W.scales + n * G, G, xq, y + n, ldy);
+  }
+}
+
+template <WeightType WT, int MC = 8>
+void rows_range_dispatch(int mc, const WeightMatrix& W, int64_t n0, int64_t n1, int64_t rs, int64_t G,
+                         const QuantX& xq, float* y, int64_t ldy) {
+  if (mc == MC) rows_range<WT, MC>(W, n0, n1, rs, G, xq, y, ldy);
+  else if constexpr (MC > 1) rows_range_dispatch<WT, MC - 1>(mc, W, n0, n1, rs, G, xq, y, ldy);
+}
+
+template <WeightType WT>
+void qgemv(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int np) {
+  const int64_t K = parts[0].w->cols;
+  const int64_t G = quant_padded_cols(K) / kQG;
+  // X row stride: whole blocks of the kernels' steps (Q8: 2 groups, Q4: 4), so no load passes a row.
+  const int64_t Q = (WT == WeightType::kQ4 ? cdiv(G, 4) * 4 : cdiv(G, 2) * 2) * kQG;
+  const int64_t Gp = cdiv(Q / kQG, 16) * 16;
+  const int64_t rs = WT == WeightType::kQ8 ? G * kQG : G * kQG / 2;
+  const size_t qbytes = static_cast<size_t>(cdiv(M * Q + 64, 64) * 64);
+  char* s = static_cast<char*>(kern::scratch(kern::kScratchX, qbytes + static_cast<size_t>(2 * M * Gp) * sizeof(float)));
+  int8_t* qx = reinterpret_cast<int8_t*>(s);
+  float* dx = reinterpret_cast<float*>(s + qbytes);
+  float* cx = dx + M * Gp;
+  for (int64_t m = 0; m < M; ++m)
+    quantize_row(X + m * ldx, K, Q, Gp, WT == WeightType::kQ4, qx + m * Q, dx + m * Gp, cx + m * Gp);
+  const QuantX xq{qx, dx, cx, Q, Gp};
+  // Ranges of rows handed out dynamically, those of every part in one list (one meeting for all).
+  const int64_t row_bytes = rs + 2 * G;
+  int64_t total = 0;
+  for (int p = 0; p < np; ++p) total += parts[p].w->rows * row_bytes;
+  const bool parallel = total >= kParallelBytes;
+  const int T = parallel ? omp_get_max_threads() : 1;
+  int64_t chunk[kMaxMatmulParts], first[kMaxMatmulParts + 1];
+  first[0] = 0;
+  for (int p = 0; p < np; ++p) {
+    const int64_t N = parts[p].w->rows;
+    chunk[p] = imax(imax(8, cdiv(N, int64_t(T) * 16)), cdiv(kChunkBytes, imax(1, row_bytes)));
+    first[p + 1] = first[p] + cdiv(N, chunk[p]);
+  }
+#pragma omp parallel for schedule(dynamic, 1) if (parallel)
+  for (int64_t c = 0; c < first[np]; ++c) {
+    int p = 0;
+    while (c >= first[p + 1]) ++p;
+    const int64_t n0 = (c - first[p]) * chunk[p], n1 = imin(parts[p].w->rows, n0 + chunk[p]);
+    rows_range_dispatch<WT>(static_cast<int>(M), *parts[p].w, n0, n1, rs, G, xq, parts[p].y, parts[p].ldy);
+  }
+}
+
+}  // namespace
+
+void qmatmul_decode(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n) {
+  if (parts[0].w->type == WeightType::kQ8) qgemv<WeightType::kQ8>(X, M, ldx, parts, n);
+  else qgemv<WeightType::kQ4>(X, M, ldx, parts, n);
+}
+
+}  // namespace t5g::kern::avx512vnni
