@@ -98,17 +98,48 @@ void quantize_row(const float* x, int64_t K, int64_t Q, int64_t Gp, bool q4_orde
   for (int64_t g = G; g < Gp; ++g) d[g] = c[g] = 0.f;
 }
 
+// Prefetch distance for R interleaved rows of rs bytes: one row streams, so a fixed distance ahead; R rows
+// are consumed together, so the same place in the next block of rows (as matmul_quant.inl).
+#ifndef T5G_VNNI_PF
+#define T5G_VNNI_PF 1024
+#endif
+inline int64_t prefetch_offset(int R, int64_t rs) { return R == 1 ? T5G_VNNI_PF : R * rs; }
+
 // n (<= 16) fp16 scales from p as fp32, zero past n (never reads past them).
 T5G_VINLINE __m512 load_scales(const uint16_t* p, int64_t n) {
   const __mmask16 m = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1u);
   return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
 }
 
-// One Q8 weight row (G groups of 32 bytes at w, scales sc) times MC X rows: y[m * ldy].
-template <int MC>
-T5G_VINLINE void q8_row(const uint8_t* w, const uint16_t* sc, int64_t G, const QuantX& xq, float* y, int64_t ldy) {
-  __m512 acc[MC];
-  static_for<MC>([&](auto mc) { acc[mc.value] = _mm512_setzero_ps(); });
+// Horizontal sums of R accumulators into y[0..R), each in hsum16's order (R = 4: shuffles shared).
+template <int R>
+T5G_VINLINE void hsum16_rows(const __m512 (&v)[R], float* y) {
+  if constexpr (R == 4) {
+    __m256 h[4];
+    static_for<4>([&](auto r) {
+      h[r.value] = _mm256_add_ps(_mm512_castps512_ps256(v[r.value]), _mm512_extractf32x8_ps(v[r.value], 1));
+    });
+    // Per row [x0+x4, x1+x5, x2+x6, x3+x7] (rows 0, 1 in one register, 2, 3 in another), lanes reordered
+    // to [s0, s2, s1, s3] so that two hadds form (s0+s2) + (s1+s3), the order of hsum16.
+    const __m256 s01 = _mm256_add_ps(_mm256_permute2f128_ps(h[0], h[1], 0x20), _mm256_permute2f128_ps(h[0], h[1], 0x31));
+    const __m256 s23 = _mm256_add_ps(_mm256_permute2f128_ps(h[2], h[3], 0x20), _mm256_permute2f128_ps(h[2], h[3], 0x31));
+    const __m256 h1 = _mm256_hadd_ps(_mm256_permute_ps(s01, 0xd8), _mm256_permute_ps(s23, 0xd8));
+    const __m256 h2 = _mm256_hadd_ps(h1, h1);  // [r0, r2, r0, r2 | r1, r3, r1, r3]
+    const __m128 lo = _mm256_castps256_ps128(h2), hi = _mm256_extractf128_ps(h2, 1);
+    _mm_storeu_ps(y, _mm_unpacklo_ps(lo, hi));
+  } else {
+    static_for<R>([&](auto r) { y[r.value] = hsum16(v[r.value]); });
+  }
+}
+
+// R consecutive Q8 weight rows (G groups of 32 bytes each, row stride rs, at w; scales sc, row stride
+// G) times MC X rows: y[m * ldy + r]. Several rows (at M = 1) give independent chains and share the X
+// loads; each output's arithmetic is the same whatever R.
+template <int R, int MC>
+T5G_VINLINE void q8_rows(const uint8_t* w, int64_t rs, const uint16_t* sc, int64_t G, const QuantX& xq, float* y,
+                         int64_t ldy) {
+  __m512 acc[MC][R];
+  static_for<MC>([&](auto mc) { static_for<R>([&](auto r) { acc[mc.value][r.value] = _mm512_setzero_ps(); }); });
   const __m512i zero = _mm512_setzero_si512();
   // Lane selectors: step t of a block of 8 groups takes groups 2t (lanes 0-7) and 2t + 1 (lanes 8-15).
   const __m512i sel[4] = {
@@ -119,44 +150,51 @@ T5G_VINLINE void q8_row(const uint8_t* w, const uint16_t* sc, int64_t G, const Q
   for (int64_t g0 = 0; g0 < G; g0 += 8) {
     const int64_t ng = imin(8, G - g0);
     // dw·dx of the block's 8 groups (as the AVX2 kernel: one product per group).
-    const __m512 dw = load_scales(sc + g0, ng);
-    __m512 s8[MC];
-    static_for<MC>([&](auto mc) {
-      s8[mc.value] = _mm512_mul_ps(dw, _mm512_castps256_ps512(_mm256_loadu_ps(xq.d + mc.value * xq.Gp + g0)));
+    __m512 s8[MC][R];
+    static_for<R>([&](auto rc) {
+      constexpr int r = decltype(rc)::value;
+      const __m512 dw = load_scales(sc + r * G + g0, ng);
+      static_for<MC>([&](auto mc) {
+        s8[mc.value][r] = _mm512_mul_ps(dw, _mm512_castps256_ps512(_mm256_loadu_ps(xq.d + mc.value * xq.Gp + g0)));
+      });
+      const char* pf = reinterpret_cast<const char*>(w + r * rs + g0 * kQG) + prefetch_offset(R, rs);
+      static_for<4>([&](auto o) { _mm_prefetch(pf + 64 * o.value, _MM_HINT_T0); });
     });
-    _mm_prefetch(reinterpret_cast<const char*>(w + g0 * kQG) + kPrefetch, _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(w + g0 * kQG) + kPrefetch + 64, _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(w + g0 * kQG) + kPrefetch + 128, _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(w + g0 * kQG) + kPrefetch + 192, _MM_HINT_T0);
     for (int t = 0; t < 4 && 2 * t < ng; ++t) {
       const int64_t g = g0 + 2 * t;
-      __m512i wv;
-      if (g + 2 <= G) {
-        wv = _mm512_loadu_si512(w + g * kQG);
-      } else {  // a row's last single group: its partner's X and scale are zero
-        wv = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + g * kQG)));
-        wv = _mm512_inserti64x4(wv, _mm256_setzero_si256(), 1);
-      }
-      const __m512i aw = _mm512_abs_epi8(wv);
-      const __mmask64 neg = _mm512_movepi8_mask(wv);
-      static_for<MC>([&](auto mc) {
-        constexpr int m = decltype(mc)::value;
-        const __m512i x = _mm512_loadu_si512(xq.q + m * xq.Q + g * kQG);
-        // |w| · (x with w's sign): the AVX2 kernel's sign trick (vpdpbusd takes unsigned · signed).
-        const __m512i xs = _mm512_mask_sub_epi8(x, neg, zero, x);
-        const __m512 f = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, aw, xs));
-        acc[m] = _mm512_fmadd_ps(f, _mm512_permutexvar_ps(sel[t], s8[m]), acc[m]);
+      __m512i x[MC];
+      static_for<MC>([&](auto mc) { x[mc.value] = _mm512_loadu_si512(xq.q + mc.value * xq.Q + g * kQG); });
+      static_for<R>([&](auto rc) {
+        constexpr int r = decltype(rc)::value;
+        __m512i wv;
+        if (g + 2 <= G) {
+          wv = _mm512_loadu_si512(w + r * rs + g * kQG);
+        } else {  // a row's last single group: its partner's X and scale are zero
+          wv = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + r * rs + g * kQG)));
+          wv = _mm512_inserti64x4(wv, _mm256_setzero_si256(), 1);
+        }
+        const __m512i aw = _mm512_abs_epi8(wv);
+        const __mmask64 neg = _mm512_movepi8_mask(wv);
+        static_for<MC>([&](auto mc) {
+          constexpr int m = decltype(mc)::value;
+          // |w| · (x with w's sign): the AVX2 kernel's sign trick (vpdpbusd takes unsigned · signed).
+          const __m512i xs = _mm512_mask_sub_epi8(x[m], neg, zero, x[m]);
+          const __m512 f = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, aw, xs));
+          acc[m][r] = _mm512_fmadd_ps(f, _mm512_permutexvar_ps(sel[t], s8[m][r]), acc[m][r]);
+        });
       });
     }
   }
-  static_for<MC>([&](auto mc) { y[mc.value * ldy] = hsum16(acc[mc.value]); });
+  static_for<MC>([&](auto mc) { hsum16_rows<R>(acc[mc.value], y + mc.value * ldy); });
 }
 
-// One Q4 weight row (G groups of 16 bytes at w, scales sc) times MC X rows (Q4 order): y[m * ldy].
-template <int MC>
-T5G_VINLINE void q4_row(const uint8_t* w, const uint16_t* sc, int64_t G, const QuantX& xq, float* y, int64_t ldy) {
-  __m512 acc[MC];
-  static_for<MC>([&](auto mc) { acc[mc.value] = _mm512_setzero_ps(); });
+// R consecutive Q4 weight rows (G groups of 16 bytes each, row stride rs, at w; scales sc, row stride G)
+// times MC X rows (Q4 order): y[m * ldy + r]. Each output's arithmetic is the same whatever R.
+template <int R, int MC>
+T5G_VINLINE void q4_rows(const uint8_t* w, int64_t rs, const uint16_t* sc, int64_t G, const QuantX& xq, float* y,
+                         int64_t ldy) {
+  __m512 acc[MC][R];
+  static_for<MC>([&](auto mc) { static_for<R>([&](auto r) { acc[mc.value][r.value] = _mm512_setzero_ps(); }); });
   const __m512i zero = _mm512_setzero_si512();
   const __m512i low4 = _mm512_set1_epi8(0x0f);
   // Step t of a block of 16 groups takes groups 4t..4t+3, each in 4 lanes.
@@ -167,46 +205,69 @@ T5G_VINLINE void q4_row(const uint8_t* w, const uint16_t* sc, int64_t G, const Q
       _mm512_setr_epi32(12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15)};
   for (int64_t g0 = 0; g0 < G; g0 += 16) {
     const int64_t ng = imin(16, G - g0);
-    const __m512 dw = load_scales(sc + g0, ng);
-    __m512 s16[MC];
-    static_for<MC>([&](auto mc) {
-      constexpr int m = decltype(mc)::value;
-      s16[m] = _mm512_mul_ps(dw, _mm512_loadu_ps(xq.d + m * xq.Gp + g0));
-      acc[m] = _mm512_fnmadd_ps(dw, _mm512_loadu_ps(xq.c + m * xq.Gp + g0), acc[m]);
+    __m512 s16[MC][R];
+    static_for<R>([&](auto rc) {
+      constexpr int r = decltype(rc)::value;
+      const __m512 dw = load_scales(sc + r * G + g0, ng);
+      static_for<MC>([&](auto mc) {
+        constexpr int m = decltype(mc)::value;
+        s16[m][r] = _mm512_mul_ps(dw, _mm512_loadu_ps(xq.d + m * xq.Gp + g0));
+        acc[m][r] = _mm512_fnmadd_ps(dw, _mm512_loadu_ps(xq.c + m * xq.Gp + g0), acc[m][r]);
+      });
     });
     for (int t = 0; t < 4 && 4 * t < ng; ++t) {
       const int64_t g = g0 + 4 * t;
-      const uint8_t* p = w + g * (kQG / 2);
-      _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetch, _MM_HINT_T0);
-      __m512i wv;
-      if (g + 4 <= G) {
-        wv = _mm512_loadu_si512(p);
-      } else {  // the row's last 1-3 groups: zero-padded (their X and scales are zero too)
-        const __mmask64 m = (__mmask64(1) << ((G - g) * (kQG / 2))) - 1;
-        wv = _mm512_maskz_loadu_epi8(m, p);
-      }
-      const __m512i lo = _mm512_and_si512(wv, low4);
-      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(wv, 4), low4);
+      __m512i x0[MC], x1[MC];
       static_for<MC>([&](auto mc) {
-        constexpr int m = decltype(mc)::value;
-        const int8_t* xp = xq.q + m * xq.Q + g * kQG;
-        const __m512i d = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, lo, _mm512_loadu_si512(xp)), hi,
-                                              _mm512_loadu_si512(xp + 64));
-        acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(sel[t], s16[m]), acc[m]);
+        const int8_t* xp = xq.q + mc.value * xq.Q + g * kQG;
+        x0[mc.value] = _mm512_loadu_si512(xp);
+        x1[mc.value] = _mm512_loadu_si512(xp + 64);
+      });
+      static_for<R>([&](auto rc) {
+        constexpr int r = decltype(rc)::value;
+        const uint8_t* p = w + r * rs + g * (kQG / 2);
+        _mm_prefetch(reinterpret_cast<const char*>(p) + prefetch_offset(R, rs), _MM_HINT_T0);
+        __m512i wv;
+        if (g + 4 <= G) {
+          wv = _mm512_loadu_si512(p);
+        } else {  // the row's last 1-3 groups: zero-padded (their X and scales are zero too)
+          const __mmask64 m = (__mmask64(1) << ((G - g) * (kQG / 2))) - 1;
+          wv = _mm512_maskz_loadu_epi8(m, p);
+        }
+        const __m512i lo = _mm512_and_si512(wv, low4);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(wv, 4), low4);
+        static_for<MC>([&](auto mc) {
+          constexpr int m = decltype(mc)::value;
+          const __m512i d = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, lo, x0[m]), hi, x1[m]);
+          acc[m][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(sel[t], s16[m][r]), acc[m][r]);
+        });
       });
     }
   }
-  static_for<MC>([&](auto mc) { y[mc.value * ldy] = hsum16(acc[mc.value]); });
+  static_for<MC>([&](auto mc) { hsum16_rows<R>(acc[mc.value], y + mc.value * ldy); });
 }
+
+#ifndef T5G_VNNI_RB
+#define T5G_VNNI_RB 4
+#endif
+constexpr int kRowBlock = T5G_VNNI_RB;
 
 // Rows [n0, n1) of one matrix times the MC rows of X.
 template <WeightType WT, int MC>
 void rows_range(const WeightMatrix& W, int64_t n0, int64_t n1, int64_t rs, int64_t G, const QuantX& xq, float* y,
                 int64_t ldy) {
   const uint8_t* base = static_cast<const uint8_t*>(W.data);
-  for (int64_t n = n0; n < n1; ++n) {
-    if constexpr (WT == WeightType::kQ8) q8_row<MC>(base + n * rs, W.scales + n * G, G, xq, y + n, ldy);
-    else q4_row<MC>(base + n * rs, W.scales + n * G, G, xq, y + n, ldy);
+  // One X row: blocks of kRowBlock weight rows (independent chains, shared X loads); more X rows give
+  // the chains themselves.
+  constexpr int R = MC == 1 && WT == WeightType::kQ4 ? kRowBlock : 1;
+  int64_t n = n0;
+  for (; n + R <= n1; n += R) {
+    if constexpr (WT == WeightType::kQ8) q8_rows<R, MC>(base + n * rs, rs, W.scales + n * G, G, xq, y + n, ldy);
+    else q4_rows<R, MC>(base + n * rs, rs, W.scales + n * G, G, xq, y + n, ldy);
+  }
+  for (; n < n1; ++n) {
+    if constexpr (WT == WeightType::kQ8) q8_rows<1, MC>(base + n * rs, rs, W.scales + n * G, G, xq, y + n, ldy);
+    else q4_rows<1, MC>(base + n * rs, rs, W.scales + n * G, G, xq, y + n, ldy);
   }
 }
 

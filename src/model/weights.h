@@ -10,6 +10,7 @@
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "model/config.h"
+#include "util/aligned_bytes.h"
 
 namespace t5g {
 
@@ -72,8 +73,8 @@ struct ModelWeights {
   std::vector<std::pair<std::string, WeightMatrix>> text_matrices;
   // Checkpoint tensors that alias the encoder's (tied) and are not used.
   std::vector<std::string> tied_aliases;
-  // Memory of converted / quantized matrices (the WeightMatrix pointers point into it).
-  std::vector<std::vector<uint8_t>> owned;
+  // Memory of converted / quantized matrices (the WeightMatrix pointers point into it), cache-line aligned.
+  std::vector<AlignedBytes> owned;
 };
 
 // Binds every tensor the model needs. Throws t5g::Error naming the missing or mis-shaped
