@@ -58,10 +58,7 @@ inline uint32_t hi16(float f) {
 // Decode regime: rows streamed one at a time in memory order (see gemv in matmul_impl.inl). A block is
 // 4 x 32 bf16 (four 64-byte lines), one accumulator per line; result hsum((a0 + a1) + (a2 + a3)).
 constexpr int64_t kBdBlock = 128;
-#ifndef T5G_BD_PF
-#define T5G_BD_PF 1024
-#endif
-constexpr int64_t kBdPrefetchBytes = T5G_BD_PF;
+constexpr int64_t kBdPrefetchBytes = 1024;  // 2048-8192 measured no different on the streamed LM head
 
 template <int MC, bool PREFETCH>
 void bd_gemv_row(const uint16_t* w, int64_t K, const uint16_t* xb, int64_t K2, float* y, int64_t ldy) {
