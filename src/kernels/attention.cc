@@ -76,9 +76,13 @@ struct VOperand {
 // a zero after an odd n (the last pair's second element). The values are bf16 already: the high halves.
 void rows_to_bf16(const float* x, int64_t nq, int64_t n, int64_t ld, uint16_t* dst, int64_t ldd) {
   for (int64_t r = 0; r < nq; ++r) {
-    const uint32_t* xr = reinterpret_cast<const uint32_t*>(x + r * ld);
+    const float* xr = x + r * ld;
     uint16_t* d = dst + r * ldd;
-    for (int64_t c = 0; c < n; ++c) d[c] = static_cast<uint16_t>(xr[c] >> 16);
+    for (int64_t c = 0; c < n; ++c) {
+      uint32_t u;
+      std::memcpy(&u, xr + c, 4);
+      d[c] = static_cast<uint16_t>(u >> 16);
+    }
     if (n % 2) d[n] = 0;
   }
 }
