@@ -115,9 +115,13 @@ void bd_gemv(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, floa
   });
 }
 
-// GEMM regime: A packed as [k/2][kMR] and B as [k/2][kNR] 32-bit bf16 pairs (low half = even k).
-template <int MR, bool EDGE>
-void bd_ukernel(int64_t kp, const uint32_t* Ap, const uint32_t* Bp, float* C, int64_t ldc, int nvalid, bool accumulate) {
+// GEMM regime: the vdpbf16ps register tile, C[MR x kNR] (+)= A·B over kp (k, k+1) pairs, fp32 chains.
+// B: pair panels (dwords, low half = even k), ldbk dwords from one pair to the next. A: PACKED, pairs as
+// [kp][kMR] dwords (PackBf16Dot::pack_a); else bf16 row-major (lda elements) read in place, each pair a
+// broadcast dword (attention's operands: gemm_bf16_panels).
+template <int MR, bool EDGE, bool PACKED>
+void bd_ukernel(int64_t kp, const uint16_t* A, int64_t lda, const uint32_t* Bp, int64_t ldbk, float* C, int64_t ldc,
+                int nvalid, bool accumulate) {
   __m512 c[MR][kNV];
   __mmask16 mk[kNV];
 #pragma GCC unroll 8
@@ -140,12 +144,13 @@ void bd_ukernel(int64_t kp, const uint32_t* Ap, const uint32_t* Bp, float* C, in
     for (int j = 0; j < kNV; ++j) b[j] = _mm512_loadu_si512(Bp + j * 16);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
-      const __m512i a = _mm512_set1_epi32(static_cast<int>(Ap[i]));
+      int32_t pair;
+      std::memcpy(&pair, PACKED ? A + 2 * (k * kMR + i) : A + i * lda + 2 * k, 4);
+      const __m512i a = _mm512_set1_epi32(pair);
 #pragma GCC unroll 8
       for (int j = 0; j < kNV; ++j) c[i][j] = _mm512_dpbf16_ps(c[i][j], as_bh(a), as_bh(b[j]));
     }
-    Bp += kNR;
-    Ap += kMR;
+    Bp += ldbk;
   }
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
@@ -156,21 +161,27 @@ void bd_ukernel(int64_t kp, const uint32_t* Ap, const uint32_t* Bp, float* C, in
     }
 }
 
-using BdUkernelFn = void (*)(int64_t, const uint32_t*, const uint32_t*, float*, int64_t, int, bool);
+using BdUkernelFn = void (*)(int64_t, const uint16_t*, int64_t, const uint32_t*, int64_t, float*, int64_t, int, bool);
 
-template <int MR>
+template <bool PACKED, int MR>
 constexpr void bd_fill(BdUkernelFn full[], BdUkernelFn edge[]) {
-  full[MR] = &bd_ukernel<MR, false>;
-  edge[MR] = &bd_ukernel<MR, true>;
-  if constexpr (MR > 1) bd_fill<MR - 1>(full, edge);
+  full[MR] = &bd_ukernel<MR, false, PACKED>;
+  edge[MR] = &bd_ukernel<MR, true, PACKED>;
+  if constexpr (MR > 1) bd_fill<PACKED, MR - 1>(full, edge);
 }
 
+template <bool PACKED>
 struct BdUkernels {
   BdUkernelFn full[kMR + 1] = {};
   BdUkernelFn edge[kMR + 1] = {};
-  constexpr BdUkernels() { bd_fill<kMR>(full, edge); }
+  constexpr BdUkernels() { bd_fill<PACKED, kMR>(full, edge); }
+  void run(int mr, int nvalid, int64_t kp, const uint16_t* A, int64_t lda, const uint32_t* Bp, int64_t ldbk, float* C,
+           int64_t ldc, bool accumulate) const {
+    (nvalid == kNR ? full : edge)[mr](kp, A, lda, Bp, ldbk, C, ldc, nvalid, accumulate);
+  }
 };
-constexpr BdUkernels g_bd_uk;
+constexpr BdUkernels<true> g_bd_uk;        // A packed (bd_gemm)
+constexpr BdUkernels<false> g_bd_direct;  // A read in place (gemm_bf16_panels)
 
 inline uint32_t w_pair(const uint16_t* row, int64_t k, int64_t kend) {
   const uint32_t lo = k < kend ? row[k] : 0u;
@@ -223,10 +234,6 @@ struct PackBf16Dot {
         for (int64_t kk = 0; kk < np; ++kk) Ap[kk * kMR + i] = 0u;
       }
     }
-  }
-  static void ukr(int mr, int64_t kc, const float* Ap, const float* Bp, float* C, int64_t ldc, int nvalid, bool acc) {
-    (nvalid == kNR ? g_bd_uk.full : g_bd_uk.edge)[mr](kp(kc), reinterpret_cast<const uint32_t*>(Ap),
-                                                      reinterpret_cast<const uint32_t*>(Bp), C, ldc, nvalid, acc);
   }
 };
 
@@ -294,9 +301,8 @@ void bd_gemm(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int
             const int nvalid = static_cast<int>(imin(kNR, N - jp * kNR));
             for (int64_t pr = 0; pr < npr; ++pr) {
               const int mr = static_cast<int>(imin(kMR, m - pr * kMR));
-              (nvalid == kNR ? g_bd_uk.full : g_bd_uk.edge)[mr](kp, Ap + pr * kMR * Kp + (pc / 2) * kMR,
-                                                                Bp + (jp - jp0) * kNR * kp,
-                                                                Y + pr * kMR * ldy + jp * kNR, ldy, nvalid, pc > 0);
+              g_bd_uk.run(mr, nvalid, kp, reinterpret_cast<const uint16_t*>(Ap + pr * kMR * Kp + (pc / 2) * kMR), 0,
+                          Bp + (jp - jp0) * kNR * kp, kNR, Y + pr * kMR * ldy + jp * kNR, ldy, pc > 0);
             }
           }
         }
@@ -304,66 +310,6 @@ void bd_gemm(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int
     }
   }
 }
-
-// Attention's products in bf16 (gemm_bf16_panels): A row-major bf16 read in place, each (k, k+1) pair a
-// broadcast dword; B in pair panels. The same register tile and chain as bd_ukernel.
-template <int MR, bool EDGE>
-void bd_ukernel_direct(int64_t kp, const uint16_t* A, int64_t lda, const uint32_t* Bp, int64_t ldbk, float* C,
-                       int64_t ldc, int nvalid, bool accumulate) {
-  __m512 c[MR][kNV];
-  __mmask16 mk[kNV];
-#pragma GCC unroll 8
-  for (int j = 0; j < kNV; ++j) mk[j] = V::mask(static_cast<int>(imax(0, imin(16, nvalid - j * 16))));
-  if (accumulate) {
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 8
-      for (int j = 0; j < kNV; ++j)
-        c[i][j] = EDGE ? _mm512_maskz_loadu_ps(mk[j], C + i * ldc + j * 16) : _mm512_loadu_ps(C + i * ldc + j * 16);
-  } else {
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 8
-      for (int j = 0; j < kNV; ++j) c[i][j] = _mm512_setzero_ps();
-  }
-  for (int64_t k = 0; k < kp; ++k) {
-    __m512i b[kNV];
-#pragma GCC unroll 8
-    for (int j = 0; j < kNV; ++j) b[j] = _mm512_loadu_si512(Bp + j * 16);
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      int32_t pair;
-      std::memcpy(&pair, A + i * lda + 2 * k, 4);
-      const __m512i a = _mm512_set1_epi32(pair);
-#pragma GCC unroll 8
-      for (int j = 0; j < kNV; ++j) c[i][j] = _mm512_dpbf16_ps(c[i][j], as_bh(a), as_bh(b[j]));
-    }
-    Bp += ldbk;
-  }
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 8
-    for (int j = 0; j < kNV; ++j) {
-      if constexpr (EDGE) _mm512_mask_storeu_ps(C + i * ldc + j * 16, mk[j], c[i][j]);
-      else _mm512_storeu_ps(C + i * ldc + j * 16, c[i][j]);
-    }
-}
-
-using BdDirectFn = void (*)(int64_t, const uint16_t*, int64_t, const uint32_t*, int64_t, float*, int64_t, int, bool);
-
-template <int MR>
-constexpr void bd_direct_fill(BdDirectFn full[], BdDirectFn edge[]) {
-  full[MR] = &bd_ukernel_direct<MR, false>;
-  edge[MR] = &bd_ukernel_direct<MR, true>;
-  if constexpr (MR > 1) bd_direct_fill<MR - 1>(full, edge);
-}
-
-struct BdDirectUkernels {
-  BdDirectFn full[kMR + 1] = {};
-  BdDirectFn edge[kMR + 1] = {};
-  constexpr BdDirectUkernels() { bd_direct_fill<kMR>(full, edge); }
-};
-constexpr BdDirectUkernels g_bd_direct;
 
 // K pairs per block of gemm_bf16_panels: a B panel block of 256 x 32 dwords (32 KiB) stays in L1 while
 // the row tiles of A pass over it (a long P·V has thousands of pairs).
@@ -388,8 +334,7 @@ void gemm_bf16_panels(int64_t M, int64_t N, int64_t Kp, const uint16_t* A, int64
       const uint32_t* Bpan = Bp + jp * ldp + k0 * kNR;
       for (int64_t m0 = 0; m0 < M; m0 += kMR) {
         const int mr = static_cast<int>(imin(kMR, M - m0));
-        (nvalid == kNR ? g_bd_direct.full : g_bd_direct.edge)[mr](kp, A + m0 * lda + 2 * k0, lda, Bpan, kNR,
-                                                                   C + m0 * ldc + jp * kNR, ldc, nvalid, acc);
+        g_bd_direct.run(mr, nvalid, kp, A + m0 * lda + 2 * k0, lda, Bpan, kNR, C + m0 * ldc + jp * kNR, ldc, acc);
       }
     }
   }
