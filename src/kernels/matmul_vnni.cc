@@ -76,12 +76,17 @@ void quantize_row(const float* x, int64_t K, int64_t Q, int64_t Gp, bool q4_orde
     const __mmask16 m0 = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1u);
     const __mmask16 m1 = static_cast<__mmask16>(n <= 16 ? 0 : n >= 32 ? 0xffff : (1u << (n - 16)) - 1u);
     const __m512 v0 = _mm512_maskz_loadu_ps(m0, x + g * kQG), v1 = _mm512_maskz_loadu_ps(m1, x + g * kQG + 16);
-    const __mmask16 nan = _mm512_cmp_ps_mask(v0, v0, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(v1, v1, _CMP_UNORD_Q);
-    const float a = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+    // A NaN or an infinity makes the group's scale NaN (it reaches Y as a non-finite value, as in the
+    // reference) and its int8 values zero (they would convert to INT_MIN).
+    const __m512 inf = _mm512_set1_ps(__builtin_inff());
+    const bool bad = (_mm512_cmp_ps_mask(_mm512_abs_ps(v0), inf, _CMP_NLT_UQ) |
+                      _mm512_cmp_ps_mask(_mm512_abs_ps(v1), inf, _CMP_NLT_UQ)) != 0;
+    const float a = bad ? 0.f : _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
     const float am = a < 0x1p-100f ? 0.f : a;  // as quantize_x_row: tiny groups count as zero
-    const float dg = nan ? __builtin_nanf("") : am / 127.f;
+    const float dg = bad ? __builtin_nanf("") : am / 127.f;
     const __m512 id = _mm512_set1_ps(am > 0.f ? 127.f / am : 0.f);
-    const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, id)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, id));
+    const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(bad ? _mm512_setzero_ps() : v0, id));
+    const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(bad ? _mm512_setzero_ps() : v1, id));
     const __m128i b0 = _mm512_cvtsepi32_epi8(q0), b1 = _mm512_cvtsepi32_epi8(q1);  // |q| <= 127: no saturation
     const int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
     if (q4_order) {  // group g = 4i + s: elements 0..15 at 128i + 16s, 16..31 at 128i + 64 + 16s

@@ -334,6 +334,24 @@ TEST(MatmulQuant, NanAndTinyX) {
   }
 }
 
+// An infinity in X reaches Y as a non-finite value (never as a finite number, nor as UB in the int8
+// conversion of X: UBSan runs this).
+TEST(MatmulQuant, InfiniteX) {
+  std::mt19937 rng(6);
+  for (WeightType t : {WeightType::kQ8, WeightType::kQ4}) {
+    const QWeights w = make_qweights(t, 20, 70, rng, 0.05f);
+    std::vector<float> x = make_x(2, 70, rng);
+    x[3] = INFINITY;
+    x[70 + 40] = -INFINITY;
+    x[70 + 41] = INFINITY;
+    for (Isa isa : simd_isas()) {
+      std::vector<float> y(40);
+      matmul_isa(isa, x.data(), 2, 70, w.matrix(), y.data(), 20);
+      for (int64_t i = 0; i < 40; ++i) EXPECT_FALSE(std::isfinite(y[i])) << weight_type_name(t) << " " << isa_name(isa) << " " << i;
+    }
+  }
+}
+
 // Accuracy on realistic data (Gaussian X and W, K = 640): the rms error of the decode kernels relative
 // to the rms of Y, against (a) ref::matmul with the same quantized weights — the X quantization alone —
 // and (b) the unquantized fp32 weights — everything. Printed for the record; loose bounds asserted.
