@@ -54,14 +54,6 @@ int64_t score_stride(int64_t n) {
   return ld;
 }
 
-// The exact softmax of one query block's score rows, then P·V and the block's output rows. scores:
-// [nq, ns] raw Q·Kᵀ at stride lds against keys k_lo .. k_lo + ns - 1 (finished here: scale, softcap,
-// mask); vp: V of those keys for the block's kv head in column panels (gemm_f32_panels, panel stride
-// ldp; see PackedKv); out: the block's first output row (stride ldo).
-// Per row the maximum, exp and sum over the whole row, exactly as the reference's
-// softmax(dtype=float32). In reduced precision the normalised probabilities are rounded before P·V
-// (softmax(...).to(dtype)); in fp32 the unnormalised exps go through P·V and the output is scaled by
-// 1/sum. acc: [nq, hd] and inv: [nq] scratch.
 // V of the block's keys for P·V: fp32 column panels (gemm_f32_panels), or bf16 pair panels
 // (gemm_bf16_panels, a bf16 model on AVX512_BF16), then the rounded probabilities go to pbuf as bf16.
 struct VOperand {
@@ -87,6 +79,14 @@ void rows_to_bf16(const float* x, int64_t nq, int64_t n, int64_t ld, uint16_t* d
   }
 }
 
+// The exact softmax of one query block's score rows, then P·V and the block's output rows. scores:
+// [nq, ns] raw Q·Kᵀ at stride lds against keys k_lo .. k_lo + ns - 1 (finished here: scale, softcap,
+// mask); vp: V of those keys for the block's kv head in column panels (gemm_f32_panels, panel stride
+// ldp; see PackedKv); out: the block's first output row (stride ldo).
+// Per row the maximum, exp and sum over the whole row, exactly as the reference's
+// softmax(dtype=float32). In reduced precision the normalised probabilities are rounded before P·V
+// (softmax(...).to(dtype)); in fp32 the unnormalised exps go through P·V and the output is scaled by
+// 1/sum. acc: [nq, hd] and inv: [nq] scratch.
 void softmax_pv_block(const RowKernels& rk, float* scores, int64_t lds, int64_t nq, int64_t ns, int64_t i0,
                       int64_t k_lo, Band band, const AttnParams& p, const VOperand& vo, float* acc,
                       float* inv, float* out, int64_t ldo) {
@@ -237,29 +237,40 @@ PackedKv16 pack_kv16(const float* k, const float* v, int64_t ldkv, int64_t L, co
   return pk;
 }
 
-// Q·Kᵀ of a block of nq query rows (qh, stride ldq) against the keys [k0, k0 + n) (k0 a multiple of the
-// panel width) of kv head kvh, into scores (stride lds): fp32 panels, or bf16 pair panels with the
-// block's Q rows converted to bf16 in qbuf.
-struct KeyOperand {
-  const PackedKv* f = nullptr;
-  const PackedKv16* b = nullptr;
-  int64_t w() const { return b ? b->w : f->w; }
+// K and V of one attention call, packed for the products of its precision: bf16 pair panels for a bf16
+// model on AVX512_BF16 (vdpbf16ps), fp32 column panels otherwise (f is then set, b is not).
+struct KvOperands {
+  bool bf16 = false;
+  PackedKv f;
+  PackedKv16 b;
+  int64_t w() const { return bf16 ? b.w : f.w; }  // panel width: key spans start on a multiple of it
+  // Q·Kᵀ of a block of nq query rows (qh, stride ldq) against the keys [k0, k0 + n) (k0 a multiple of w())
+  // of kv head kvh, into scores (stride lds); in bf16 the block's Q rows are converted into qbuf first.
   void scores(int64_t nq, int64_t n, const float* qh, int64_t ldq, int64_t kvh, int64_t k0, float* out, int64_t lds,
               std::vector<uint16_t>& qbuf) const {
-    if (!b) {
-      gemm_f32_panels(nq, n, f->hd, qh, ldq, f->kt_at(kvh, k0), f->kt_ld(), out, lds, false);
+    if (!bf16) {
+      gemm_f32_panels(nq, n, f.hd, qh, ldq, f.kt_at(kvh, k0), f.kt_ld(), out, lds, false);
       return;
     }
-    const int64_t ldb = 2 * b->hp;
+    const int64_t ldb = 2 * b.hp;
     if (qbuf.size() < static_cast<size_t>(nq * ldb)) qbuf.resize(static_cast<size_t>(nq * ldb));
-    rows_to_bf16(qh, nq, b->hd, ldq, qbuf.data(), ldb);
-    gemm_bf16_panels(nq, n, b->hp, qbuf.data(), ldb, b->kt_at(kvh, k0), b->kt_ld(), out, lds, false);
+    rows_to_bf16(qh, nq, b.hd, ldq, qbuf.data(), ldb);
+    gemm_bf16_panels(nq, n, b.hp, qbuf.data(), ldb, b.kt_at(kvh, k0), b.kt_ld(), out, lds, false);
   }
+  // V of kv head kvh from key k0 for softmax_pv_block (pbuf: its bf16 probabilities).
   VOperand values(int64_t kvh, int64_t k0, std::vector<uint16_t>& pbuf) const {
-    if (b) return VOperand{.vp16 = b->v_at(kvh, k0), .ldp16 = b->v_ld(), .pbuf = &pbuf};
-    return VOperand{.vp = f->v_at(kvh, k0), .ldp = f->v_ld()};
+    if (bf16) return VOperand{.vp16 = b.v_at(kvh, k0), .ldp16 = b.v_ld(), .pbuf = &pbuf};
+    return VOperand{.vp = f.v_at(kvh, k0), .ldp = f.v_ld()};
   }
 };
+
+KvOperands pack_operands(const float* k, const float* v, int64_t ldkv, int64_t L, const AttnParams& p) {
+  KvOperands o;
+  o.bf16 = p.precision == Precision::kBF16 && gemm_bf16_available();
+  if (o.bf16) o.b = pack_kv16(k, v, ldkv, L, p);
+  else o.f = pack_kv(k, v, ldkv, L, p);
+  return o;
+}
 
 // Long key spans (full-attention layers of long inputs): blocks of kTileRows query rows, Q·Kᵀ by key
 // tiles of kTileKeys (from the packed Kᵀ), so each K/V element fetched serves 96 query rows (the
@@ -289,15 +300,13 @@ static void attention_tiled(const float* q, int64_t ldq, const float* k, const f
   const float* cap = p.softcap ? &*p.softcap : nullptr;
   const int64_t n_qblocks = (L + kTileRows - 1) / kTileRows;
   const int64_t lds = score_stride(kTileKeys);
-  // bf16 on AVX512_BF16: the reduced-precision branch below on vdpbf16ps (the fp32 online branch keeps pk).
-  const bool b16 = p.precision == Precision::kBF16 && gemm_bf16_available();
-  const PackedKv pk = b16 ? PackedKv{} : pack_kv(k, v, ldkv, L, p);
-  const PackedKv16 pk16 = b16 ? pack_kv16(k, v, ldkv, L, p) : PackedKv16{};
-  const KeyOperand ko{b16 ? nullptr : &pk, b16 ? &pk16 : nullptr};
+  // (bf16 packs run the reduced-precision branch below; the fp32 online branch uses ko.f.)
+  const KvOperands ko = pack_operands(k, v, ldkv, L, p);
+  const PackedKv& pk = ko.f;
   const int64_t pw = ko.w();
 #pragma omp parallel
   {
-    std::vector<uint16_t> qbuf, pbuf;  // bf16 Q rows and probabilities (b16)
+    std::vector<uint16_t> qbuf, pbuf;  // bf16 Q rows and probabilities (ko.bf16)
     std::vector<float> scores(static_cast<size_t>(kTileRows * lds));
     std::vector<float> acc(static_cast<size_t>(kTileRows * hd));
     std::vector<float> mx(static_cast<size_t>(kTileRows)), sum(static_cast<size_t>(kTileRows));
@@ -380,10 +389,7 @@ void attention_banded(const float* q, int64_t ldq, const float* k, const float* 
   const int64_t group = p.num_heads / p.num_kv_heads;
   const int64_t qb_rows = query_block(std::min(L, band.behind + band.ahead + 1));
   const int64_t n_qblocks = (L + qb_rows - 1) / qb_rows;
-  const bool b16 = p.precision == Precision::kBF16 && gemm_bf16_available();  // vdpbf16ps (see PackedKv16)
-  const PackedKv pk = b16 ? PackedKv{} : pack_kv(k, v, ldkv, L, p);
-  const PackedKv16 pk16 = b16 ? pack_kv16(k, v, ldkv, L, p) : PackedKv16{};
-  const KeyOperand ko{b16 ? nullptr : &pk, b16 ? &pk16 : nullptr};
+  const KvOperands ko = pack_operands(k, v, ldkv, L, p);
   const int64_t pw = ko.w();
 #pragma omp parallel
   {

@@ -24,9 +24,7 @@ constexpr int kL = V::L;
 constexpr int kNR = kNV * kL;  // GEMM register tile width (output features)
 using VF = typename V::F;
 
-inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
-inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
-inline int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+#include "kernels/matmul_shared.inl"
 
 inline float bf16s(uint16_t h) {
   uint32_t u = static_cast<uint32_t>(h) << 16;
@@ -270,39 +268,6 @@ void gemv_rows_range(const char* w, int64_t rs, int64_t K, const float* xp, int6
 // ranges (long sequential streams), 16 per thread, handed out dynamically: a thread delayed by the OS
 // does not hold the others up. This decides only who computes a row and which X rows share a pass,
 // never how an output is reduced.
-// A range is at least kGemvChunkBytes of weights: each range restarts the hardware prefetchers' stream, a
-// ramp-up that 23 KB ranges (Q4 MLP matrices at 16 ranges per thread) paid on every range.
-constexpr int64_t kGemvChunkBytes = int64_t(1) << 16;
-
-constexpr int64_t kGemvParallelBytes = int64_t(1) << 17;  // smaller weight matrices: single-threaded (q4 q/o, 368 KiB, now split)
-
-inline int64_t row_chunk(int64_t N, int T, int64_t row_bytes) {
-  return imax(imax(8, cdiv(N, int64_t(T) * 16)), cdiv(kGemvChunkBytes, imax(1, row_bytes)));
-}
-
-// Several matrices multiplied by the same X (matmul_parts: q, k, v; gate, up) share one schedule: the
-// ranges of every part go into one dynamically handed-out list, so a matrix too small to split alone
-// still shares the threads, and the threads meet once at the end instead of once per matrix.
-// body(part, n0, n1) for each range [n0, n1) of part `part` (ranges of R rows: whole blocks, but for
-// the last of a part).
-template <class Body>
-void for_each_range(const int64_t* N, int np, int R, int64_t row_bytes, bool parallel, Body&& body) {
-  const int T = parallel ? omp_get_max_threads() : 1;
-  int64_t chunk[kMaxMatmulParts], first[kMaxMatmulParts + 1];
-  first[0] = 0;
-  for (int p = 0; p < np; ++p) {
-    chunk[p] = cdiv(row_chunk(N[p], T, row_bytes), R) * R;
-    first[p + 1] = first[p] + cdiv(N[p], chunk[p]);
-  }
-#pragma omp parallel for schedule(dynamic, 1) if (parallel)
-  for (int64_t c = 0; c < first[np]; ++c) {
-    int p = 0;
-    while (c >= first[p + 1]) ++p;
-    const int64_t n0 = (c - first[p]) * chunk[p];
-    body(p, n0, imin(N[p], n0 + chunk[p]));
-  }
-}
-
 // body(part, n, m0, mc) for every row n of every part and every pass over X rows [m0, m0 + mc).
 template <class Body>
 void for_each_part_row_pass(const int64_t* N, int np, int64_t M, int max_mc, int64_t row_bytes, bool parallel,
@@ -323,16 +288,6 @@ template <class Body>
 void for_each_row_pass(int64_t N, int64_t M, int max_mc, int64_t row_bytes, bool parallel, Body&& body) {
   for_each_part_row_pass(&N, 1, M, max_mc, row_bytes, parallel,
                          [&](int, int64_t n, int64_t m0, int mc) { body(n, m0, mc); });
-}
-
-// Rows and total bytes of parts that share one weight type and K (row_bytes each).
-inline bool part_rows(const MatmulOut* parts, int np, int64_t row_bytes, int64_t* N) {
-  int64_t total = 0;
-  for (int p = 0; p < np; ++p) {
-    N[p] = parts[p].w->rows;
-    total += N[p] * row_bytes;
-  }
-  return total >= kGemvParallelBytes;
 }
 
 constexpr int64_t kGemmParallelMacs = int64_t(1) << 21;   // smaller products: single-threaded

@@ -1,8 +1,9 @@
 // Kernels for the quantized weight formats Q8 / Q4 (layout in matmul.h). Included by matmul_impl.inl
 // (so once per ISA translation unit, inside its anonymous namespace); written with 256-bit AVX2
 // integer intrinsics only, which every ISA translation unit here can compile (the AVX-512 unit is
-// built with -mavx2 too). Uses imin/imax/cdiv, kNR, kGemvMaxM, transpose8, for_each_range and part_rows
-// from matmul_impl.inl.
+// built with -mavx2 too). Uses kNR, kGemvMaxM and transpose8 from matmul_impl.inl, and imin/imax/cdiv,
+// static_for, qhsum / qhsum_rows, for_each_range and part_rows from matmul_shared.inl. (The AVX512_VNNI
+// decode kernels are matmul_vnni.cc.)
 //
 // Decode (M <= 8): each row of X is quantized to int8 per group of kQuantGroup (the weight groups),
 //   dx = max|x| / 127, qx = round(x / dx) (as llama.cpp's Q8 activations). A group's dot product
@@ -22,32 +23,6 @@
 //   passes, on the rows interleaved with it, or on threads.
 // GEMM (M > 8): the packed fp32 GEMM with the weights dequantized into its B micro-panels
 //   (value = q · d exactly as weight_row_f32 computes it), so only the weight quantization is lost.
-
-// Forced inlining: every call from a kernel would make it spill all live ymm registers (caller-saved).
-#define T5G_QINLINE inline __attribute__((always_inline))
-#define T5G_QLAMBDA __attribute__((always_inline))
-
-T5G_QINLINE float qhsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-  return _mm_cvtss_f32(s);
-}
-
-// Calls f(Ic<0>{}), ..., f(Ic<N-1>{}): loop indices that are compile-time constants, so that arrays of
-// accumulators indexed by them stay in registers (a runtime index, even in a tail loop, puts the whole
-// array on the stack and every FMA behind a store-to-load round trip).
-template <int I>
-struct Ic {
-  static constexpr int value = I;
-};
-template <int N, int I = 0, class F>
-T5G_QINLINE void static_for(F&& f) {
-  if constexpr (I < N) {
-    f(Ic<I>{});
-    static_for<N, I + 1>(f);
-  }
-}
 
 constexpr int64_t kQPrefetchBytes = 1024;  // software prefetch distance (into L1) along the row stream
 // Prefetch distance for a kernel reading R interleaved rows of rs bytes: R = 1 streams one row, so a
@@ -133,25 +108,6 @@ T5G_QINLINE __m256 load8_scales(const uint16_t* sc, int64_t G, int64_t g0, bool 
   alignas(16) uint16_t b[8] = {};
   for (int64_t i = 0; g0 + i < G && i < 8; ++i) b[i] = sc[g0 + i];
   return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(b)));
-}
-
-// Horizontal sums of R vectors in qhsum's order, ((v0+v4) + (v2+v6)) + ((v1+v5) + (v3+v7)), with
-// shared shuffles for R = 4: the result of an output never depends on how many rows were reduced together.
-template <int R>
-T5G_QINLINE void qhsum_rows(const __m256 (&v)[R], float* y) {
-  if constexpr (R == 4) {
-    // [x0+x4, x1+x5, x2+x6, x3+x7] of rows 0, 1 in one register and of rows 2, 3 in another, lanes
-    // reordered to [s0, s2, s1, s3] so that two hadds form (s0+s2) + (s1+s3).
-    const __m256 s01 = _mm256_add_ps(_mm256_permute2f128_ps(v[0], v[1], 0x20), _mm256_permute2f128_ps(v[0], v[1], 0x31));
-    const __m256 s23 = _mm256_add_ps(_mm256_permute2f128_ps(v[2], v[3], 0x20), _mm256_permute2f128_ps(v[2], v[3], 0x31));
-    const __m256 h1 = _mm256_hadd_ps(_mm256_permute_ps(s01, 0xd8), _mm256_permute_ps(s23, 0xd8));
-    const __m256 h2 = _mm256_hadd_ps(h1, h1);  // lanes: [r0, r2, r0, r2 | r1, r3, r1, r3]
-    const __m128 lo = _mm256_castps256_ps128(h2), hi = _mm256_extractf128_ps(h2, 1);
-    _mm_storeu_ps(y, _mm_unpacklo_ps(lo, hi));  // [r0, r1, r2, r3]
-  } else {
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) y[r] = qhsum(v[r]);
-  }
 }
 
 // One Q8 weight row (G groups of 32 bytes at w, scales sc) times MC quantized X rows. Groups are taken

@@ -27,38 +27,14 @@
 namespace t5g::kern::avx512vnni {
 namespace {
 
-#define T5G_VINLINE inline __attribute__((always_inline))
+#include "kernels/matmul_shared.inl"
 
 constexpr int64_t kQG = kQuantGroup;
 static_assert(kQuantGroup == 32, "groups of 32");
-constexpr int64_t kPrefetch = 1024;                 // bytes ahead along a row stream (into L1)
-constexpr int64_t kParallelBytes = int64_t(1) << 17;  // smaller products: one thread
-constexpr int64_t kChunkBytes = int64_t(1) << 16;
+constexpr int64_t kPrefetch = 1024;  // bytes ahead along a row stream (into L1)
 
-inline int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
-inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
-inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
-
-template <int I>
-struct Ic {
-  static constexpr int value = I;
-};
-template <int N, int I = 0, class F>
-T5G_VINLINE void static_for(F&& f) {
-  if constexpr (I < N) {
-    f(Ic<I>{});
-    static_for<N, I + 1>(f);
-  }
-}
-
-// The AVX2 kernels' qhsum of the 8-lane sum low half + high half.
-T5G_VINLINE float hsum16(__m512 v) {
-  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-  return _mm_cvtss_f32(s);
-}
+// The 8-lane sum low half + high half of a 16-lane accumulator (the AVX2 kernels' acc0 + acc1).
+T5G_QINLINE __m256 fold16(__m512 v) { return _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1)); }
 
 // X quantized: q [M][Q] int8 (Q4 in the order above), d and c [M][Gp] fp32 (c = 8·dx·Σqx), zero past G.
 struct QuantX {
@@ -108,37 +84,24 @@ void quantize_row(const float* x, int64_t K, int64_t Q, int64_t Gp, bool q4_orde
 inline int64_t prefetch_offset(int R, int64_t rs) { return R == 1 ? kPrefetch : R * rs; }
 
 // n (<= 16) fp16 scales from p as fp32, zero past n (never reads past them).
-T5G_VINLINE __m512 load_scales(const uint16_t* p, int64_t n) {
+T5G_QINLINE __m512 load_scales(const uint16_t* p, int64_t n) {
   const __mmask16 m = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1u);
   return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
 }
 
-// Horizontal sums of R accumulators into y[0..R), each in hsum16's order (R = 4: shuffles shared).
+// Horizontal sums of R accumulators into y[0..R): fold16, then qhsum_rows (qhsum's order whatever R).
 template <int R>
-T5G_VINLINE void hsum16_rows(const __m512 (&v)[R], float* y) {
-  if constexpr (R == 4) {
-    __m256 h[4];
-    static_for<4>([&](auto r) {
-      h[r.value] = _mm256_add_ps(_mm512_castps512_ps256(v[r.value]), _mm512_extractf32x8_ps(v[r.value], 1));
-    });
-    // Per row [x0+x4, x1+x5, x2+x6, x3+x7] (rows 0, 1 in one register, 2, 3 in another), lanes reordered
-    // to [s0, s2, s1, s3] so that two hadds form (s0+s2) + (s1+s3), the order of hsum16.
-    const __m256 s01 = _mm256_add_ps(_mm256_permute2f128_ps(h[0], h[1], 0x20), _mm256_permute2f128_ps(h[0], h[1], 0x31));
-    const __m256 s23 = _mm256_add_ps(_mm256_permute2f128_ps(h[2], h[3], 0x20), _mm256_permute2f128_ps(h[2], h[3], 0x31));
-    const __m256 h1 = _mm256_hadd_ps(_mm256_permute_ps(s01, 0xd8), _mm256_permute_ps(s23, 0xd8));
-    const __m256 h2 = _mm256_hadd_ps(h1, h1);  // [r0, r2, r0, r2 | r1, r3, r1, r3]
-    const __m128 lo = _mm256_castps256_ps128(h2), hi = _mm256_extractf128_ps(h2, 1);
-    _mm_storeu_ps(y, _mm_unpacklo_ps(lo, hi));
-  } else {
-    static_for<R>([&](auto r) { y[r.value] = hsum16(v[r.value]); });
-  }
+T5G_QINLINE void hsum16_rows(const __m512 (&v)[R], float* y) {
+  __m256 h[R];
+  static_for<R>([&](auto r) { h[r.value] = fold16(v[r.value]); });
+  qhsum_rows<R>(h, y);
 }
 
 // R consecutive Q8 weight rows (G groups of 32 bytes each, row stride rs, at w; scales sc, row stride
 // G) times MC X rows: y[m * ldy + r]. Several rows (at M = 1) give independent chains and share the X
 // loads; each output's arithmetic is the same whatever R.
 template <int R, int MC>
-T5G_VINLINE void q8_rows(const uint8_t* w, int64_t rs, const uint16_t* sc, int64_t G, const QuantX& xq, float* y,
+T5G_QINLINE void q8_rows(const uint8_t* w, int64_t rs, const uint16_t* sc, int64_t G, const QuantX& xq, float* y,
                          int64_t ldy) {
   __m512 acc[MC][R];
   static_for<MC>([&](auto mc) { static_for<R>([&](auto r) { acc[mc.value][r.value] = _mm512_setzero_ps(); }); });
@@ -193,7 +156,7 @@ T5G_VINLINE void q8_rows(const uint8_t* w, int64_t rs, const uint16_t* sc, int64
 // R consecutive Q4 weight rows (G groups of 16 bytes each, row stride rs, at w; scales sc, row stride G)
 // times MC X rows (Q4 order): y[m * ldy + r]. Each output's arithmetic is the same whatever R.
 template <int R, int MC>
-T5G_VINLINE void q4_rows(const uint8_t* w, int64_t rs, const uint16_t* sc, int64_t G, const QuantX& xq, float* y,
+T5G_QINLINE void q4_rows(const uint8_t* w, int64_t rs, const uint16_t* sc, int64_t G, const QuantX& xq, float* y,
                          int64_t ldy) {
   __m512 acc[MC][R];
   static_for<MC>([&](auto mc) { static_for<R>([&](auto r) { acc[mc.value][r.value] = _mm512_setzero_ps(); }); });
@@ -295,26 +258,14 @@ void qgemv(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n
   for (int64_t m = 0; m < M; ++m)
     quantize_row(X + m * ldx, K, Q, Gp, WT == WeightType::kQ4, qx + m * Q, dx + m * Gp, cx + m * Gp);
   const QuantX xq{qx, dx, cx, Q, Gp};
-  // Ranges of rows handed out dynamically, those of every part in one list (one meeting for all).
+  // The decode schedule of the other units (for_each_range: one list of row ranges for all the parts).
+  int64_t N[kMaxMatmulParts];
   const int64_t row_bytes = rs + 2 * G;
-  int64_t total = 0;
-  for (int p = 0; p < np; ++p) total += parts[p].w->rows * row_bytes;
-  const bool parallel = total >= kParallelBytes;
-  const int T = parallel ? omp_get_max_threads() : 1;
-  int64_t chunk[kMaxMatmulParts], first[kMaxMatmulParts + 1];
-  first[0] = 0;
-  for (int p = 0; p < np; ++p) {
-    const int64_t N = parts[p].w->rows;
-    chunk[p] = imax(imax(8, cdiv(N, int64_t(T) * 16)), cdiv(kChunkBytes, imax(1, row_bytes)));
-    first[p + 1] = first[p] + cdiv(N, chunk[p]);
-  }
-#pragma omp parallel for schedule(dynamic, 1) if (parallel)
-  for (int64_t c = 0; c < first[np]; ++c) {
-    int p = 0;
-    while (c >= first[p + 1]) ++p;
-    const int64_t n0 = (c - first[p]) * chunk[p], n1 = imin(parts[p].w->rows, n0 + chunk[p]);
+  const bool parallel = part_rows(parts, np, row_bytes, N);
+  const int R = M == 1 && WT == WeightType::kQ4 ? kRowBlock : 1;  // ranges of whole row blocks (rows_range)
+  for_each_range(N, np, R, row_bytes, parallel, [&](int p, int64_t n0, int64_t n1) {
     rows_range_dispatch<WT>(static_cast<int>(M), *parts[p].w, n0, n1, rs, G, xq, parts[p].y, parts[p].ldy);
-  }
+  });
 }
 
 }  // namespace

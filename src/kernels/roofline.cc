@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/cpu_features.h"
+#include "kernels/matmul.h"
 
 namespace t5g {
 
@@ -88,10 +89,8 @@ double best_parallel_gflops(Loop loop, double flops_per_iter, double seconds) {
 
 }  // namespace
 
-bool has_bf16_dot() { return active_isa() == Isa::kAvx512 && cpu_features().avx512bf16; }
-
 double measure_bf16_dot_peak_gflops(double seconds) {
-  if (!has_bf16_dot()) return 0;
+  if (!gemm_bf16_available()) return 0;
   return best_parallel_gflops([](int64_t iters) { return bf16_dot_loop(iters); }, 2.0 * 2 * 16 * kChains, seconds);
 }
 

@@ -19,10 +19,9 @@ double fma_loop_flops(Isa isa, int64_t iters);
 // widest vector ISA active_isa() allows.
 double measure_fma_peak_gflops(double seconds = 0.3);
 
-// Whether the bf16 matrix products of a bf16 model run on AVX512_BF16 dot products (vdpbf16ps) here.
-bool has_bf16_dot();
 // Register-only vdpbf16ps loop on every thread, in GFLOP/s (4 flops per fp32 lane: two products and
-// their adds): the compute peak of a bf16 model's GEMMs where has_bf16_dot(); 0 elsewhere.
+// their adds): the compute peak of a bf16 model's GEMMs where gemm_bf16_available() (matmul.h), the
+// condition under which they run on vdpbf16ps; 0 elsewhere.
 double measure_bf16_dot_peak_gflops(double seconds = 0.3);
 
 // Sum of n floats with independent vector chains (AVX2 where active_isa() allows): one thread's

@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "common.h"
 #include "kernels/cpu_features.h"
+#include "kernels/matmul.h"
 #include "kernels/roofline.h"
 #include "model/encoder.h"
 #include "model/model.h"
@@ -120,10 +121,10 @@ Action add_bench(CLI::App& app) {
     // A bf16 model's GEMMs (linear layers, encoder, prefill, vision) run on vdpbf16ps where the CPU has
     // AVX512_BF16: their peak is that instruction's, about twice the fp32 FMA peak. compute_peak is the
     // peak this model's GEMMs can reach here; fraction_of_compute_peak is measured against it.
-    const bool bf16_dot = has_bf16_dot() && m.weights.precision == Precision::kBF16 &&
+    const bool bf16_dot = gemm_bf16_available() && m.weights.precision == Precision::kBF16 &&
                           m.weights.embed.type == WeightType::kBF16;
     double compute_peak = peak, vision_peak = peak;  // the vision tower stays as stored (bf16 in a bf16 model)
-    if (has_bf16_dot()) {
+    if (gemm_bf16_available()) {
       nlohmann::ordered_json dot_samples;
       const double dot_peak = best_of_samples([] { return measure_bf16_dot_peak_gflops(); }, dot_samples);
       out["bf16_dot_peak_gflop_per_s"] = dot_peak;
