@@ -315,6 +315,26 @@ TEST(MatmulQuant, RowsIndependentOfBatchSize) {
   }
 }
 
+// Q8 decode does the same arithmetic on every SIMD ISA (matmul_vnni.cc: the sign trick of the AVX2
+// kernels there became an offset start of each vpdpbusd lane, the same exact int32 sums): bitwise equal.
+TEST(MatmulQuant, Q8DecodeSameBitsOnEveryIsa) {
+  if (active_isa() < Isa::kAvx512) GTEST_SKIP() << "one SIMD ISA here";
+  std::mt19937 rng(12);
+  for (int64_t K : {int64_t(40), int64_t(300), int64_t(650), int64_t(2048)}) {
+    QWeights w = make_qweights(WeightType::kQ8, 133, K, rng, 0.05f);
+    for (size_t i = 0; i < w.data.size(); i += 97) w.data[i] = 0x81;  // -127, the extreme the format stores
+    for (int64_t M = 1; M <= 8; ++M) {
+      std::vector<float> x = make_x(M, K, rng);
+      x[0] = 3.f;  // a group with a value at +127 after quantizing, and one at -127
+      x[static_cast<size_t>(K - 1)] = -3.f;
+      std::vector<float> y2(static_cast<size_t>(M * 133)), y5(y2.size());
+      matmul_isa(Isa::kAvx2, x.data(), M, K, w.matrix(), y2.data(), 133);
+      matmul_isa(Isa::kAvx512, x.data(), M, K, w.matrix(), y5.data(), 133);
+      ASSERT_EQ(0, std::memcmp(y2.data(), y5.data(), y2.size() * 4)) << "K=" << K << " M=" << M;
+    }
+  }
+}
+
 // A NaN in X reaches Y (it is not lost in the int8 quantization of X); tiny groups count as zero.
 TEST(MatmulQuant, NanAndTinyX) {
   std::mt19937 rng(4);
