@@ -175,7 +175,9 @@ void q8_rows_m1(const uint8_t* w, int64_t rs, const uint16_t* sc, int64_t G, int
                 int64_t nrows, float* y) {
   alignas(32) float done[4][8];
   int64_t r = 0;
+  prefetch_range_start(w, sc, 1, rs, G, nrows);
   for (; r < nrows; ++r) {
+    prefetch_block_far(w + r * rs, sc + r * G, 1, rs, G, nrows - r);
     __m256 out[1];
     q8_row_acc<1, true>(w + r * rs, sc + r * G, G, scales_left - r * G, xq, out);
     if ((r & 3) == 3) {
@@ -343,9 +345,11 @@ inline void q4_gemv_m1(const MatmulOut* parts, int np, const int64_t* N, int64_t
     const uint16_t* scales = parts[p].w->scales;
     const int64_t ldy = parts[p].ldy;
     float* y = parts[p].y;
+    prefetch_range_start(base + n0 * rs, scales + n0 * G, kQ4RowBlock, rs, G, n1 - n0);
     for (int64_t n = n0; n < n1; n += kQ4RowBlock) {
       const uint8_t* w = base + n * rs;
       const uint16_t* sc = scales + n * G;
+      prefetch_block_far(w, sc, kQ4RowBlock, rs, G, n1 - n);
       if (n + kQ4RowBlock <= n1) {
         q4_rows<kQ4RowBlock, 1, true>(w, rs, sc, G, (N[p] - n) * G, xq, y + n, ldy);
       } else {

@@ -32,41 +32,22 @@ namespace {
 constexpr int64_t kQG = kQuantGroup;
 static_assert(kQuantGroup == 32, "groups of 32");
 constexpr int64_t kPrefetch = 1024;  // bytes ahead along a row stream (into L1)
-// A second, far prefetch (into L2) kFarBlocks blocks of R rows ahead, in both the weight stream and the
-// scale stream (a separate array the hardware prefetchers followed too late). The near one alone kept
-// too few lines in flight: from DRAM the Q4 LM head streamed at 25-30 GB/s with the read bandwidth at
-// 35-60; with both, 37-59 GB/s, the read bandwidth measured beside it (bench_kernels BM_Matmul,
-// BM_DecoderProjections). 4 blocks gained half as much, 16 and 32 no more than 8.
-constexpr int64_t kFarBlocks = 8;
-
-// The far prefetches of a block's row r at w (weights) and sc (scales), R rows of rs bytes / G scales.
-T5G_QINLINE void prefetch_far_weights(const void* w, int R, int64_t rs) {
-  _mm_prefetch(static_cast<const char*>(w) + kFarBlocks * R * rs, _MM_HINT_T2);
-}
-T5G_QINLINE void prefetch_far_scales(const uint16_t* sc, int R, int64_t G) {
-  _mm_prefetch(reinterpret_cast<const char*>(sc + kFarBlocks * R * G), _MM_HINT_T0);
-}
+// Besides the near prefetch, a far one into L2 kFarBlocks blocks of rows ahead in the weight and the
+// scale streams (prefetch_block_far, matmul_shared.inl), issued per block of rows in rows_range. As one
+// burst per block it measured as fast as spread over the loads for Q4 and faster for Q8 (the decoder's
+// projections 28-33 -> 40-42 GB/s).
 
 // The 8-lane sum low half + high half of a 16-lane accumulator (the AVX2 kernels' acc0 + acc1).
 T5G_QINLINE __m256 fold16(__m512 v) { return _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1)); }
 
-// X quantized: q [M][Q] int8 (Q4 in the order above), d and c [M][Gp] fp32 (c = 8·dx·Σqx), zero past G;
-// Q8 only: n [M][Q/4] int32, -128 times the sum of each 4 q values (a vpdpbusd lane's, see q8_rows).
+// X quantized: q [M][Q] int8 (Q4 in the order above), d and c [M][Gp] fp32 (c = 8·dx·Σqx), zero past G.
 struct QuantX {
   const int8_t* q;
   const float* d;
   const float* c;
-  const int32_t* n;
   int64_t Q, Gp;
 };
 
-// -128·(x[4l] + .. + x[4l+3]) for the Q/4 lanes l of one quantized X row (Q a multiple of 64).
-void lane_offsets(const int8_t* q, int64_t Q, int32_t* n) {
-  const __m512i c128 = _mm512_set1_epi8(static_cast<char>(0x80));
-  for (int64_t i = 0; i < Q; i += 64)
-    _mm512_storeu_si512(n + i / 4, _mm512_sub_epi32(_mm512_setzero_si512(),
-                                                    _mm512_dpbusd_epi32(_mm512_setzero_si512(), c128, _mm512_loadu_si512(q + i))));
-}
 
 // One row of X (K values) into Q int8 (groups past K zero), scales d and offsets c of Gp groups.
 void quantize_row(const float* x, int64_t K, int64_t Q, int64_t Gp, bool q4_order, int8_t* q, float* d, float* c) {
@@ -129,7 +110,7 @@ T5G_QINLINE void q8_rows(const uint8_t* w, int64_t rs, const uint16_t* sc, int64
                          int64_t ldy) {
   __m512 acc[MC][R];
   static_for<MC>([&](auto mc) { static_for<R>([&](auto r) { acc[mc.value][r.value] = _mm512_setzero_ps(); }); });
-  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  const __m512i zero = _mm512_setzero_si512();
   // Lane selectors: step t of a block of 8 groups takes groups 2t (lanes 0-7) and 2t + 1 (lanes 8-15).
   const __m512i sel[4] = {
       _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
@@ -148,14 +129,11 @@ T5G_QINLINE void q8_rows(const uint8_t* w, int64_t rs, const uint16_t* sc, int64
       });
       const char* pf = reinterpret_cast<const char*>(w + r * rs + g0 * kQG) + prefetch_offset(R, rs);
       static_for<4>([&](auto o) { _mm_prefetch(pf + 64 * o.value, _MM_HINT_T0); });
-      static_for<4>([&](auto o) { prefetch_far_weights(w + r * rs + g0 * kQG + 64 * o.value, R, rs); });
-      prefetch_far_scales(sc + r * G + g0, R, G);
     });
     for (int t = 0; t < 4 && 2 * t < ng; ++t) {
       const int64_t g = g0 + 2 * t;
       __m512i x[MC];
       static_for<MC>([&](auto mc) { x[mc.value] = _mm512_loadu_si512(xq.q + mc.value * xq.Q + g * kQG); });
-      const int32_t* xn = xq.n + g * kQG / 4;
       static_for<R>([&](auto rc) {
         constexpr int r = decltype(rc)::value;
         __m512i wv;
@@ -165,13 +143,15 @@ T5G_QINLINE void q8_rows(const uint8_t* w, int64_t rs, const uint16_t* sc, int64
           wv = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + r * rs + g * kQG)));
           wv = _mm512_inserti64x4(wv, _mm256_setzero_si256(), 1);
         }
-        // vpdpbusd takes unsigned · signed: w + 128 (the sign bit flipped) times x, each lane started at
-        // -128 times its x sum, is exactly the lane's sum of w·x (the AVX2 kernels' |w| · (x with w's sign)).
-        const __m512i wu = _mm512_xor_si512(wv, flip);
+        const __m512i aw = _mm512_abs_epi8(wv);
+        const __mmask64 neg = _mm512_movepi8_mask(wv);
         static_for<MC>([&](auto mc) {
           constexpr int m = decltype(mc)::value;
-          const __m512i n0 = _mm512_loadu_si512(xn + m * (xq.Q / 4));
-          const __m512 f = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(n0, wu, x[m]));
+          // |w| · (x with w's sign): the AVX2 kernel's sign trick (vpdpbusd takes unsigned · signed).
+          // (w + 128 times x from a lane start of -128·Σx, one XOR instead of three ops, measured 8%
+          // slower at M = 8: one more load per X row and step.)
+          const __m512i xs = _mm512_mask_sub_epi8(x[m], neg, zero, x[m]);
+          const __m512 f = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, aw, xs));
           acc[m][r] = _mm512_fmadd_ps(f, _mm512_permutexvar_ps(sel[t], s8[m][r]), acc[m][r]);
         });
       });
@@ -201,7 +181,6 @@ T5G_QINLINE void q4_rows(const uint8_t* w, int64_t rs, const uint16_t* sc, int64
     static_for<R>([&](auto rc) {
       constexpr int r = decltype(rc)::value;
       const __m512 dw = load_scales(sc + r * G + g0, ng);
-      prefetch_far_scales(sc + r * G + g0, R, G);
       static_for<MC>([&](auto mc) {
         constexpr int m = decltype(mc)::value;
         s16[m][r] = _mm512_mul_ps(dw, _mm512_loadu_ps(xq.d + m * xq.Gp + g0));
@@ -220,7 +199,6 @@ T5G_QINLINE void q4_rows(const uint8_t* w, int64_t rs, const uint16_t* sc, int64
         constexpr int r = decltype(rc)::value;
         const uint8_t* p = w + r * rs + g * (kQG / 2);
         _mm_prefetch(reinterpret_cast<const char*>(p) + prefetch_offset(R, rs), _MM_HINT_T0);
-        prefetch_far_weights(p, R, rs);
         __m512i wv;
         if (g + 4 <= G) {
           wv = _mm512_loadu_si512(p);
@@ -253,16 +231,12 @@ void rows_range(const WeightMatrix& W, int64_t n0, int64_t n1, int64_t rs, int64
   // One X row: blocks of kRowBlock weight rows (independent chains, shared X loads); more X rows give
   // the chains themselves.
   constexpr int R = MC == 1 && WT == WeightType::kQ4 ? kRowBlock : 1;
-  // The far prefetches cover from kFarBlocks blocks ahead: the range's first blocks, issued here.
-  {
-    const int64_t nb = imin(kFarBlocks * R, n1 - n0);
-    const char* wp = reinterpret_cast<const char*>(base + n0 * rs);
-    for (int64_t o = 0; o < nb * rs; o += 64) _mm_prefetch(wp + o, _MM_HINT_T2);
-    const char* sp = reinterpret_cast<const char*>(W.scales + n0 * G);
-    for (int64_t o = 0; o < nb * G * 2; o += 64) _mm_prefetch(sp + o, _MM_HINT_T2);
-  }
+  // The far prefetch (at MC <= 2: more X rows make the kernel compute-bound, where it cost 5% at M = 8).
+  constexpr bool kFar = MC <= 2;
+  if constexpr (kFar) prefetch_range_start(base + n0 * rs, W.scales + n0 * G, R, rs, G, n1 - n0);
   int64_t n = n0;
   for (; n + R <= n1; n += R) {
+    if constexpr (kFar) prefetch_block_far(base + n * rs, W.scales + n * G, R, rs, G, n1 - n);
     if constexpr (WT == WeightType::kQ8) q8_rows<R, MC>(base + n * rs, rs, W.scales + n * G, G, xq, y + n, ldy);
     else q4_rows<R, MC>(base + n * rs, rs, W.scales + n * G, G, xq, y + n, ldy);
   }
@@ -288,18 +262,13 @@ void qgemv(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n
   const int64_t Gp = cdiv(Q / kQG, 16) * 16;
   const int64_t rs = WT == WeightType::kQ8 ? G * kQG : G * kQG / 2;
   const size_t qbytes = static_cast<size_t>(cdiv(M * Q + 64, 64) * 64);
-  const int64_t nwords = WT == WeightType::kQ8 ? M * Q / 4 : 0;
-  char* s = static_cast<char*>(
-      kern::scratch(kern::kScratchX, qbytes + static_cast<size_t>(2 * M * Gp) * sizeof(float) + static_cast<size_t>(nwords) * 4));
+  char* s = static_cast<char*>(kern::scratch(kern::kScratchX, qbytes + static_cast<size_t>(2 * M * Gp) * sizeof(float)));
   int8_t* qx = reinterpret_cast<int8_t*>(s);
   float* dx = reinterpret_cast<float*>(s + qbytes);
   float* cx = dx + M * Gp;
-  int32_t* nx = reinterpret_cast<int32_t*>(cx + M * Gp);
-  for (int64_t m = 0; m < M; ++m) {
+  for (int64_t m = 0; m < M; ++m)
     quantize_row(X + m * ldx, K, Q, Gp, WT == WeightType::kQ4, qx + m * Q, dx + m * Gp, cx + m * Gp);
-    if constexpr (WT == WeightType::kQ8) lane_offsets(qx + m * Q, Q, nx + m * Q / 4);
-  }
-  const QuantX xq{qx, dx, cx, nx, Q, Gp};
+  const QuantX xq{qx, dx, cx, Q, Gp};
   // The decode schedule of the other units (for_each_range: one list of row ranges for all the parts).
   int64_t N[kMaxMatmulParts];
   const int64_t row_bytes = rs + 2 * G;
