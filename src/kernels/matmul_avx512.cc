@@ -102,16 +102,31 @@ void bd_gemv_row_dispatch(int mc, const uint16_t* w, int64_t K, const uint16_t* 
   else if constexpr (MC > 1) bd_gemv_row_dispatch<PREFETCH, MC - 1>(mc, w, K, xb, K2, y, ldy);
 }
 
-void bd_gemv(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy) {
-  const int64_t K = W.cols, N = W.rows;
+// Y_p = X·W_pᵀ for the parts (bf16, one K), M <= kGemvMaxM: one schedule for all the parts (the
+// decode schedule of the quantized kernels, for_each_range: q, k, v and gate, up each meet the threads
+// once), rows streamed in memory order, passes of kGemvMC X rows, the first streaming the row. (The
+// quantized kernels' far prefetch into L2 made the streamed LM head slower here: 47-51 -> 42-44 GB/s.)
+void bd_gemv(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int np) {
+  const int64_t K = parts[0].w->cols;
   const int64_t K2 = cdiv(K, kBdBlock) * kBdBlock;
   uint16_t* xb = static_cast<uint16_t*>(kern::scratch(kern::kScratchX, static_cast<size_t>(M * K2 + 32) * 2));
   for (int64_t m = 0; m < M; ++m)
     for (int64_t k = 0; k < K2; ++k) xb[m * K2 + k] = k < K ? static_cast<uint16_t>(hi16(X[m * ldx + k])) : 0;
-  const uint16_t* base = static_cast<const uint16_t*>(W.data);
-  for_each_row_pass(N, M, kGemvMC, K * 2, N * K * 2 >= kGemvParallelBytes, [&](int64_t n, int64_t m0, int mc) {
-    if (m0 == 0) bd_gemv_row_dispatch<true>(mc, base + n * K, K, xb + m0 * K2, K2, Y + m0 * ldy + n, ldy);
-    else bd_gemv_row_dispatch<false>(mc, base + n * K, K, xb + m0 * K2, K2, Y + m0 * ldy + n, ldy);
+  const int64_t rs = K * 2;
+  int64_t N[kMaxMatmulParts];
+  const bool parallel = part_rows(parts, np, rs, N);
+  for_each_range(N, np, 1, rs, parallel, [&](int p, int64_t n0, int64_t n1) {
+    const uint16_t* base = static_cast<const uint16_t*>(parts[p].w->data);
+    const int64_t ldy = parts[p].ldy;
+    float* y = parts[p].y;
+    for (int64_t n = n0; n < n1; ++n) {
+      for (int64_t m0 = 0; m0 < M;) {
+        const int mc = static_cast<int>(cdiv(M - m0, cdiv(M - m0, kGemvMC)));
+        if (m0 == 0) bd_gemv_row_dispatch<true>(mc, base + n * K, K, xb, K2, y + n, ldy);
+        else bd_gemv_row_dispatch<false>(mc, base + n * K, K, xb + m0 * K2, K2, y + m0 * ldy + n, ldy);
+        m0 += mc;
+      }
+    }
   });
 }
 
@@ -345,21 +360,15 @@ void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float
     matmul_f32acc(X, M, ldx, W, Y, ldy);
     return;
   }
-  if (M <= kGemvMaxM) {
-    bd_gemv(X, M, ldx, W, Y, ldy);
-  } else {
-    const MatmulOut part{&W, Y, ldy};
-    bd_gemm(X, M, ldx, &part, 1);
-  }
+  const MatmulOut part{&W, Y, ldy};
+  if (M <= kGemvMaxM) bd_gemv(X, M, ldx, &part, 1);
+  else bd_gemm(X, M, ldx, &part, 1);
 }
 
 void matmul_parts(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n, bool bf16_dot) {
   if (bf16_dot && parts[0].w->type == WeightType::kBF16) {
-    if (M > kGemvMaxM) {
-      bd_gemm(X, M, ldx, parts, n);  // one schedule for all the parts
-    } else {
-      for (int i = 0; i < n; ++i) matmul(X, M, ldx, *parts[i].w, parts[i].y, parts[i].ldy, true);
-    }
+    if (M > kGemvMaxM) bd_gemm(X, M, ldx, parts, n);  // one schedule for all the parts
+    else bd_gemv(X, M, ldx, parts, n);
     return;
   }
   if (M <= kGemvMaxM) matmul_parts_decode(X, M, ldx, parts, n);

@@ -65,20 +65,21 @@ T5G_QINLINE void prefetch_l2(const void* p, int64_t bytes) {
   for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(static_cast<const char*>(p) + o, _MM_HINT_T2);
 }
 
-// The far prefetch of a block of R rows (rs bytes, G scales each) at w / sc, issued with that block:
-// the block kFarBlocks ahead, or (first) the range's first kFarBlocks blocks, never past row n1 - n.
-T5G_QINLINE void prefetch_block_far(const uint8_t* w, const uint16_t* sc, int R, int64_t rs, int64_t G, int64_t rows_left) {
+// The far prefetch of a block of R rows (rs bytes, G scales each; no scales: G = 0) at w / sc, issued
+// with that block: the block kFarBlocks ahead, never past the range's end (rows_left rows from w) ...
+T5G_QINLINE void prefetch_block_far(const void* w, const uint16_t* sc, int R, int64_t rs, int64_t G, int64_t rows_left) {
   const int64_t ahead = kFarBlocks * R;
   if (ahead < rows_left) {
     const int64_t n = imin(R, rows_left - ahead);
-    prefetch_l2(w + ahead * rs, n * rs);
-    prefetch_l2(sc + ahead * G, n * G * 2);
+    prefetch_l2(static_cast<const char*>(w) + ahead * rs, n * rs);
+    if (G > 0) prefetch_l2(sc + ahead * G, n * G * 2);
   }
 }
-T5G_QINLINE void prefetch_range_start(const uint8_t* w, const uint16_t* sc, int R, int64_t rs, int64_t G, int64_t rows) {
+// ... and at the start of a range its first kFarBlocks blocks.
+T5G_QINLINE void prefetch_range_start(const void* w, const uint16_t* sc, int R, int64_t rs, int64_t G, int64_t rows) {
   const int64_t n = imin(kFarBlocks * R, rows);
   prefetch_l2(w, n * rs);
-  prefetch_l2(sc, n * G * 2);
+  if (G > 0) prefetch_l2(sc, n * G * 2);
 }
 
 // A range is at least kGemvChunkBytes of weights: each range restarts the hardware prefetchers' stream, a
