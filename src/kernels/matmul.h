@@ -72,7 +72,11 @@ inline constexpr int64_t kRowStableGroup = 8;
 // AVX512_VNNI). A row's result still does not depend on the other rows of its M <= 8 group (row_stable holds).
 // bf16 weights with x_is_bf16 on AVX512_BF16 (matmul_avx512.cc) use vdpbf16ps: each output is one fp32
 // chain over the (k, k+1) pairs, whose pair sums round differently from two FMAs (bf16 noise, see
-// tests/model); still independent of the threads and, up to 8 rows, of M.
+// tests/model); still independent of the threads and, up to 8 rows, of M. Q8/Q4 weights with x_is_bf16
+// on AVX512_BF16, M > 8: the dequantized weights q·d are rounded to bf16 (nearest even) into the same
+// vdpbf16ps GEMM, so the result is X times bf16(q·d) up to fp32 reassociation (1.9x the fp32 GEMM's
+// speed; on the tiny bf16 checkpoint the log-prob error is unchanged within the quantization's own,
+// tests/model/test_quantized.cc).
 void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy,
             const MatmulOptions& opt = {});
 

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "kernels/matmul_internal.h"
+#include "util/bf16.h"
 
 namespace t5g::kern::avx512 {
 namespace {
@@ -204,10 +205,49 @@ inline uint32_t w_pair(const uint16_t* row, int64_t k, int64_t kend) {
   return lo | (hi << 16);
 }
 
+// Q8 / Q4 weights into the bf16 pair panels: each value q·d (fp32, exactly as weight_row_f32) rounded to
+// bf16 (round to nearest even, vcvtneps2bf16; q·d is never subnormal: |q| >= 1 and d an fp16 scale).
+// Rows n0..n0+nr-1, columns k0..k0+kc-1 (k0 a multiple of 8), pairs (k, k+1) as dwords, low half even k.
+template <WeightType WT>
+void pack_b_quant_bf16(const WeightMatrix& W, int64_t n0, int nr, int64_t k0, int64_t kc, uint32_t* Bp) {
+  const int64_t Q = quant_padded_cols(W.cols);
+  const int64_t np = (kc + 1) / 2;
+  auto pair = [&](int64_t n, int64_t k) -> uint32_t {  // columns k, k + 1 of the block (zero past kc)
+    const uint32_t lo = k < kc ? t5g::f32_to_bf16(qscalar<WT>(W, Q, n, k0 + k)) : 0u;
+    const uint32_t hi = k + 1 < kc ? t5g::f32_to_bf16(qscalar<WT>(W, Q, n, k0 + k + 1)) : 0u;
+    return lo | (hi << 16);
+  };
+  int j0 = 0;
+  for (; j0 + 8 <= nr; j0 += 8) {
+    int64_t kk = 0;
+    for (; 2 * kk + 16 <= kc; kk += 8) {  // 8 rows x 16 columns: 8 x 8 pairs, transposed
+      __m256 r[8];
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; ++j) {
+        const int64_t n = n0 + j0 + j, k = k0 + 2 * kk;
+        const __m512 v = _mm512_insertf32x8(_mm512_castps256_ps512(qload8<WT>(W, Q, n, k)), qload8<WT>(W, Q, n, k + 8), 1);
+        r[j] = _mm256_castsi256_ps((__m256i)_mm512_cvtneps_pbh(v));
+      }
+      transpose8(r);
+#pragma GCC unroll 8
+      for (int t = 0; t < 8; ++t)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(Bp + (kk + t) * kNR + j0), _mm256_castps_si256(r[t]));
+    }
+    for (; kk < np; ++kk)
+      for (int j = 0; j < 8; ++j) Bp[kk * kNR + j0 + j] = pair(n0 + j0 + j, 2 * kk);
+  }
+  for (int64_t kk = 0; kk < np; ++kk) {
+    for (int j = j0; j < nr; ++j) Bp[kk * kNR + j] = pair(n0 + j, 2 * kk);
+    for (int j = nr; j < kNR; ++j) Bp[kk * kNR + j] = 0u;
+  }
+}
+
 struct PackBf16Dot {
   static int64_t kp(int64_t kc) { return (kc + 1) / 2; }
   static void pack_b(const WeightMatrix& W, int64_t n0, int nr, int64_t k0, int64_t kc, float* Bpf) {
     uint32_t* Bp = reinterpret_cast<uint32_t*>(Bpf);
+    if (W.type == WeightType::kQ8) return pack_b_quant_bf16<WeightType::kQ8>(W, n0, nr, k0, kc, Bp);
+    if (W.type == WeightType::kQ4) return pack_b_quant_bf16<WeightType::kQ4>(W, n0, nr, k0, kc, Bp);
     const uint16_t* w = static_cast<const uint16_t*>(W.data);
     const int64_t K = W.cols;
     const int64_t kpp = kc / 2;  // whole pairs
@@ -266,9 +306,10 @@ constexpr int64_t kBdKcMax = 1024;
 constexpr int64_t kBdRowBlock = 32 * kMR;
 constexpr int64_t kBdChunkPanels = 2;
 
-inline int64_t bd_kc(int64_t K) {
-  const int64_t nk = cdiv(K, kBdKcMax);
-  return cdiv(cdiv(K, nk), 2) * 2;  // even: K blocks start on a pair
+// K block: even (blocks start on a pair); for Q8 / Q4 weights a multiple of 8 (pack_b_quant_bf16).
+inline int64_t bd_kc(int64_t K, WeightType t) {
+  const int64_t nk = cdiv(K, kBdKcMax), step = is_quantized(t) ? 8 : 2;
+  return cdiv(cdiv(K, nk), step) * step;
 }
 
 void bd_gemm(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int np) {
@@ -279,7 +320,7 @@ void bd_gemm(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int
         for (int64_t n = 0; n < parts[p].w->rows; ++n) parts[p].y[m * parts[p].ldy + n] = 0.f;
     return;
   }
-  const int64_t Kp = cdiv(K, 2), kc_nom = bd_kc(K);
+  const int64_t Kp = cdiv(K, 2), kc_nom = bd_kc(K, parts[0].w->type);
   int64_t first[kMaxMatmulParts + 1], rows = 0;
   first[0] = 0;
   for (int p = 0; p < np; ++p) {
@@ -355,8 +396,10 @@ void gemm_bf16_panels(int64_t M, int64_t N, int64_t Kp, const uint16_t* A, int64
   }
 }
 
+// bf16_dot: X is bf16-representable, the CPU has AVX512_BF16, and W is bf16 or (M > kGemvMaxM) Q8 / Q4.
 void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy, bool bf16_dot) {
-  if (!bf16_dot || W.type != WeightType::kBF16 || M <= 0 || W.rows <= 0) {
+  const bool quant_gemm = is_quantized(W.type) && M > kGemvMaxM;
+  if (!bf16_dot || (W.type != WeightType::kBF16 && !quant_gemm) || M <= 0 || W.rows <= 0) {
     matmul_f32acc(X, M, ldx, W, Y, ldy);
     return;
   }
@@ -366,7 +409,7 @@ void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float
 }
 
 void matmul_parts(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n, bool bf16_dot) {
-  if (bf16_dot && parts[0].w->type == WeightType::kBF16) {
+  if (bf16_dot && (parts[0].w->type == WeightType::kBF16 || (is_quantized(parts[0].w->type) && M > kGemvMaxM))) {
     if (M > kGemvMaxM) bd_gemm(X, M, ldx, parts, n);  // one schedule for all the parts
     else bd_gemv(X, M, ldx, parts, n);
     return;

@@ -13,6 +13,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -333,6 +334,51 @@ TEST(MatmulQuant, Q8DecodeSameBitsOnEveryIsa) {
       ASSERT_EQ(0, std::memcmp(y2.data(), y5.data(), y2.size() * 4)) << "K=" << K << " M=" << M;
     }
   }
+}
+
+// The GEMM (M > 8) of a bf16-compute model (X bf16-representable) on AVX512_BF16: the weights are
+// dequantized (q·d as weight_row_f32) and rounded to bf16 into vdpbf16ps panels. Reference: X times
+// those rounded weights in double; bound: fp32 reassociation, 2(K+2)·2⁻²⁴·Σ|x·w|. Also checks the
+// parts schedule (q, k, v sharing X) gives each product's own result bitwise, and the K blocks.
+TEST(MatmulQuant, Bf16GemmOfDequantizedWeights) {
+  if (!gemm_bf16_available()) GTEST_SKIP() << "no AVX512_BF16 here (or T5G_ISA lowered)";
+  std::mt19937 rng(31);
+  const MatmulOptions opt{true, false};
+  for (WeightType t : {WeightType::kQ8, WeightType::kQ4})
+    for (const auto& nk : {std::array<int64_t, 2>{37, 40}, std::array<int64_t, 2>{70, 300}, std::array<int64_t, 2>{45, 650},
+                           std::array<int64_t, 2>{33, 2100}}) {
+      const QWeights w = make_qweights(t, nk[0], nk[1], rng, 0.05f);
+      const int64_t N = nk[0], K = nk[1];
+      for (int64_t M : {9, 40, 130}) {
+        std::vector<float> x = make_x(M, K, rng);
+        for (auto& v : x) v = round_bf16(v);
+        std::vector<float> y(static_cast<size_t>(M * N));
+        matmul(x.data(), M, K, w.matrix(), y.data(), N, opt);
+        int bad = 0;
+        for (int64_t m = 0; m < M && bad < 5; ++m)
+          for (int64_t n = 0; n < N && bad < 5; ++n) {
+            double want = 0, mag = 0;
+            for (int64_t k = 0; k < K; ++k) {
+              const double wk = round_bf16(w.deq[n * K + k]);
+              want += double(x[m * K + k]) * wk;
+              mag += std::fabs(double(x[m * K + k]) * wk);
+            }
+            const double tol = 2.0 * (K + 2) * std::ldexp(1.0, -24) * mag + 1e-30;
+            if (!(std::fabs(y[m * N + n] - want) <= tol))
+              ADD_FAILURE() << weight_type_name(t) << " M=" << M << " N=" << N << " K=" << K << ": Y[" << m << "," << n
+                            << "] = " << y[m * N + n] << ", want " << want << ", tol " << tol, ++bad;
+          }
+        // Two parts sharing X: each equals its own product bitwise.
+        std::vector<float> y2(static_cast<size_t>(M * N * 2), 0.f);
+        const WeightMatrix wm = w.matrix();
+        const MatmulOut parts[2] = {{&wm, y2.data(), 2 * N}, {&wm, y2.data() + N, 2 * N}};
+        matmul_parts(x.data(), M, K, parts, 2, opt);
+        for (int64_t m = 0; m < M; ++m)
+          for (int h = 0; h < 2; ++h)
+            ASSERT_EQ(0, std::memcmp(y2.data() + m * 2 * N + h * N, y.data() + m * N, N * 4))
+                << weight_type_name(t) << " parts, M=" << M << " K=" << K;
+      }
+    }
 }
 
 // A NaN in X reaches Y (it is not lost in the int8 quantization of X); tiny groups count as zero.

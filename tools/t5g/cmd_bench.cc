@@ -119,10 +119,11 @@ Action add_bench(CLI::App& app) {
     out["fma_peak_gflop_per_s"] = peak;  // = the bf16 GEMM peak on CPUs without AVX512_BF16 (bf16 is widened)
     out["fma_peak_samples_gflop_per_s"] = peak_samples;
     // A bf16 model's GEMMs (linear layers, encoder, prefill, vision) run on vdpbf16ps where the CPU has
-    // AVX512_BF16: their peak is that instruction's, about twice the fp32 FMA peak. compute_peak is the
-    // peak this model's GEMMs can reach here; fraction_of_compute_peak is measured against it.
+    // AVX512_BF16, its int8 / q4 weights dequantized into bf16 panels: their peak is that instruction's,
+    // about twice the fp32 FMA peak. compute_peak is the peak this model's GEMMs can reach here;
+    // fraction_of_compute_peak is measured against it.
     const bool bf16_dot = gemm_bf16_available() && m.weights.precision == Precision::kBF16 &&
-                          m.weights.embed.type == WeightType::kBF16;
+                          (m.weights.embed.type == WeightType::kBF16 || is_quantized(m.weights.embed.type));
     double compute_peak = peak, vision_peak = peak;  // the vision tower stays as stored (bf16 in a bf16 model)
     if (gemm_bf16_available()) {
       nlohmann::ordered_json dot_samples;
