@@ -97,7 +97,10 @@ void bd_gemv_row(const uint16_t* w, int64_t K, const uint16_t* xb, int64_t K2, f
     y[m * ldy] = V::hsum(_mm512_add_ps(_mm512_add_ps(acc[m][0], acc[m][1]), _mm512_add_ps(acc[m][2], acc[m][3])));
 }
 
-template <bool PREFETCH, int MC = kGemvMC>
+// X rows per pass: 4 x 4 accumulators; 8 rows (32 accumulators, every zmm register) spilled.
+constexpr int kBdGemvMC = 4;
+
+template <bool PREFETCH, int MC = kBdGemvMC>
 void bd_gemv_row_dispatch(int mc, const uint16_t* w, int64_t K, const uint16_t* xb, int64_t K2, float* y, int64_t ldy) {
   if (mc == MC) bd_gemv_row<MC, PREFETCH>(w, K, xb, K2, y, ldy);
   else if constexpr (MC > 1) bd_gemv_row_dispatch<PREFETCH, MC - 1>(mc, w, K, xb, K2, y, ldy);
@@ -105,7 +108,7 @@ void bd_gemv_row_dispatch(int mc, const uint16_t* w, int64_t K, const uint16_t* 
 
 // Y_p = X·W_pᵀ for the parts (bf16, one K), M <= kGemvMaxM: one schedule for all the parts (the
 // decode schedule of the quantized kernels, for_each_range: q, k, v and gate, up each meet the threads
-// once), rows streamed in memory order, passes of kGemvMC X rows, the first streaming the row. (The
+// once), rows streamed in memory order, passes of kBdGemvMC X rows, the first streaming the row. (The
 // quantized kernels' far prefetch into L2 made the streamed LM head slower here: 47-51 -> 42-44 GB/s.)
 void bd_gemv(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int np) {
   const int64_t K = parts[0].w->cols;
@@ -122,7 +125,7 @@ void bd_gemv(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int
     float* y = parts[p].y;
     for (int64_t n = n0; n < n1; ++n) {
       for (int64_t m0 = 0; m0 < M;) {
-        const int mc = static_cast<int>(cdiv(M - m0, cdiv(M - m0, kGemvMC)));
+        const int mc = static_cast<int>(cdiv(M - m0, cdiv(M - m0, kBdGemvMC)));
         if (m0 == 0) bd_gemv_row_dispatch<true>(mc, base + n * K, K, xb, K2, y + n, ldy);
         else bd_gemv_row_dispatch<false>(mc, base + n * K, K, xb + m0 * K2, K2, y + m0 * ldy + n, ldy);
         m0 += mc;
