@@ -48,7 +48,6 @@ struct QuantX {
   int64_t Q, Gp;
 };
 
-
 // One row of X (K values) into Q int8 (groups past K zero), scales d and offsets c of Gp groups.
 void quantize_row(const float* x, int64_t K, int64_t Q, int64_t Gp, bool q4_order, int8_t* q, float* d, float* c) {
   const int64_t G = Q / kQG;
