@@ -172,7 +172,8 @@ void matmul_args(benchmark::internal::Benchmark* b) {
     b->Args({1, 64, 640, t, 0});
   // The vision tower's products (4096 patches, hidden 1152, MLP 4304): bf16, the image's GEMM regime.
   const int64_t VNK[][2] = {{1152, 1152}, {4304, 1152}, {1152, 4304}};
-  for (const auto& nk : VNK) b->Args({4096, nk[0], nk[1], static_cast<int>(WeightType::kBF16), 0});
+  for (const auto& nk : VNK)
+    for (int xb : {0, 1}) b->Args({4096, nk[0], nk[1], static_cast<int>(WeightType::kBF16), xb});  // xb 1: a bf16 model's
 }
 BENCHMARK(BM_Matmul)->Apply(matmul_args)->UseRealTime();
 

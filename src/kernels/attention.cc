@@ -26,13 +26,21 @@ struct RowKernels {
 };
 
 const RowKernels& row_kernels() {
-  static const RowKernels k = active_isa() >= Isa::kAvx2
-                                  ? RowKernels{kern::avx2::finish_scores_row, kern::avx2::exp_sum_row,
-                                               kern::avx2::scale_round_row, kern::avx2::round_act,
-                                               kern::avx2::dot_rows_heads, kern::avx2::axpy_rows_heads}
-                                  : RowKernels{kern::scalar::finish_scores_row, kern::scalar::exp_sum_row,
-                                               kern::scalar::scale_round_row, kern::scalar::round_act,
-                                               kern::scalar::dot_rows_heads, kern::scalar::axpy_rows_heads};
+  static const RowKernels k = [] {
+    const Isa isa = active_isa();
+    if (isa >= Isa::kAvx2) {
+      RowKernels r{kern::avx2::finish_scores_row, kern::avx2::exp_sum_row, kern::avx2::scale_round_row,
+                   kern::avx2::round_act,         kern::avx2::dot_rows_heads, kern::avx2::axpy_rows_heads};
+      if (isa >= Isa::kAvx512) {  // bitwise the AVX2 results, twice the lanes
+        r.exp_sum = kern::avx512::exp_sum_row;
+        r.scale_round = kern::avx512::scale_round_row;
+      }
+      return r;
+    }
+    return RowKernels{kern::scalar::finish_scores_row, kern::scalar::exp_sum_row,
+                      kern::scalar::scale_round_row,   kern::scalar::round_act,
+                      kern::scalar::dot_rows_heads,    kern::scalar::axpy_rows_heads};
+  }();
   return k;
 }
 

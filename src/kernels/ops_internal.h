@@ -1,5 +1,5 @@
 // Internal interface between the element-wise ops' dispatchers (ops.cc, attention.cc: baseline x86-64
-// code) and their per-ISA kernels (ops_avx2.cc, compiled with -mavx2 -mfma -mf16c). Plain
+// code) and their per-ISA kernels (ops_avx2.cc, compiled with -mavx2 -mfma -mf16c; ops_avx512.cc). Plain
 // declarations only, as matmul_internal.h. The scalar versions are the definition of each op; the
 // AVX2 ones compute the same expressions in the same order and round at the same points, with
 // vector exp/tanh/erfc (a few ulp from libm) and vector reductions (sums in another order).
@@ -48,6 +48,12 @@ T5G_OPS_KERNELS
 namespace avx2 {
 T5G_OPS_KERNELS
 }  // namespace avx2
+
+// AVX-512 (ops_avx512.cc): the softmax's two long-row kernels, bitwise the AVX2 ones' results.
+namespace avx512 {
+float exp_sum_row(float* s, int64_t n, float max);
+void scale_round_row(float* s, int64_t n, float f, Precision p);
+}  // namespace avx512
 
 #undef T5G_OPS_KERNELS
 

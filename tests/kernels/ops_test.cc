@@ -332,6 +332,33 @@ TEST(OpsAvx2, ExpSumAccuracy) {
   }
 }
 
+// The AVX-512 softmax kernels compute bitwise what the AVX2 ones compute (values and sum), on every
+// size (whole zmm blocks, a following ymm block, a masked tail) and on the special values.
+TEST(OpsAvx512, ExpSumAndScaleRoundSameBitsAsAvx2) {
+  if (active_isa() < Isa::kAvx512) GTEST_SKIP() << "no AVX-512 on this CPU";
+  const int64_t sizes[] = {0, 1, 7, 8, 9, 15, 16, 17, 23, 24, 25, 31, 32, 33, 47, 100, 4096, 4099};
+  for (int64_t n : sizes) {
+    auto x = randn(n, 6.f, 17);
+    for (int64_t i = 0; i < n; i += 7) x[i] = -kInf;
+    if (n > 20) {
+      x[3] = kNaN, x[11] = 95.f, x[12] = -120.f, x[19] = -1e30f;
+    }
+    float m = -kInf;
+    for (float v : x)
+      if (!std::isnan(v) && v < 90.f) m = std::max(m, v);
+    std::vector<float> a = x, b = x;
+    const float sa = vx::exp_sum_row(a.data(), n, m), sb = kern::avx512::exp_sum_row(b.data(), n, m);
+    ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4)) << "exp values, n=" << n;
+    ASSERT_EQ(bits(sa), bits(sb)) << "sum, n=" << n;
+    for (Precision p : kPrecisions) {
+      std::vector<float> c = x, d = x;
+      vx::scale_round_row(c.data(), n, 0.0883883f, p);
+      kern::avx512::scale_round_row(d.data(), n, 0.0883883f, p);
+      ASSERT_EQ(0, std::memcmp(c.data(), d.data(), c.size() * 4)) << "scale_round, n=" << n;
+    }
+  }
+}
+
 TEST(OpsAvx2, FinishScoresMasksAndRounds) {
   REQUIRE_AVX2();
   const float cap = 50.f;

@@ -1,0 +1,95 @@
+// AVX-512 versions of the attention softmax's per-row kernels that dominate a long row's element-wise
+// time (a vision layer exponentiates 16 x 4096 x 4096 scores): exp_sum_row and scale_round_row. Each
+// computes bitwise what the AVX2 kernel (ops_avx2.cc) computes: the same operations lane for lane, and
+// exp_sum_row's sum in the AVX2 kernel's order (its two 8-lane accumulators are the halves of one zmm).
+// Compiled with the AVX-512 flags and -ffp-contract=off (as ops_avx2.cc); called when active_isa() is
+// kAvx512 (attention.cc).
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "kernels/ops_internal.h"
+#include "kernels/vec_math_avx2.h"
+
+namespace t5g::kern::avx512 {
+namespace {
+
+constexpr float kNegInf = -__builtin_inff();
+
+// avx2::exp_v on 16 lanes: the same constants and operations in the same order.
+inline __m512 exp16(__m512 x) {
+  const __m512 hi = _mm512_set1_ps(88.72283935546875f);
+  const __m512 lo = _mm512_set1_ps(-103.97208f);
+  const __m512 xc = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.f)));
+  const __m512i ni = _mm512_cvtps_epi32(n);
+  const __m512i n1 = _mm512_srai_epi32(ni, 1);
+  const __m512i n2 = _mm512_sub_epi32(ni, n1);
+  const __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, _mm512_set1_epi32(127)), 23));
+  const __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, _mm512_set1_epi32(127)), 23));
+  __m512 y = _mm512_mul_ps(_mm512_mul_ps(p, s1), s2);
+  y = _mm512_maskz_mov_ps(static_cast<__mmask16>(~_mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ)), y);  // -> 0
+  y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ), _mm512_set1_ps(__builtin_inff()));
+  return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);  // NaN
+}
+
+}  // namespace
+
+float exp_sum_row(float* s, int64_t n, float max) {
+  if (max == kNegInf) {
+    for (int64_t i = 0; i < n; ++i) s[i] = 0.f;
+    return 0.f;
+  }
+  const __m512 vmax = _mm512_set1_ps(max);
+  __m512 acc = _mm512_setzero_ps();  // lanes 0-7: the AVX2 kernel's acc0 (even blocks of 8), 8-15: acc1
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(s + i), vmax));
+    _mm512_storeu_ps(s + i, e);
+    acc = _mm512_add_ps(acc, e);
+  }
+  // The rest as the AVX2 kernel: blocks of 8 into acc0, the last one masked (its other lanes zero).
+  __m256 acc0 = _mm512_castps512_ps256(acc);
+  const __m256 acc1 = _mm512_extractf32x8_ps(acc, 1);
+  const __m256 vmax8 = _mm256_set1_ps(max);
+  for (; i < n; i += 8) {
+    const int k = static_cast<int>(n - i < 8 ? n - i : 8);
+    const __mmask8 m = static_cast<__mmask8>((1u << k) - 1u);
+    const __m256 e = _mm256_maskz_mov_ps(m, avx2::exp_v(_mm256_sub_ps(_mm256_maskz_loadu_ps(m, s + i), vmax8)));
+    _mm256_mask_storeu_ps(s + i, m, e);
+    acc0 = _mm256_add_ps(acc0, e);
+  }
+  return avx2::hsum_v(_mm256_add_ps(acc0, acc1));
+}
+
+void scale_round_row(float* s, int64_t n, float f, Precision p) {
+  const __m512 vf = _mm512_set1_ps(f);
+  int64_t i = 0;
+  if (p == Precision::kBF16) {
+    // avx2::round_bf16_v on 16 lanes (round to nearest even; NaN kept, made quiet).
+    for (; i + 16 <= n; i += 16) {
+      const __m512i u = _mm512_castps_si512(_mm512_mul_ps(_mm512_loadu_ps(s + i), vf));
+      const __mmask16 isnan =
+          _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+      const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+      __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb));
+      r = _mm512_mask_mov_epi32(r, isnan, _mm512_or_si512(u, _mm512_set1_epi32(0x00400000)));
+      _mm512_storeu_ps(s + i, _mm512_castsi512_ps(_mm512_and_si512(r, _mm512_set1_epi32(static_cast<int>(0xffff0000u)))));
+    }
+  } else if (p == Precision::kF32) {
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(s + i, _mm512_mul_ps(_mm512_loadu_ps(s + i), vf));
+  }
+  if (i < n) avx2::scale_round_row(s + i, n - i, f, p);  // the rest (and f16) as the AVX2 kernel
+}
+
+}  // namespace t5g::kern::avx512
