@@ -39,9 +39,8 @@ static Isa clamp_isa(Isa isa) {
   return static_cast<int>(isa) > static_cast<int>(best) ? best : isa;
 }
 
-// The AVX512_BF16 (vdpbf16ps) kernels apply: bf16 weights, X bf16-representable, and the CPU has them.
-// The vdpbf16ps kernels: bf16 weights, and (for the GEMM only, M > 8) Q8 / Q4 weights dequantized into
-// bf16 panels (the AVX-512 unit decides by M).
+// The AVX512_BF16 (vdpbf16ps) kernels apply: X bf16-representable, the CPU has them, and bf16 weights or
+// (for the GEMM only, M > 8: the AVX-512 unit decides by M) Q8 / Q4 weights dequantized into bf16 panels.
 static bool avx512_bf16_dot(const MatmulOptions& opt, WeightType t) {
   return opt.x_is_bf16 && (t == WeightType::kBF16 || is_quantized(t)) && cpu_features().avx512bf16;
 }

@@ -283,13 +283,6 @@ void for_each_part_row_pass(const int64_t* N, int np, int64_t M, int max_mc, int
   });
 }
 
-// One matrix: body(n, m0, mc).
-template <class Body>
-void for_each_row_pass(int64_t N, int64_t M, int max_mc, int64_t row_bytes, bool parallel, Body&& body) {
-  for_each_part_row_pass(&N, 1, M, max_mc, row_bytes, parallel,
-                         [&](int, int64_t n, int64_t m0, int mc) { body(n, m0, mc); });
-}
-
 constexpr int64_t kGemmParallelMacs = int64_t(1) << 21;   // smaller products: single-threaded
 
 // Y_p = X·W_pᵀ for the parts (same weight type and K), M <= kGemvMaxM.

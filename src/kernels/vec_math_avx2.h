@@ -44,7 +44,8 @@ inline __m256 rnd(__m256 x) {
 
 // exp(x) for every fp32 input: n = round(x / ln2), r = x - n ln2 (two-constant Cody-Waite), a degree-6
 // polynomial for e^r on |r| <= ln2/2, then 2^n applied in two steps so results that are subnormal
-// come out right. exp(-inf) = 0, exp(+inf) = inf, NaN propagates.
+// come out right. exp(-inf) = 0, exp(+inf) = inf, NaN propagates. (ops_avx512.cc's exp16 is this on
+// 16 lanes, operation for operation: change both; test OpsAvx512.ExpSumAndScaleRoundSameBitsAsAvx2.)
 inline __m256 exp_v(__m256 x) {
   const __m256 hi = _mm256_set1_ps(88.72283935546875f);  // largest x with a finite exp
   const __m256 lo = _mm256_set1_ps(-103.97208f);         // below: rounds to 0
