@@ -13,7 +13,14 @@ namespace t5g {
 //   - each row is split into groups of kQuantGroup consecutive elements along `cols`; the row is
 //     zero-padded to qcols = round_up(cols, kQuantGroup) elements, so any `cols` is allowed;
 //   - every group has one fp16 scale d (WeightMatrix::scales, [rows, qcols / kQuantGroup] row-major);
-//   - Q8: int8 q in [-127, 127], [rows, qcols] row-major, value = q * d;
+//   - Q8: int8 q in [-127, 127], value = q * d, stored in tiles of kQ8TileRows = 16 consecutive rows
+//     (rows zero-padded to a multiple of 16: q = 0, d = 0): tile t, group g holds 8 chunks of 64 bytes,
+//     chunk c = the 4 elements 32g + 4c .. 32g + 4c + 3 of each of the tile's 16 rows, row after row,
+//     each byte q + 128 (unsigned); the tile's scales of group g are 16 consecutive fp16 values (see
+//     q8_byte_index, q8_scale_index). One 512-bit vector is then 4 values of 16 rows: vpdpbusd (unsigned
+//     weight bytes times a broadcast of 4 signed X bytes) accumulates 16 outputs with no horizontal sums,
+//     so a batch of X rows (decode at M = 8) costs one instruction per 64 weight bytes and X row (the
+//     row-major layout needed about five: a sign fix, a convert, a scale shuffle and an FMA per group pair);
 //   - Q4: 4-bit q in [-8, 7], stored as q + 8 in nibbles, [rows, qcols / 2] bytes row-major; within a
 //     group's 16 bytes, byte j holds element j in its low nibble and element j + 16 in its high nibble
 //     (value = (nibble - 8) * d).
@@ -25,6 +32,15 @@ const char* weight_type_name(WeightType t);
 int64_t weight_type_bytes(WeightType t);
 inline bool is_quantized(WeightType t) { return t == WeightType::kQ8 || t == WeightType::kQ4; }
 inline int64_t quant_padded_cols(int64_t cols) { return (cols + kQuantGroup - 1) / kQuantGroup * kQuantGroup; }
+inline constexpr int64_t kQ8TileRows = 16;
+inline int64_t q8_padded_rows(int64_t rows) { return (rows + kQ8TileRows - 1) / kQ8TileRows * kQ8TileRows; }
+// Q8: byte offset of element (n, k) and index of the scale of (n, group g), G = qcols / kQuantGroup groups a row.
+inline int64_t q8_byte_index(int64_t n, int64_t k, int64_t G) {
+  return (((n / kQ8TileRows) * G + k / kQuantGroup) * 8 + (k % kQuantGroup) / 4) * 64 + (n % kQ8TileRows) * 4 + k % 4;
+}
+inline int64_t q8_scale_index(int64_t n, int64_t g, int64_t G) {
+  return ((n / kQ8TileRows) * G + g) * kQ8TileRows + n % kQ8TileRows;
+}
 
 // A weight matrix in nn.Linear layout: `rows` = out_features, `cols` = in_features, row-major,
 // rows packed densely (row stride = cols elements; qcols for the quantized types, see above).
@@ -33,18 +49,21 @@ struct WeightMatrix {
   int64_t rows = 0;
   int64_t cols = 0;
   const void* data = nullptr;
-  const uint16_t* scales = nullptr;  // Q8/Q4 only: fp16 group scales [rows, qcols / kQuantGroup]
+  const uint16_t* scales = nullptr;  // Q8/Q4 only: fp16 group scales (Q4: [rows, qcols / kQuantGroup]; Q8: tiles)
 };
 
 // Bytes a matrix occupies (data + scales): what one pass over it reads from memory.
 int64_t weight_matrix_bytes(const WeightMatrix& w);
 
 // Quantizes a dense matrix `src` (F32/BF16/F16) to Q8 or Q4 into caller-provided buffers of
-// quant_data_bytes(type, rows, cols) and quant_scale_count(rows, cols) fp16 elements. Deterministic
-// (the result does not depend on the thread count); multithreaded over rows.
+// quant_data_bytes(type, rows, cols) and quant_scale_count(type, rows, cols) fp16 elements (Q8: the
+// padding rows included). Deterministic (the result does not depend on the thread count); multithreaded.
 int64_t quant_data_bytes(WeightType type, int64_t rows, int64_t cols);
-int64_t quant_scale_count(int64_t rows, int64_t cols);
+int64_t quant_scale_count(WeightType type, int64_t rows, int64_t cols);
 void quantize_matrix(const WeightMatrix& src, WeightType type, void* data, uint16_t* scales);
+// Q8 written row-major ([rows, qcols] int8, scales [rows, groups]: the layout of checkpoints from t5g
+// quantize before the tiles) into the tiled layout (buffers as quantize_matrix's).
+void q8_rows_to_tiles(const int8_t* q, const uint16_t* d, int64_t rows, int64_t cols, void* data, uint16_t* scales);
 // Row r of any matrix as fp32 (cols values): embedding lookups of a possibly quantized table.
 void weight_row_f32(const WeightMatrix& w, int64_t r, float* out);
 

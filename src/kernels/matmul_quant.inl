@@ -25,6 +25,7 @@
 //   (value = q · d exactly as weight_row_f32 computes it), so only the weight quantization is lost.
 
 constexpr int64_t kQPrefetchBytes = 1024;  // software prefetch distance (into L1) along the row stream
+constexpr int64_t kQ8TileFar = 16384;      // Q8 tiles: far prefetch distance (into L2), as matmul_vnni.cc
 // Prefetch distance for a kernel reading R interleaved rows of rs bytes: R = 1 streams one row, so a
 // fixed distance ahead; R > 1 consumes R rows at once, so the same position in the next block of rows
 // (measured on the streamed Q4 LM head: 4.5 ms against 5.4 ms with 1 KiB ahead of each row).
@@ -110,84 +111,106 @@ T5G_QINLINE __m256 load8_scales(const uint16_t* sc, int64_t G, int64_t g0, bool 
   return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(b)));
 }
 
-// One Q8 weight row (G groups of 32 bytes at w, scales sc) times MC quantized X rows. Groups are taken
-// in order, 8 at a time with their scales dw·dx formed per block of 8; accumulator g & 1 takes group g;
-// result qhsum(acc0 + acc1). (Unlike Q4, interleaving several weight rows here measured slower on the
-// streamed LM head: 2 rows 1.1-1.4x, 4 rows 1.5x the time, although faster from cache.)
-// (q8_row_acc: the same, leaving acc0 + acc1 of each X row in out[] for the caller's horizontal sums.)
-template <int MC, bool PREFETCH>
-T5G_QINLINE void q8_row_acc(const uint8_t* w, const uint16_t* sc, int64_t G, int64_t scales_left, const QuantX& xq,
-                            __m256 (&out)[MC]) {
+// Q8 (tiles of 16 rows, matmul.h): one tile (G groups of 512 bytes at t, scales sc: G x 16 fp16) times
+// MC (<= 2) quantized X rows into out[m][0] (rows 0-7) and out[m][1] (rows 8-15). Per group the tile's
+// bytes are 8 chunks of [16 rows x 4 bytes], 32 bytes per 8 rows: q = byte ^ 0x80 (signed), the sign
+// trick (|q| · sign(x, q): vpmaddubsw takes an unsigned and a signed operand; |q|, |x| <= 127 so no pair
+// saturates) against a broadcast of X's 4 bytes, vpmaddwd, and the group's exact int32 sum; then one
+// FMA per group: acc = fma(float(sum), dw·dx, acc), groups in order. The AVX512_VNNI kernel computes the
+// same int32 sums and the same FMAs, so both give the same bits.
+template <int MC, bool STREAM>
+T5G_QINLINE void q8_tile(const uint8_t* t, const uint16_t* sc, int64_t G, const QuantX& xq, __m256 (&out)[MC][2]) {
+  static_assert(MC >= 1 && MC <= 2, "2 X rows per pass: 16 ymm registers");
   __m256 acc[MC][2];
   static_for<MC>([&](auto mc) T5G_QLAMBDA { acc[mc.value][0] = acc[mc.value][1] = _mm256_setzero_ps(); });
-  const __m256i ones16 = _mm256_set1_epi16(1);
-  alignas(32) float s8[MC][8];  // broadcast from L1 (a load, not a shuffle: the ALUs are the limit at M > 1)
-  __m256 s8lo = _mm256_setzero_ps(), s8hi = _mm256_setzero_ps();  // MC == 1: [s0..s3 | s0..s3], [s4..s7 | s4..s7]
-  auto step = [&](auto tc, int64_t g) T5G_QLAMBDA {
-    constexpr int t = decltype(tc)::value;
-    const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + g * kQG));
-    const __m256i aw = _mm256_abs_epi8(wv);
-    static_for<MC>([&](auto mc) T5G_QLAMBDA {
-      constexpr int m = decltype(mc)::value;
-      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq.q + m * xq.Q + g * kQG));
-      const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(x, wv)), ones16));
-      __m256 scale;
-      if constexpr (MC == 1) {  // one X row: the ALUs have room, and a shuffle saves the store-to-load round trip
-        scale = _mm256_permute_ps(t < 4 ? s8lo : s8hi, (t & 3) * 0x55);
-      } else {
-        scale = _mm256_broadcast_ss(&s8[m][t]);
-      }
-      acc[m][t & 1] = _mm256_fmadd_ps(f, scale, acc[m][t & 1]);
-    });
-  };
-  const bool tail_ok = G + imax(0, 8 - G % 8) <= scales_left;
-  for (int64_t g0 = 0; g0 < G; g0 += 8) {
-    const __m256 dw = load8_scales(sc, G, g0, tail_ok);
-    if constexpr (MC == 1) {
-      const __m256 sv = _mm256_mul_ps(dw, _mm256_loadu_ps(xq.d + g0));
-      s8lo = _mm256_permute2f128_ps(sv, sv, 0x00);
-      s8hi = _mm256_permute2f128_ps(sv, sv, 0x11);
-    } else {
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80)), ones16 = _mm256_set1_epi16(1);
+  for (int64_t g = 0; g < G; ++g) {
+    const uint8_t* p = t + g * 512;
+    if constexpr (STREAM) {  // near (L1) and far (L2, spread over the loads: q8_tiles_range)
+      static_for<8>([&](auto o) T5G_QLAMBDA {
+        _mm_prefetch(reinterpret_cast<const char*>(p) + kQPrefetchBytes + 64 * o.value, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(p) + kQ8TileFar + 64 * o.value, _MM_HINT_T2);
+      });
+    }
+    __m256i is[MC][2];
+    static_for<MC>([&](auto mc) T5G_QLAMBDA { is[mc.value][0] = is[mc.value][1] = _mm256_setzero_si256(); });
+    static_for<8>([&](auto cc) T5G_QLAMBDA {
+      constexpr int c = decltype(cc)::value;
+      __m256i x[MC];
       static_for<MC>([&](auto mc) T5G_QLAMBDA {
-        _mm256_store_ps(s8[mc.value], _mm256_mul_ps(dw, _mm256_loadu_ps(xq.d + mc.value * xq.Gp + g0)));
+        int32_t xb;
+        std::memcpy(&xb, xq.q + mc.value * xq.Q + g * kQG + 4 * c, 4);
+        x[mc.value] = _mm256_set1_epi32(xb);
       });
-    }
-    if (g0 + 8 <= G) {
-      if constexpr (PREFETCH) {
-        const char* pf = reinterpret_cast<const char*>(w + g0 * kQG) + kQPrefetchBytes;
-        static_for<4>([&](auto o) T5G_QLAMBDA { _mm_prefetch(pf + 64 * o.value, _MM_HINT_T0); });
-      }
-      static_for<8>([&](auto tc) T5G_QLAMBDA { step(tc, g0 + decltype(tc)::value); });
-    } else {
-      static_for<8>([&](auto tc) T5G_QLAMBDA {
-        if (g0 + decltype(tc)::value < G) step(tc, g0 + decltype(tc)::value);
+      static_for<2>([&](auto hc) T5G_QLAMBDA {
+        constexpr int h = decltype(hc)::value;
+        const __m256i wv = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 64 * c + 32 * h)), flip);
+        const __m256i aw = _mm256_abs_epi8(wv);
+        static_for<MC>([&](auto mc) T5G_QLAMBDA {
+          constexpr int m = decltype(mc)::value;
+          is[m][h] = _mm256_add_epi32(is[m][h], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(x[m], wv)), ones16));
+        });
       });
-    }
+    });
+    static_for<2>([&](auto hc) T5G_QLAMBDA {
+      constexpr int h = decltype(hc)::value;
+      const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + g * kQ8TileRows + 8 * h)));
+      static_for<MC>([&](auto mc) T5G_QLAMBDA {
+        constexpr int m = decltype(mc)::value;
+        acc[m][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[m][h]), _mm256_mul_ps(dw, _mm256_set1_ps(xq.d[m * xq.Gp + g])), acc[m][h]);
+      });
+    });
   }
-  static_for<MC>([&](auto mc) T5G_QLAMBDA { out[mc.value] = _mm256_add_ps(acc[mc.value][0], acc[mc.value][1]); });
+  static_for<MC>([&](auto mc) T5G_QLAMBDA { out[mc.value][0] = acc[mc.value][0], out[mc.value][1] = acc[mc.value][1]; });
 }
 
-// Q8 at M = 1: rows n0..n1-1 (row stride rs bytes, scales G per row) in one call, one row after another
-// (one sequential stream, as measured best for Q8), the horizontal sums of every 4 rows done together
-// (qhsum_rows, the same order as qhsum): a row of K = 640 is only 20 groups, so a call and a
-// reduction per row cost about as much as the row's own work. `scales_left`: from row n0's scales.
-void q8_rows_m1(const uint8_t* w, int64_t rs, const uint16_t* sc, int64_t G, int64_t scales_left, const QuantX& xq,
-                int64_t nrows, float* y) {
-  alignas(32) float done[4][8];
-  int64_t r = 0;
-  prefetch_range_start(w, sc, 1, rs, G, nrows);
-  for (; r < nrows; ++r) {
-    prefetch_block_far(w + r * rs, sc + r * G, 1, rs, G, nrows - r);
-    __m256 out[1];
-    q8_row_acc<1, true>(w + r * rs, sc + r * G, G, scales_left - r * G, xq, out);
-    if ((r & 3) == 3) {
-      const __m256 v[4] = {_mm256_load_ps(done[0]), _mm256_load_ps(done[1]), _mm256_load_ps(done[2]), out[0]};
-      qhsum_rows<4>(v, y + r - 3);
-    } else {
-      _mm256_store_ps(done[r & 3], out[0]);
-    }
+// The first n (<= 16) of a tile's 16 outputs v[0] (rows 0-7), v[1] (rows 8-15) to y.
+T5G_QINLINE void store_tile_rows(const __m256 (&v)[2], int64_t n, float* y) {
+  if (n == kQ8TileRows) {
+    _mm256_storeu_ps(y, v[0]);
+    _mm256_storeu_ps(y + 8, v[1]);
+  } else {
+    alignas(32) float b[kQ8TileRows];
+    _mm256_store_ps(b, v[0]);
+    _mm256_store_ps(b + 8, v[1]);
+    for (int64_t i = 0; i < n; ++i) y[i] = b[i];
   }
-  for (int64_t t = r & ~int64_t(3); t < nrows; ++t) y[t] = qhsum(_mm256_load_ps(done[t & 3]));
+}
+
+// Q8: rows [n0, n1) of one matrix (n0 a multiple of 16; n1 - n0 may end inside a tile) times the M rows
+// of X, tile after tile, each in passes of at most 2 X rows (later passes re-read the tile from L1/L2).
+// The first pass prefetches: the weights kQ8TileFar bytes ahead spread over its loads (tiles are
+// contiguous), the scales as many tiles ahead, and a range's first kQ8TileFar bytes at its start (as
+// matmul_vnni.cc, where spreading measured faster than prefetch_block_far's burst per block).
+inline void q8_tiles_range(const WeightMatrix& W, int64_t n0, int64_t n1, int64_t G, const QuantX& xq, int64_t M,
+                           float* y, int64_t ldy) {
+  const int64_t tb = G * 512, sb = G * kQ8TileRows * 2;  // bytes per tile, of its scales
+  const uint8_t* base = static_cast<const uint8_t*>(W.data) + (n0 / kQ8TileRows) * tb;
+  const uint16_t* scales = W.scales + (n0 / kQ8TileRows) * G * kQ8TileRows;
+  const int64_t tiles = cdiv(n1 - n0, kQ8TileRows), ahead = cdiv(kQ8TileFar, tb);
+  prefetch_l2(base, imin(kQ8TileFar, tiles * tb));
+  prefetch_l2(scales, imin(ahead, tiles) * sb);
+  for (int64_t i = 0; i < tiles; ++i) {
+    const uint8_t* t = base + i * tb;
+    const uint16_t* sc = scales + i * G * kQ8TileRows;
+    if (i + ahead < tiles) prefetch_l2(reinterpret_cast<const char*>(sc) + ahead * sb, sb);
+    const int64_t n = n0 + i * kQ8TileRows, rows = imin(kQ8TileRows, n1 - n);
+    auto pass = [&](auto mcc, auto streamc, int64_t m) T5G_QLAMBDA {
+      constexpr int MC = decltype(mcc)::value;
+      const QuantX xm{xq.q + m * xq.Q, xq.d + m * xq.Gp, xq.c + m * xq.Gp, xq.Q, xq.Gp};
+      __m256 out[MC][2];
+      q8_tile<MC, decltype(streamc)::value != 0>(t, sc, G, xm, out);
+      static_for<MC>([&](auto j) T5G_QLAMBDA { store_tile_rows(out[j.value], rows, y + (m + j.value) * ldy + n); });
+    };
+    if (M == 1) {
+      pass(Ic<1>{}, Ic<1>{}, 0);
+      continue;
+    }
+    pass(Ic<2>{}, Ic<1>{}, 0);
+    int64_t m = 2;
+    for (; m + 2 <= M; m += 2) pass(Ic<2>{}, Ic<0>{}, m);
+    if (m < M) pass(Ic<1>{}, Ic<0>{}, m);
+  }
 }
 
 // R consecutive Q4 weight rows (G groups of 16 bytes each, row stride rs bytes, at w; scales sc, row
@@ -282,35 +305,22 @@ void q4_rows(const uint8_t* w, int64_t rs, const uint16_t* sc, int64_t G, int64_
 // X rows per pass over a quantized weight row.
 constexpr int kQGemvMC = 4;
 
-// One pass of mc (<= MC) X rows over one weight row: y[m * ldy], m < mc. Inlined into qrows_range.
-template <WeightType WT, bool PREFETCH, int MC = kQGemvMC>
+// One pass of mc (<= MC) X rows over one Q4 weight row: y[m * ldy], m < mc. Inlined into qrows_range.
+template <bool PREFETCH, int MC = kQGemvMC>
 T5G_QINLINE void qrow_pass(int mc, const uint8_t* w, const uint16_t* sc, int64_t G, int64_t scales_left,
                            const QuantX& xq, float* y, int64_t ldy) {
   if (mc == MC) {
-    if constexpr (WT == WeightType::kQ8) {
-      __m256 out[MC];
-      q8_row_acc<MC, PREFETCH>(w, sc, G, scales_left, xq, out);
-      if constexpr (MC == 4) {
-        alignas(16) float h[4];
-        qhsum_rows<4>(out, h);
-        static_for<4>([&](auto i) T5G_QLAMBDA { y[i.value * ldy] = h[i.value]; });
-      } else {
-        static_for<MC>([&](auto i) T5G_QLAMBDA { y[i.value * ldy] = qhsum(out[i.value]); });
-      }
-    } else {
-      q4_rows_inline<1, MC, PREFETCH>(w, 0, sc, G, scales_left, xq, y, ldy);
-    }
+    q4_rows_inline<1, MC, PREFETCH>(w, 0, sc, G, scales_left, xq, y, ldy);
   } else if constexpr (MC > 1) {
-    qrow_pass<WT, PREFETCH, MC - 1>(mc, w, sc, G, scales_left, xq, y, ldy);
+    qrow_pass<PREFETCH, MC - 1>(mc, w, sc, G, scales_left, xq, y, ldy);
   }
 }
 
-// M (2..8) X rows times rows 0..nrows-1 of one matrix (at w, scales sc; `scales_left` from sc to the end
+// Q4: M (2..8) X rows times rows 0..nrows-1 of one matrix (at w, scales sc; `scales_left` from sc to the end
 // of the scale array), row after row, each in passes of at most kQGemvMC X rows balanced as
 // for_each_part_row_pass (the first pass streams the row, later ones re-read it from L1): the whole
 // range in one call with the pass kernels inlined (a call per row and pass made M = 8 at K = 640
 // 10-45% slower: bench_kernels BM_Matmul/M:8).
-template <WeightType WT>
 void qrows_range(const uint8_t* w, int64_t rs, const uint16_t* sc, int64_t G, int64_t scales_left, const QuantX& xq,
                  int64_t M, int64_t nrows, float* y, int64_t ldy) {
   // The plan is written out here and in gemv_rows_range rather than shared with for_each_part_row_pass
@@ -323,11 +333,11 @@ void qrows_range(const uint8_t* w, int64_t rs, const uint16_t* sc, int64_t G, in
     const uint8_t* wr = w + r * rs;
     const uint16_t* sr = sc + r * G;
     const int64_t left = scales_left - r * G;
-    qrow_pass<WT, true>(mcs[0], wr, sr, G, left, xq, y + r, ldy);
+    qrow_pass<true>(mcs[0], wr, sr, G, left, xq, y + r, ldy);
     int64_t m0 = mcs[0];
     for (int i = 1; i < npass; m0 += mcs[i++]) {
       const QuantX xm{xq.q + m0 * xq.Q, xq.d + m0 * xq.Gp, xq.c + m0 * xq.Gp, xq.Q, xq.Gp};
-      qrow_pass<WT, false>(mcs[i], wr, sr, G, left, xm, y + m0 * ldy + r, ldy);
+      qrow_pass<false>(mcs[i], wr, sr, G, left, xm, y + m0 * ldy + r, ldy);
     }
   }
 }
@@ -382,21 +392,18 @@ void qgemv(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n
   int64_t N[kMaxMatmulParts];
   const bool parallel = part_rows(parts, np, rs + 2 * G, N);
   const QuantX xq{qx, dx, cx, Q, Gp};
-  if (M == 1) {
-    if constexpr (WT == WeightType::kQ4) {
-      q4_gemv_m1(parts, np, N, rs, G, xq, parallel);
-    } else {
-      for_each_range(N, np, 1, rs + 2 * G, parallel, [&](int p, int64_t n0, int64_t n1) {
-        q8_rows_m1(static_cast<const uint8_t*>(parts[p].w->data) + n0 * rs, rs, parts[p].w->scales + n0 * G, G,
-                   (N[p] - n0) * G, xq, n1 - n0, parts[p].y + n0);
-      });
-    }
-    return;
+  if constexpr (WT == WeightType::kQ8) {  // ranges of whole tiles
+    for_each_range(N, np, kQ8TileRows, rs + 2 * G, parallel, [&](int p, int64_t n0, int64_t n1) {
+      q8_tiles_range(*parts[p].w, n0, n1, G, xq, M, parts[p].y, parts[p].ldy);
+    });
+  } else if (M == 1) {
+    q4_gemv_m1(parts, np, N, rs, G, xq, parallel);
+  } else {
+    for_each_range(N, np, 1, rs + 2 * G, parallel, [&](int p, int64_t n0, int64_t n1) {
+      qrows_range(static_cast<const uint8_t*>(parts[p].w->data) + n0 * rs, rs, parts[p].w->scales + n0 * G, G,
+                  (N[p] - n0) * G, xq, M, n1 - n0, parts[p].y + n0, parts[p].ldy);
+    });
   }
-  for_each_range(N, np, 1, rs + 2 * G, parallel, [&](int p, int64_t n0, int64_t n1) {
-    qrows_range<WT>(static_cast<const uint8_t*>(parts[p].w->data) + n0 * rs, rs, parts[p].w->scales + n0 * G, G,
-                    (N[p] - n0) * G, xq, M, n1 - n0, parts[p].y + n0, parts[p].ldy);
-  });
 }
 
 // ---- GEMM: dequantization into the fp32 B micro-panels ----
@@ -405,13 +412,13 @@ void qgemv(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n
 template <WeightType WT>
 inline float qscalar(const WeightMatrix& W, int64_t Q, int64_t n, int64_t k) {
   const int64_t G = Q / kQG, g = k / kQG, j = k % kQG;
-  const float d = _cvtsh_ss(W.scales[n * G + g]);
   if constexpr (WT == WeightType::kQ8) {
-    return static_cast<float>(static_cast<const int8_t*>(W.data)[n * Q + k]) * d;
+    return static_cast<float>(static_cast<int>(static_cast<const uint8_t*>(W.data)[q8_byte_index(n, k, G)]) - 128) *
+           _cvtsh_ss(W.scales[q8_scale_index(n, g, G)]);
   } else {
     const uint8_t b = static_cast<const uint8_t*>(W.data)[n * (Q / 2) + g * (kQG / 2) + (j % (kQG / 2))];
     const int nib = j < kQG / 2 ? (b & 0xf) : (b >> 4);
-    return static_cast<float>(nib - 8) * d;
+    return static_cast<float>(nib - 8) * _cvtsh_ss(W.scales[n * G + g]);
   }
 }
 
@@ -419,11 +426,17 @@ inline float qscalar(const WeightMatrix& W, int64_t Q, int64_t n, int64_t k) {
 template <WeightType WT>
 inline __m256 qload8(const WeightMatrix& W, int64_t Q, int64_t n, int64_t k) {
   const int64_t G = Q / kQG, g = k / kQG, j = k % kQG;
-  const __m256 d = _mm256_set1_ps(_cvtsh_ss(W.scales[n * G + g]));
   __m256i i;
-  if constexpr (WT == WeightType::kQ8) {
-    i = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(static_cast<const int8_t*>(W.data) + n * Q + k)));
+  __m256 d;
+  if constexpr (WT == WeightType::kQ8) {  // two chunks of 4 bytes, 64 bytes apart (tiles)
+    const uint8_t* p = static_cast<const uint8_t*>(W.data) + q8_byte_index(n, k, G);
+    int32_t a, b;
+    std::memcpy(&a, p, 4);
+    std::memcpy(&b, p + 64, 4);
+    i = _mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_setr_epi32(a, b, 0, 0)), _mm256_set1_epi32(128));
+    d = _mm256_set1_ps(_cvtsh_ss(W.scales[q8_scale_index(n, g, G)]));
   } else {
+    d = _mm256_set1_ps(_cvtsh_ss(W.scales[n * G + g]));
     const uint8_t* p = static_cast<const uint8_t*>(W.data) + n * (Q / 2) + g * (kQG / 2) + (j % (kQG / 2));
     i = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
     if (j >= kQG / 2) i = _mm256_srli_epi32(i, 4);

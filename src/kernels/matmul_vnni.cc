@@ -48,27 +48,34 @@ struct QuantX {
   int64_t Q, Gp;
 };
 
+// One group of X (n <= 32 values from x, zero past them) quantized: elements 0-15 in b0, 16-31 in b1,
+// the scale *d and Σq *sum.
+T5G_QINLINE void quantize_group(const float* x, int64_t n, __m128i& b0, __m128i& b1, float* d, int* sum) {
+  const __mmask16 m0 = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1u);
+  const __mmask16 m1 = static_cast<__mmask16>(n <= 16 ? 0 : n >= 32 ? 0xffff : (1u << (n - 16)) - 1u);
+  const __m512 v0 = _mm512_maskz_loadu_ps(m0, x), v1 = _mm512_maskz_loadu_ps(m1, x + 16);
+  // A NaN or an infinity makes the group's scale NaN (it reaches Y as a non-finite value, as in the
+  // reference) and its int8 values zero (they would convert to INT_MIN).
+  const __m512 inf = _mm512_set1_ps(__builtin_inff());
+  const bool bad = (_mm512_cmp_ps_mask(_mm512_abs_ps(v0), inf, _CMP_NLT_UQ) |
+                    _mm512_cmp_ps_mask(_mm512_abs_ps(v1), inf, _CMP_NLT_UQ)) != 0;
+  const float a = bad ? 0.f : _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+  const float am = a < 0x1p-100f ? 0.f : a;  // as quantize_x_row: tiny groups count as zero
+  *d = bad ? __builtin_nanf("") : am / 127.f;
+  const __m512 id = _mm512_set1_ps(am > 0.f ? 127.f / am : 0.f);
+  const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(bad ? _mm512_setzero_ps() : v0, id));
+  const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(bad ? _mm512_setzero_ps() : v1, id));
+  b0 = _mm512_cvtsepi32_epi8(q0), b1 = _mm512_cvtsepi32_epi8(q1);  // |q| <= 127: no saturation
+  *sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+}
+
 // One row of X (K values) into Q int8 (groups past K zero), scales d and offsets c of Gp groups.
 void quantize_row(const float* x, int64_t K, int64_t Q, int64_t Gp, bool q4_order, int8_t* q, float* d, float* c) {
   const int64_t G = Q / kQG;
   for (int64_t g = 0; g < G; ++g) {
-    const int64_t n = imax(0, imin(kQG, K - g * kQG));
-    const __mmask16 m0 = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1u);
-    const __mmask16 m1 = static_cast<__mmask16>(n <= 16 ? 0 : n >= 32 ? 0xffff : (1u << (n - 16)) - 1u);
-    const __m512 v0 = _mm512_maskz_loadu_ps(m0, x + g * kQG), v1 = _mm512_maskz_loadu_ps(m1, x + g * kQG + 16);
-    // A NaN or an infinity makes the group's scale NaN (it reaches Y as a non-finite value, as in the
-    // reference) and its int8 values zero (they would convert to INT_MIN).
-    const __m512 inf = _mm512_set1_ps(__builtin_inff());
-    const bool bad = (_mm512_cmp_ps_mask(_mm512_abs_ps(v0), inf, _CMP_NLT_UQ) |
-                      _mm512_cmp_ps_mask(_mm512_abs_ps(v1), inf, _CMP_NLT_UQ)) != 0;
-    const float a = bad ? 0.f : _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-    const float am = a < 0x1p-100f ? 0.f : a;  // as quantize_x_row: tiny groups count as zero
-    const float dg = bad ? __builtin_nanf("") : am / 127.f;
-    const __m512 id = _mm512_set1_ps(am > 0.f ? 127.f / am : 0.f);
-    const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(bad ? _mm512_setzero_ps() : v0, id));
-    const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(bad ? _mm512_setzero_ps() : v1, id));
-    const __m128i b0 = _mm512_cvtsepi32_epi8(q0), b1 = _mm512_cvtsepi32_epi8(q1);  // |q| <= 127: no saturation
-    const int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+    __m128i b0, b1;
+    int sum;
+    quantize_group(x + g * kQG, imax(0, imin(kQG, K - g * kQG)), b0, b1, d + g, &sum);
     if (q4_order) {  // group g = 4i + s: elements 0..15 at 128i + 16s, 16..31 at 128i + 64 + 16s
       int8_t* base = q + (g / 4) * 4 * kQG + (g % 4) * 16;
       _mm_storeu_si128(reinterpret_cast<__m128i*>(base), b0);
@@ -77,10 +84,38 @@ void quantize_row(const float* x, int64_t K, int64_t Q, int64_t Gp, bool q4_orde
       _mm_storeu_si128(reinterpret_cast<__m128i*>(q + g * kQG), b0);
       _mm_storeu_si128(reinterpret_cast<__m128i*>(q + g * kQG + 16), b1);
     }
-    d[g] = dg;
-    c[g] = 8.f * dg * static_cast<float>(sum);
+    c[g] = 8.f * d[g] * static_cast<float>(sum);
   }
   for (int64_t g = G; g < Gp; ++g) d[g] = c[g] = 0.f;
+}
+
+// Q8's X, interleaved for the tile kernels: of group g, the 4 bytes of chunk c (elements 32g + 4c ..
+// 32g + 4c + 3) of X row m as one int32 at x[(8g + c)·M + m], dx at d[g·M + m], -128·Σqx at o[g·M + m]
+// (the weight bytes are q + 128): the MC rows' operands lie side by side, so each is a broadcast at a
+// constant offset (folded into vpdpbusd as {1to16}) rather than a row stride apart (an address add
+// per X row and step: M = 8 measured 10-25% slower).
+struct TileX {
+  const int32_t* x;
+  const float* d;
+  const int32_t* o;
+};
+
+// Row m of M rows of X (K values, G groups) into the TileX arrays.
+void quantize_row_tiles(const float* x, int64_t K, int64_t G, int64_t m, int64_t M, int32_t* tx, float* d, int32_t* o) {
+  alignas(32) int32_t w[8];
+  for (int64_t g = 0; g < G; ++g) {
+    __m128i b0, b1;
+    int sum;
+    quantize_group(x + g * kQG, imax(0, imin(kQG, K - g * kQG)), b0, b1, d + g * M + m, &sum);
+    o[g * M + m] = -128 * sum;
+    if (M == 1) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(tx + 8 * g), b0);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(tx + 8 * g + 4), b1);
+    } else {
+      _mm256_store_si256(reinterpret_cast<__m256i*>(w), _mm256_set_m128i(b1, b0));
+      for (int c = 0; c < 8; ++c) tx[(8 * g + c) * M + m] = w[c];
+    }
+  }
 }
 
 // Prefetch distance for R interleaved rows of rs bytes: one row streams, so a fixed distance ahead; R rows
@@ -101,62 +136,118 @@ T5G_QINLINE void hsum16_rows(const __m512 (&v)[R], float* y) {
   qhsum_rows<R>(h, y);
 }
 
-// R consecutive Q8 weight rows (G groups of 32 bytes each, row stride rs, at w; scales sc, row stride
-// G) times MC X rows: y[m * ldy + r]. Several rows (at M = 1) give independent chains and share the X
-// loads; each output's arithmetic is the same whatever R.
-template <int R, int MC>
-T5G_QINLINE void q8_rows(const uint8_t* w, int64_t rs, const uint16_t* sc, int64_t G, const QuantX& xq, float* y,
-                         int64_t ldy) {
-  __m512 acc[MC][R];
-  static_for<MC>([&](auto mc) { static_for<R>([&](auto r) { acc[mc.value][r.value] = _mm512_setzero_ps(); }); });
-  const __m512i zero = _mm512_setzero_si512();
-  // Lane selectors: step t of a block of 8 groups takes groups 2t (lanes 0-7) and 2t + 1 (lanes 8-15).
-  const __m512i sel[4] = {
-      _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
-      _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3),
-      _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5),
-      _mm512_setr_epi32(6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7)};
-  for (int64_t g0 = 0; g0 < G; g0 += 8) {
-    const int64_t ng = imin(8, G - g0);
-    // dw·dx of the block's 8 groups (as the AVX2 kernel: one product per group).
-    __m512 s8[MC][R];
-    static_for<R>([&](auto rc) {
-      constexpr int r = decltype(rc)::value;
-      const __m512 dw = load_scales(sc + r * G + g0, ng);
+// The scales dw·dx of group g of a tile (16 fp16 at sc) for the X row whose dx is at dx.
+T5G_QINLINE __m512 tile_scales(const uint16_t* sc, int64_t g, const float* dx) {
+  return _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc + g * kQ8TileRows))),
+                       _mm512_set1_ps(*dx));
+}
+
+// The tile kernels' far prefetch (into L2) at M <= 2, where they stream at the memory's rate: spread
+// over the loads, a fixed distance ahead in the matrix's bytes (tiles are contiguous), rather than the
+// row kernels' burst per block (prefetch_block_far: a tile is 10-32 KB, so bursts of 160-512 lines).
+// bench_kernels, same runs: decoder projections 42 -> 49-56 GB/s, LM head 45 -> 48-54 GB/s; distances
+// of 4, 8 and 32 KB were no better. At M = 8 (compute-bound) it made no difference and is left out.
+constexpr int64_t kTileFar = 16384;
+// Q8 (tiles of 16 rows, matmul.h): one tile (G groups of 512 bytes at t, scales sc) times MC X rows:
+// out[m] = the tile's 16 outputs. Per group, 8 vpdpbusd (the weight bytes q + 128, unsigned, times a
+// broadcast of X's 4 signed bytes) from -128·Σqx give the exact int32 sum Σ q·qx of each row; then
+// acc = fma(float(sum), dw·dx, acc), groups in order: the AVX2 kernel's sums and FMAs (q8_tile,
+// matmul_quant.inl), so the same bits. MC X rows are MC independent chains.
+template <int MC>
+T5G_QINLINE void q8_tile(const uint8_t* t, const uint16_t* sc, int64_t G, const TileX& xt, __m512 (&out)[MC]) {
+  __m512 acc[MC];
+  static_for<MC>([&](auto mc) { acc[mc.value] = _mm512_setzero_ps(); });
+  for (int64_t g = 0; g < G; ++g) {
+    const uint8_t* p = t + g * 512;
+    static_for<8>([&](auto o) { _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetch + 64 * o.value, _MM_HINT_T0); });
+    if constexpr (MC <= 2) static_for<8>([&](auto o) { _mm_prefetch(reinterpret_cast<const char*>(p) + kTileFar + 64 * o.value, _MM_HINT_T2); });
+    const int32_t* xg = xt.x + g * 8 * MC;
+    __m512i is[MC];
+    static_for<MC>([&](auto mc) { is[mc.value] = _mm512_set1_epi32(xt.o[g * MC + mc.value]); });
+    static_for<8>([&](auto cc) {
+      constexpr int c = decltype(cc)::value;
+      const __m512i wv = _mm512_loadu_si512(p + 64 * c);
       static_for<MC>([&](auto mc) {
-        s8[mc.value][r] = _mm512_mul_ps(dw, _mm512_castps256_ps512(_mm256_loadu_ps(xq.d + mc.value * xq.Gp + g0)));
+        constexpr int m = decltype(mc)::value;
+        is[m] = _mm512_dpbusd_epi32(is[m], wv, _mm512_set1_epi32(xg[c * MC + m]));
       });
-      const char* pf = reinterpret_cast<const char*>(w + r * rs + g0 * kQG) + prefetch_offset(R, rs);
-      static_for<4>([&](auto o) { _mm_prefetch(pf + 64 * o.value, _MM_HINT_T0); });
     });
-    for (int t = 0; t < 4 && 2 * t < ng; ++t) {
-      const int64_t g = g0 + 2 * t;
-      __m512i x[MC];
-      static_for<MC>([&](auto mc) { x[mc.value] = _mm512_loadu_si512(xq.q + mc.value * xq.Q + g * kQG); });
-      static_for<R>([&](auto rc) {
-        constexpr int r = decltype(rc)::value;
-        __m512i wv;
-        if (g + 2 <= G) {
-          wv = _mm512_loadu_si512(w + r * rs + g * kQG);
-        } else {  // a row's last single group: its partner's X and scale are zero
-          wv = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + r * rs + g * kQG)));
-          wv = _mm512_inserti64x4(wv, _mm256_setzero_si256(), 1);
-        }
-        const __m512i aw = _mm512_abs_epi8(wv);
-        const __mmask64 neg = _mm512_movepi8_mask(wv);
-        static_for<MC>([&](auto mc) {
-          constexpr int m = decltype(mc)::value;
-          // |w| · (x with w's sign): the AVX2 kernel's sign trick (vpdpbusd takes unsigned · signed).
-          // (w + 128 times x from a lane start of -128·Σx, one XOR instead of three ops, measured 8%
-          // slower at M = 8: one more load per X row and step.)
-          const __m512i xs = _mm512_mask_sub_epi8(x[m], neg, zero, x[m]);
-          const __m512 f = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, aw, xs));
-          acc[m][r] = _mm512_fmadd_ps(f, _mm512_permutexvar_ps(sel[t], s8[m][r]), acc[m][r]);
-        });
+    static_for<MC>([&](auto mc) {
+      constexpr int m = decltype(mc)::value;
+      acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[m]), tile_scales(sc, g, xt.d + g * MC + m), acc[m]);
+    });
+  }
+  static_for<MC>([&](auto mc) { out[mc.value] = acc[mc.value]; });
+}
+
+
+// One X row: the tile's groups 4 at a time (4 independent vpdpbusd chains, where MC rows give MC), then
+// their FMAs in order: the same arithmetic as q8_tile<1>. Only the far prefetch: a near one into L1
+// as well measured no different.
+T5G_QINLINE __m512 q8_tile_m1(const uint8_t* t, const uint16_t* sc, int64_t G, const TileX& xt) {
+  __m512 acc = _mm512_setzero_ps();
+  int64_t g = 0;
+  for (; g + 4 <= G; g += 4) {
+    const uint8_t* p = t + g * 512;
+    static_for<32>([&](auto o) { _mm_prefetch(reinterpret_cast<const char*>(p) + kTileFar + 64 * o.value, _MM_HINT_T2); });
+    __m512i is[4];
+    static_for<4>([&](auto j) { is[j.value] = _mm512_set1_epi32(xt.o[g + j.value]); });
+    static_for<8>([&](auto cc) {
+      constexpr int c = decltype(cc)::value;
+      static_for<4>([&](auto jc) {
+        constexpr int j = decltype(jc)::value;
+        is[j] = _mm512_dpbusd_epi32(is[j], _mm512_loadu_si512(p + 512 * j + 64 * c), _mm512_set1_epi32(xt.x[(g + j) * 8 + c]));
       });
+    });
+    static_for<4>([&](auto j) {
+      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[j.value]), tile_scales(sc, g + j.value, xt.d + g + j.value), acc);
+    });
+  }
+  for (; g < G; ++g) {
+    const uint8_t* p = t + g * 512;
+    __m512i is = _mm512_set1_epi32(xt.o[g]);
+    static_for<8>([&](auto cc) {
+      constexpr int c = decltype(cc)::value;
+      is = _mm512_dpbusd_epi32(is, _mm512_loadu_si512(p + 64 * c), _mm512_set1_epi32(xt.x[g * 8 + c]));
+    });
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), tile_scales(sc, g, xt.d + g), acc);
+  }
+  return acc;
+}
+
+// The first n (<= 16) of a tile's outputs to y.
+T5G_QINLINE void store_tile(__m512 v, int64_t n, float* y) {
+  _mm512_mask_storeu_ps(y, static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1u), v);
+}
+
+// Q8: rows [n0, n1) of one matrix (n0 a multiple of 16; n1 may end inside a tile) times the MC rows of X,
+// tile after tile, with the far prefetch (matmul_shared.inl) a tile counting as a block of 16 rows of Q bytes.
+template <int MC>
+void q8_tiles_range(const WeightMatrix& W, int64_t n0, int64_t n1, int64_t G, const TileX& xq, float* y, int64_t ldy) {
+  const int64_t tb = G * 512, Q = G * kQG;
+  const uint8_t* base = static_cast<const uint8_t*>(W.data) + (n0 / kQ8TileRows) * tb;
+  const uint16_t* scales = W.scales + (n0 / kQ8TileRows) * G * kQ8TileRows;
+  // The scales (a separate stream, 1/16 of the bytes): as many tiles ahead as kTileFar is in the weights.
+  const int64_t tiles = cdiv(n1 - n0, kQ8TileRows), ahead = cdiv(kTileFar, tb), sb = G * kQ8TileRows * 2;
+  if constexpr (MC <= 2) {  // the range's first kTileFar bytes (the kernels prefetch further on), with their scales
+    prefetch_l2(base, imin(kTileFar, tiles * tb));
+    prefetch_l2(scales, imin(ahead, tiles) * sb);
+  }
+  for (int64_t n = n0; n < n1; n += kQ8TileRows) {
+    const int64_t i = (n - n0) / kQ8TileRows;
+    const uint8_t* t = base + i * tb;
+    const uint16_t* sc = scales + i * G * kQ8TileRows;
+    if constexpr (MC <= 2)
+      if (i + ahead < tiles) prefetch_l2(reinterpret_cast<const char*>(sc) + ahead * sb, sb);
+    const int64_t rows = imin(kQ8TileRows, n1 - n);
+    if constexpr (MC == 1) {
+      store_tile(q8_tile_m1(t, sc, G, xq), rows, y + n);
+    } else {
+      __m512 out[MC];
+      q8_tile<MC>(t, sc, G, xq, out);
+      static_for<MC>([&](auto mc) { store_tile(out[mc.value], rows, y + mc.value * ldy + n); });
     }
   }
-  static_for<MC>([&](auto mc) { hsum16_rows<R>(acc[mc.value], y + mc.value * ldy); });
 }
 
 // R consecutive Q4 weight rows (G groups of 16 bytes each, row stride rs, at w; scales sc, row stride G)
@@ -219,30 +310,26 @@ T5G_QINLINE void q4_rows(const uint8_t* w, int64_t rs, const uint16_t* sc, int64
 }
 
 // Q4 weight rows per call at M = 1 (independent chains, shared X loads): from cache 1.1x faster than one
-// row at a time; Q8 streams one row at a time (4 rows measured slower on the decoder's matrices, as on AVX2).
+// row at a time.
 constexpr int kRowBlock = 4;
 
-// Rows [n0, n1) of one matrix times the MC rows of X.
+// Q4: rows [n0, n1) of one matrix times the MC rows of X.
 template <WeightType WT, int MC>
 void rows_range(const WeightMatrix& W, int64_t n0, int64_t n1, int64_t rs, int64_t G, const QuantX& xq, float* y,
                 int64_t ldy) {
   const uint8_t* base = static_cast<const uint8_t*>(W.data);
   // One X row: blocks of kRowBlock weight rows (independent chains, shared X loads); more X rows give
   // the chains themselves.
-  constexpr int R = MC == 1 && WT == WeightType::kQ4 ? kRowBlock : 1;
+  constexpr int R = MC == 1 ? kRowBlock : 1;
   // The far prefetch (at MC <= 2: more X rows make the kernel compute-bound, where it cost 5% at M = 8).
   constexpr bool kFar = MC <= 2;
   if constexpr (kFar) prefetch_range_start(base + n0 * rs, W.scales + n0 * G, R, rs, G, n1 - n0);
   int64_t n = n0;
   for (; n + R <= n1; n += R) {
     if constexpr (kFar) prefetch_block_far(base + n * rs, W.scales + n * G, R, rs, G, n1 - n);
-    if constexpr (WT == WeightType::kQ8) q8_rows<R, MC>(base + n * rs, rs, W.scales + n * G, G, xq, y + n, ldy);
-    else q4_rows<R, MC>(base + n * rs, rs, W.scales + n * G, G, xq, y + n, ldy);
+    q4_rows<R, MC>(base + n * rs, rs, W.scales + n * G, G, xq, y + n, ldy);
   }
-  for (; n < n1; ++n) {
-    if constexpr (WT == WeightType::kQ8) q8_rows<1, MC>(base + n * rs, rs, W.scales + n * G, G, xq, y + n, ldy);
-    else q4_rows<1, MC>(base + n * rs, rs, W.scales + n * G, G, xq, y + n, ldy);
-  }
+  for (; n < n1; ++n) q4_rows<1, MC>(base + n * rs, rs, W.scales + n * G, G, xq, y + n, ldy);
 }
 
 template <WeightType WT, int MC = 8>
@@ -250,6 +337,31 @@ void rows_range_dispatch(int mc, const WeightMatrix& W, int64_t n0, int64_t n1, 
                          const QuantX& xq, float* y, int64_t ldy) {
   if (mc == MC) rows_range<WT, MC>(W, n0, n1, rs, G, xq, y, ldy);
   else if constexpr (MC > 1) rows_range_dispatch<WT, MC - 1>(mc, W, n0, n1, rs, G, xq, y, ldy);
+}
+
+template <int MC = 8>
+void q8_tiles_dispatch(int mc, const WeightMatrix& W, int64_t n0, int64_t n1, int64_t G, const TileX& xt, float* y,
+                       int64_t ldy) {
+  if (mc == MC) q8_tiles_range<MC>(W, n0, n1, G, xt, y, ldy);
+  else if constexpr (MC > 1) q8_tiles_dispatch<MC - 1>(mc, W, n0, n1, G, xt, y, ldy);
+}
+
+// Q8: X quantized into the TileX layout, then ranges of whole tiles in the decode schedule.
+void q8_gemv(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int np) {
+  const int64_t K = parts[0].w->cols, G = quant_padded_cols(K) / kQG;
+  const size_t xbytes = static_cast<size_t>(G * 8 * M) * 4, gbytes = static_cast<size_t>(G * M) * 4;
+  char* s = static_cast<char*>(kern::scratch(kern::kScratchX, xbytes + 2 * gbytes));
+  int32_t* x = reinterpret_cast<int32_t*>(s);
+  float* d = reinterpret_cast<float*>(s + xbytes);
+  int32_t* o = reinterpret_cast<int32_t*>(s + xbytes + gbytes);
+  for (int64_t m = 0; m < M; ++m) quantize_row_tiles(X + m * ldx, K, G, m, M, x, d, o);
+  const TileX xt{x, d, o};
+  int64_t N[kMaxMatmulParts];
+  const int64_t row_bytes = G * kQG + 2 * G;
+  const bool parallel = part_rows(parts, np, row_bytes, N);
+  for_each_range(N, np, kQ8TileRows, row_bytes, parallel, [&](int p, int64_t n0, int64_t n1) {
+    q8_tiles_dispatch(static_cast<int>(M), *parts[p].w, n0, n1, G, xt, parts[p].y, parts[p].ldy);
+  });
 }
 
 template <WeightType WT>
@@ -272,7 +384,7 @@ void qgemv(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n
   int64_t N[kMaxMatmulParts];
   const int64_t row_bytes = rs + 2 * G;
   const bool parallel = part_rows(parts, np, row_bytes, N);
-  const int R = M == 1 && WT == WeightType::kQ4 ? kRowBlock : 1;  // ranges of whole row blocks (rows_range)
+  const int R = M == 1 ? kRowBlock : 1;  // ranges of whole row blocks (rows_range)
   for_each_range(N, np, R, row_bytes, parallel, [&](int p, int64_t n0, int64_t n1) {
     rows_range_dispatch<WT>(static_cast<int>(M), *parts[p].w, n0, n1, rs, G, xq, parts[p].y, parts[p].ldy);
   });
@@ -281,7 +393,7 @@ void qgemv(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n
 }  // namespace
 
 void qmatmul_decode(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n) {
-  if (parts[0].w->type == WeightType::kQ8) qgemv<WeightType::kQ8>(X, M, ldx, parts, n);
+  if (parts[0].w->type == WeightType::kQ8) q8_gemv(X, M, ldx, parts, n);
   else qgemv<WeightType::kQ4>(X, M, ldx, parts, n);
 }
 

@@ -36,13 +36,16 @@ int64_t weight_type_bytes(WeightType t) {
 
 int64_t quant_data_bytes(WeightType type, int64_t rows, int64_t cols) {
   const int64_t q = quant_padded_cols(cols);
-  return type == WeightType::kQ4 ? rows * q / 2 : rows * q;
+  return type == WeightType::kQ4 ? rows * q / 2 : q8_padded_rows(rows) * q;
 }
 
-int64_t quant_scale_count(int64_t rows, int64_t cols) { return rows * (quant_padded_cols(cols) / kQuantGroup); }
+int64_t quant_scale_count(WeightType type, int64_t rows, int64_t cols) {
+  return (type == WeightType::kQ8 ? q8_padded_rows(rows) : rows) * (quant_padded_cols(cols) / kQuantGroup);
+}
 
 int64_t weight_matrix_bytes(const WeightMatrix& w) {
-  if (is_quantized(w.type)) return quant_data_bytes(w.type, w.rows, w.cols) + 2 * quant_scale_count(w.rows, w.cols);
+  if (is_quantized(w.type))
+    return quant_data_bytes(w.type, w.rows, w.cols) + 2 * quant_scale_count(w.type, w.rows, w.cols);
   return w.rows * w.cols * weight_type_bytes(w.type);
 }
 
@@ -61,10 +64,11 @@ void weight_row_f32(const WeightMatrix& w, int64_t r, float* out) {
       return;
     }
     case WeightType::kQ8: {
-      const int64_t Q = quant_padded_cols(K);
-      const int8_t* q = static_cast<const int8_t*>(w.data) + r * Q;
-      const uint16_t* d = w.scales + r * (Q / kQuantGroup);
-      for (int64_t k = 0; k < K; ++k) out[k] = static_cast<float>(q[k]) * f16_to_f32(d[k / kQuantGroup]);
+      const int64_t G = quant_padded_cols(K) / kQuantGroup;
+      const uint8_t* q = static_cast<const uint8_t*>(w.data);
+      for (int64_t k = 0; k < K; ++k)
+        out[k] = static_cast<float>(static_cast<int>(q[q8_byte_index(r, k, G)]) - 128) *
+                 f16_to_f32(w.scales[q8_scale_index(r, k / kQuantGroup, G)]);
       return;
     }
     case WeightType::kQ4: {
@@ -114,27 +118,53 @@ uint16_t quantize_group_q4(const float* x, uint8_t* q) {
   return dh;
 }
 
+// Q8 group g of row r (q: 32 values) into the tiles.
+void store_group_q8(const int8_t* q, uint16_t d, int64_t r, int64_t g, int64_t G, uint8_t* data, uint16_t* scales) {
+  for (int i = 0; i < kQuantGroup; ++i)
+    data[q8_byte_index(r, g * kQuantGroup + i, G)] = static_cast<uint8_t>(static_cast<int>(q[i]) + 128);
+  scales[q8_scale_index(r, g, G)] = d;
+}
+
+// Q8's padding rows (up to the next tile): q = 0 (byte 128), d = 0.
+void zero_q8_padding(int64_t rows, int64_t G, uint8_t* data, uint16_t* scales) {
+  const int8_t zero[kQuantGroup] = {};
+  for (int64_t r = rows; r < q8_padded_rows(rows); ++r)
+    for (int64_t g = 0; g < G; ++g) store_group_q8(zero, 0, r, g, G, data, scales);
+}
+
 }  // namespace
 
 void quantize_matrix(const WeightMatrix& src, WeightType type, void* data, uint16_t* scales) {
   check(is_quantized(type), "quantize_matrix: target type ", weight_type_name(type), " is not a quantized format");
   check(!is_quantized(src.type), "quantize_matrix: source is already quantized (", weight_type_name(src.type), ")");
   const int64_t K = src.cols, Q = quant_padded_cols(K), G = Q / kQuantGroup;
+  uint8_t* bytes = static_cast<uint8_t*>(data);
 #pragma omp parallel
   {
     std::vector<float> row(static_cast<size_t>(Q), 0.f);
+    int8_t q8[kQuantGroup];
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < src.rows; ++r) {
       weight_row_f32(src, r, row.data());  // the padding past K stays zero
       for (int64_t g = 0; g < G; ++g) {
         const float* x = row.data() + g * kQuantGroup;
         if (type == WeightType::kQ8)
-          scales[r * G + g] = quantize_group_q8(x, static_cast<int8_t*>(data) + r * Q + g * kQuantGroup);
+          store_group_q8(q8, quantize_group_q8(x, q8), r, g, G, bytes, scales);
         else
-          scales[r * G + g] = quantize_group_q4(x, static_cast<uint8_t*>(data) + r * (Q / 2) + g * (kQuantGroup / 2));
+          scales[r * G + g] = quantize_group_q4(x, bytes + r * (Q / 2) + g * (kQuantGroup / 2));
       }
     }
   }
+  if (type == WeightType::kQ8) zero_q8_padding(src.rows, G, bytes, scales);
+}
+
+void q8_rows_to_tiles(const int8_t* q, const uint16_t* d, int64_t rows, int64_t cols, void* data, uint16_t* scales) {
+  const int64_t Q = quant_padded_cols(cols), G = Q / kQuantGroup;
+  uint8_t* bytes = static_cast<uint8_t*>(data);
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t g = 0; g < G; ++g) store_group_q8(q + r * Q + g * kQuantGroup, d[r * G + g], r, g, G, bytes, scales);
+  zero_q8_padding(rows, G, bytes, scales);
 }
 
 }  // namespace t5g

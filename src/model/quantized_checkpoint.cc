@@ -68,18 +68,23 @@ QuantizedCheckpointStats write_quantized_checkpoint(const LoadedModel& model, We
       tensors.push_back({name, stored_dtype(w.type), {w.rows, w.cols}, w.data, static_cast<size_t>(weight_matrix_bytes(w))});
       continue;
     }
-    const int64_t Q = quant_padded_cols(w.cols);
-    tensors.push_back({name, stored_dtype(w.type), {w.rows, w.type == WeightType::kQ8 ? Q : Q / 2}, w.data,
+    const int64_t Q = quant_padded_cols(w.cols), G = Q / kQuantGroup;
+    const int64_t tiles = q8_padded_rows(w.rows) / kQ8TileRows;  // Q8: tiles of 16 rows (matmul.h)
+    const bool q8 = w.type == WeightType::kQ8;
+    tensors.push_back({name, stored_dtype(w.type),
+                       q8 ? std::vector<int64_t>{tiles, G, 8 * 64} : std::vector<int64_t>{w.rows, Q / 2}, w.data,
                        static_cast<size_t>(quant_data_bytes(w.type, w.rows, w.cols))});
-    tensors.push_back({quant_scale_name(name), DType::kF16, {w.rows, Q / kQuantGroup}, w.scales,
-                       static_cast<size_t>(quant_scale_count(w.rows, w.cols) * 2)});
+    tensors.push_back({quant_scale_name(name), DType::kF16,
+                       q8 ? std::vector<int64_t>{tiles, G, kQ8TileRows} : std::vector<int64_t>{w.rows, G}, w.scales,
+                       static_cast<size_t>(quant_scale_count(w.type, w.rows, w.cols) * 2)});
   }
   const std::string path = out_dir + "/model.safetensors";
   fs::remove(out_dir + "/model.safetensors.index.json", ec);
   write_safetensors(path, tensors,
                     {{"format", "pt"},
                      {"t5g.weights", weight_format_name(format)},
-                     {"t5g.quant_group", std::to_string(kQuantGroup)}});
+                     {"t5g.quant_group", std::to_string(kQuantGroup)},
+                     {"t5g.q8_layout", "tiles16"}});
   QuantizedCheckpointStats st;
   st.tensors = static_cast<int64_t>(tensors.size());
   st.files_copied = copy_side_files(ck.dir(), out_dir);

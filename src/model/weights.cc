@@ -126,15 +126,22 @@ class Binder {
     w.type = r.info->dtype == DType::kI8 ? WeightType::kQ8 : WeightType::kQ4;
     w.rows = rows;
     w.cols = cols;
-    const int64_t Q = quant_padded_cols(cols);
-    const std::vector<int64_t> shape{rows, w.type == WeightType::kQ8 ? Q : Q / 2};
+    const int64_t Q = quant_padded_cols(cols), G = Q / kQuantGroup;
+    // Q8 in tiles of 16 rows (matmul.h) is stored as [tiles, G, 512] bytes and [tiles, G, 16] scales;
+    // a 2-D Q8 tensor is the row-major layout of earlier `t5g quantize` versions, retiled at load.
+    const bool q8_rows = w.type == WeightType::kQ8 && r.info->shape.size() == 2;
+    const int64_t tiles = q8_padded_rows(rows) / kQ8TileRows;
+    const std::vector<int64_t> shape = w.type == WeightType::kQ4 ? std::vector<int64_t>{rows, Q / 2}
+                                       : q8_rows                 ? std::vector<int64_t>{rows, Q}
+                                                                 : std::vector<int64_t>{tiles, G, 8 * 64};
     check(r.info->shape == shape, "quantized tensor '", r.info->name, "' (", weight_type_name(w.type), ") in ", *r.file,
           " has shape ", shape_str(r.info->shape), ", expected ", shape_str(shape), " for a ", rows, "x", cols,
           " matrix in groups of ", kQuantGroup);
     const std::string sname = quant_scale_name(r.info->name);
     TensorRef s = ckpt_.find(sname);
     check(s.info != nullptr, "quantized tensor '", r.info->name, "' in ", *r.file, " has no scale tensor '", sname, "'");
-    const std::vector<int64_t> sshape{rows, Q / kQuantGroup};
+    const std::vector<int64_t> sshape = w.type == WeightType::kQ8 && !q8_rows ? std::vector<int64_t>{tiles, G, kQ8TileRows}
+                                                                              : std::vector<int64_t>{rows, G};
     check(s.info->dtype == DType::kF16, "scale tensor '", sname, "' in ", *s.file, " has dtype ",
           dtype_name(s.info->dtype), "; expected F16");
     check(s.info->shape == sshape, "scale tensor '", sname, "' in ", *s.file, " has shape ", shape_str(s.info->shape),
@@ -143,6 +150,16 @@ class Binder {
           " is not 2-byte aligned in the file");
     w.data = r.data;
     w.scales = reinterpret_cast<const uint16_t*>(s.data);
+    if (q8_rows) {
+      uint8_t* data = out_.owned.emplace_back(static_cast<size_t>(quant_data_bytes(w.type, rows, cols))).data();
+      uint16_t* sc = reinterpret_cast<uint16_t*>(
+          out_.owned.emplace_back(static_cast<size_t>(quant_scale_count(w.type, rows, cols) * 2)).data());
+      q8_rows_to_tiles(static_cast<const int8_t*>(w.data), w.scales, rows, cols, data, sc);
+      w.data = data;
+      w.scales = sc;
+      bytes += static_cast<uint64_t>(weight_matrix_bytes(w));
+      return w;
+    }
     bytes += (r.info->end - r.info->begin) + (s.info->end - s.info->begin);
     return w;
   }
@@ -169,7 +186,7 @@ class Binder {
       // (Each buffer's address is taken before the next emplace_back moves the outer vector's elements.)
       uint8_t* data = out_.owned.emplace_back(static_cast<size_t>(quant_data_bytes(target, src.rows, src.cols))).data();
       uint16_t* sc = reinterpret_cast<uint16_t*>(
-          out_.owned.emplace_back(static_cast<size_t>(quant_scale_count(src.rows, src.cols) * 2)).data());
+          out_.owned.emplace_back(static_cast<size_t>(quant_scale_count(target, src.rows, src.cols) * 2)).data());
       quantize_matrix(src, target, data, sc);
       w.data = data;
       w.scales = sc;

@@ -61,19 +61,27 @@ QWeights make_qweights(WeightType t, int64_t rows, int64_t cols, std::mt19937& r
       w.src[r * cols + k] = v;
     }
   w.data.resize(static_cast<size_t>(quant_data_bytes(t, rows, cols)));
-  w.scales.resize(static_cast<size_t>(quant_scale_count(rows, cols)));
+  w.scales.resize(static_cast<size_t>(quant_scale_count(t, rows, cols)));
   quantize_matrix(WeightMatrix{WeightType::kF32, rows, cols, w.src.data()}, t, w.data.data(), w.scales.data());
   w.deq.resize(w.src.size());
   for (int64_t r = 0; r < rows; ++r) weight_row_f32(w.matrix(), r, w.deq.data() + r * cols);
   return w;
 }
 
-// Element k of row r decoded straight from the layout described in matmul.h (q, d).
+// Index of the scale of row r, group g in the layout described in matmul.h (Q8: tiles of 16 rows).
+size_t scale_index(WeightType t, int64_t cols, int64_t r, int64_t g) {
+  const int64_t G = quant_padded_cols(cols) / kQuantGroup;
+  return static_cast<size_t>(t == WeightType::kQ8 ? q8_scale_index(r, g, G) : r * G + g);
+}
+
+// Element k of row r decoded straight from the layout described in matmul.h (q, d), written out here
+// rather than through q8_byte_index: Q8 tile t = r / 16, group g, chunk (k % 32) / 4 of 64 bytes, 4
+// bytes per row, q + 128.
 void decode(const QWeights& w, int64_t r, int64_t k, int* q, float* d) {
   const int64_t Q = quant_padded_cols(w.cols), G = Q / kQuantGroup, g = k / kQuantGroup, j = k % kQuantGroup;
-  *d = f16_to_f32(w.scales[r * G + g]);
+  *d = f16_to_f32(w.scales[scale_index(w.type, w.cols, r, g)]);
   if (w.type == WeightType::kQ8) {
-    *q = static_cast<int8_t>(w.data[r * Q + k]);
+    *q = static_cast<int>(w.data[(((r / 16) * G + g) * 8 + j / 4) * 64 + (r % 16) * 4 + j % 4]) - 128;
   } else {
     const uint8_t b = w.data[r * (Q / 2) + g * 16 + j % 16];
     *q = (j < 16 ? (b & 0xf) : (b >> 4)) - 8;
@@ -101,7 +109,8 @@ TEST(MatmulQuantize, RoundTripProperties) {
             EXPECT_EQ(d, 0.f) << what;
           } else {
             // The scale is the fp16 rounding of max|x|/127 (Q8) or -vmax/8 (Q4) ...
-            EXPECT_EQ(w.scales[r * G + g], f32_to_f16(t == WeightType::kQ8 ? amax / 127.f : vmax / -8.f)) << what;
+            EXPECT_EQ(w.scales[scale_index(t, cols, r, g)], f32_to_f16(t == WeightType::kQ8 ? amax / 127.f : vmax / -8.f))
+                << what;
             // ... and the largest element maps to the end of the range, within the fp16 rounding of d.
             decode(w, r, kmax, &q, &d);
             if (t == WeightType::kQ8) EXPECT_EQ(std::abs(q), 127) << what;
@@ -137,7 +146,7 @@ TEST(MatmulQuantize, DeterministicAcrossThreadsAndRowAccess) {
   const int saved = omp_get_max_threads();
   for (WeightType t : {WeightType::kQ8, WeightType::kQ4}) {
     std::vector<uint8_t> d1(static_cast<size_t>(quant_data_bytes(t, rows, cols))), d3 = d1;
-    std::vector<uint16_t> s1(static_cast<size_t>(quant_scale_count(rows, cols))), s3 = s1;
+    std::vector<uint16_t> s1(static_cast<size_t>(quant_scale_count(t, rows, cols))), s3 = s1;
     omp_set_num_threads(1);
     quantize_matrix(src, t, d1.data(), s1.data());
     omp_set_num_threads(3);
@@ -183,7 +192,7 @@ double tolerance(const QWeights& w, const float* x, int64_t n, bool decode) {
     const int64_t k1 = std::min(K, (g + 1) * kQuantGroup);
     double amax = 0, sw = 0;
     for (int64_t k = g * kQuantGroup; k < k1; ++k) amax = std::max(amax, double(std::fabs(x[k])));
-    const double dx = amax / 127, dw = std::fabs(f16_to_f32(w.scales[n * G + g]));
+    const double dx = amax / 127, dw = std::fabs(f16_to_f32(w.scales[scale_index(w.type, w.cols, n, g)]));
     for (int64_t k = g * kQuantGroup; k < k1; ++k) {
       sw += std::fabs(wr[k]);
       fp += (std::fabs(wr[k]) + 8 * dw) * (std::fabs(x[k]) + dx);
@@ -242,9 +251,8 @@ TEST(MatmulQuant, NextRowNonFiniteScaleDoesNotLeak) {
   for (WeightType t : {WeightType::kQ8, WeightType::kQ4})
     for (int64_t K : {int64_t(50), int64_t(300), int64_t(650)}) {  // 2, 10, 21 groups: a partial block of 8
       QWeights w = make_qweights(t, 4, K, rng, 0.05f);
-      const int64_t G = quant_padded_cols(K) / kQuantGroup;
-      w.scales[1 * G] = 0x7c00;      // +Inf in row 1's first scale
-      w.scales[3 * G + 1] = 0x7e00;  // NaN in row 3's second scale
+      w.scales[scale_index(t, K, 1, 0)] = 0x7c00;  // +Inf in row 1's first scale
+      w.scales[scale_index(t, K, 3, 1)] = 0x7e00;  // NaN in row 3's second scale
       for (int64_t M : {int64_t(1), int64_t(5)}) {
         const std::vector<float> x = make_x(M, K, rng);
         for (Isa isa : simd_isas()) {
@@ -316,14 +324,14 @@ TEST(MatmulQuant, RowsIndependentOfBatchSize) {
   }
 }
 
-// Q8 decode does the same arithmetic on every SIMD ISA (matmul_vnni.cc: the sign trick of the AVX2
-// kernels there became an offset start of each vpdpbusd lane, the same exact int32 sums): bitwise equal.
+// Q8 decode does the same arithmetic on every SIMD ISA (the AVX2 kernels' sign trick and matmul_vnni.cc's
+// vpdpbusd from -128·Σqx give the same exact int32 group sums, then the same FMAs): bitwise equal.
 TEST(MatmulQuant, Q8DecodeSameBitsOnEveryIsa) {
   if (active_isa() < Isa::kAvx512) GTEST_SKIP() << "one SIMD ISA here";
   std::mt19937 rng(12);
   for (int64_t K : {int64_t(40), int64_t(300), int64_t(650), int64_t(2048)}) {
     QWeights w = make_qweights(WeightType::kQ8, 133, K, rng, 0.05f);
-    for (size_t i = 0; i < w.data.size(); i += 97) w.data[i] = 0x81;  // -127, the extreme the format stores
+    for (size_t i = 0; i < w.data.size(); i += 97) w.data[i] = 1;  // -127 (+128), the extreme the format stores
     for (int64_t M = 1; M <= 8; ++M) {
       std::vector<float> x = make_x(M, K, rng);
       x[0] = 3.f;  // a group with a value at +127 after quantizing, and one at -127
@@ -432,7 +440,7 @@ TEST(MatmulQuant, AccuracyGaussian) {
     w.src.resize(static_cast<size_t>(N * K));
     for (auto& v : w.src) v = 0.05f * nd(rng);
     w.data.resize(static_cast<size_t>(quant_data_bytes(t, N, K)));
-    w.scales.resize(static_cast<size_t>(quant_scale_count(N, K)));
+    w.scales.resize(static_cast<size_t>(quant_scale_count(t, N, K)));
     quantize_matrix(WeightMatrix{WeightType::kF32, N, K, w.src.data()}, t, w.data.data(), w.scales.data());
     std::vector<float> y(static_cast<size_t>(M * N)), yq(y.size()), yf(y.size()), yg(y.size());
     matmul(x.data(), M, K, w.matrix(), y.data(), N);  // decode kernel
