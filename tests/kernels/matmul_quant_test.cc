@@ -94,6 +94,17 @@ TEST(MatmulQuantize, RoundTripProperties) {
     for (int64_t cols : {1, 5, 31, 32, 33, 48, 50, 64, 100, 257}) {
       const QWeights w = make_qweights(t, 23, cols, rng);
       const int64_t Q = quant_padded_cols(cols), G = Q / kQuantGroup;
+      if (t == WeightType::kQ8) {  // rows 23..31 pad the last tile of 16: q = 0 (byte 128), d = 0
+        ASSERT_EQ(w.data.size(), static_cast<size_t>(32 * Q));
+        for (int64_t r = 23; r < 32; ++r)
+          for (int64_t k = 0; k < Q; ++k) {
+            int q;
+            float d;
+            decode(w, r, k, &q, &d);
+            ASSERT_EQ(q, 0) << "padding row " << r;
+            ASSERT_EQ(d, 0.f) << "padding row " << r;
+          }
+      }
       for (int64_t r = 0; r < w.rows; ++r) {
         for (int64_t g = 0; g < G; ++g) {
           float amax = 0.f, vmax = 0.f;

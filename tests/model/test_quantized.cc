@@ -237,6 +237,50 @@ TEST(QuantizedCheckpoint, LoadsPrequantizedInPlaceAndComputesTheSame) {
   }
 }
 
+// A Q8 checkpoint from an earlier `t5g quantize` (row-major int8 [rows, qcols], scales [rows, groups])
+// still loads: retiled at load (into owned memory), it computes what the tiled checkpoint computes.
+TEST(QuantizedCheckpoint, RowMajorQ8FromEarlierVersionsIsRetiled) {
+  auto at_load = load_model(kTiny, WeightFormat::kQ8);
+  const std::string tiled = tmp_dir("q8_tiled");
+  write_quantized_checkpoint(*at_load, WeightFormat::kQ8, tiled, false);
+  SafetensorsFile f(tiled + "/model.safetensors");
+  std::map<std::string, WeightMatrix> q8;
+  for (const auto& [name, w] : at_load->weights.text_matrices)
+    if (w.type == WeightType::kQ8) q8.emplace(name, w);
+  ASSERT_FALSE(q8.empty());
+  std::vector<TensorToWrite> out;
+  std::vector<std::vector<int8_t>> data;
+  std::vector<std::vector<uint16_t>> scales;
+  for (const TensorInfo& t : f.header().tensors) {
+    const bool is_scale = t.name.ends_with("_scale") && q8.count(t.name.substr(0, t.name.size() - 6));
+    if (is_scale) continue;
+    auto it = q8.find(t.name);
+    if (it == q8.end()) {
+      out.push_back({t.name, t.dtype, t.shape, f.tensor_data(t), static_cast<size_t>(t.end - t.begin)});
+      continue;
+    }
+    const WeightMatrix& w = it->second;
+    const int64_t Q = quant_padded_cols(w.cols), G = Q / kQuantGroup;
+    const uint8_t* tiles = static_cast<const uint8_t*>(w.data);
+    std::vector<int8_t>& q = data.emplace_back(static_cast<size_t>(w.rows * Q));
+    std::vector<uint16_t>& d = scales.emplace_back(static_cast<size_t>(w.rows * G));
+    for (int64_t r = 0; r < w.rows; ++r) {
+      for (int64_t k = 0; k < Q; ++k) q[r * Q + k] = static_cast<int8_t>(tiles[q8_byte_index(r, k, G)] - 128);
+      for (int64_t g = 0; g < G; ++g) d[r * G + g] = w.scales[q8_scale_index(r, g, G)];
+    }
+    out.push_back({t.name, DType::kI8, {w.rows, Q}, q.data(), q.size()});
+    out.push_back({quant_scale_name(t.name), DType::kF16, {w.rows, G}, d.data(), d.size() * 2});
+  }
+  const std::string dir = tmp_dir("q8_rows");
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(tiled + "/config.json", dir + "/config.json");
+  write_safetensors(dir + "/model.safetensors", out);
+  auto rows = load_model(dir);
+  EXPECT_EQ(rows->weights.embed.type, WeightType::kQ8);
+  EXPECT_FALSE(rows->weights.owned.empty()) << "row-major Q8 is retiled into owned memory";
+  EXPECT_EQ(encoder_and_logits(*rows), encoder_and_logits(*at_load));
+}
+
 // Rewrites one tensor of a pre-quantized q4 checkpoint and expects a load error mentioning `expect`.
 void expect_broken(const std::string& name, const std::function<void(std::map<std::string, TensorToWrite>&,
                                                                        std::vector<std::vector<uint8_t>>&)>& edit,
