@@ -12,18 +12,19 @@ namespace t5g {
 // checkpoint written by `t5g quantize`):
 //   - each row is split into groups of kQuantGroup consecutive elements along `cols`; the row is
 //     zero-padded to qcols = round_up(cols, kQuantGroup) elements, so any `cols` is allowed;
-//   - every group has one fp16 scale d (WeightMatrix::scales, [rows, qcols / kQuantGroup] row-major);
-//   - Q8: int8 q in [-127, 127], value = q * d, stored in tiles of kQ8TileRows = 16 consecutive rows
-//     (rows zero-padded to a multiple of 16: q = 0, d = 0): tile t, group g holds 8 chunks of 64 bytes,
-//     chunk c = the 4 elements 32g + 4c .. 32g + 4c + 3 of each of the tile's 16 rows, row after row,
-//     each byte q + 128 (unsigned); the tile's scales of group g are 16 consecutive fp16 values (see
-//     q8_byte_index, q8_scale_index). One 512-bit vector is then 4 values of 16 rows: vpdpbusd (unsigned
-//     weight bytes times a broadcast of 4 signed X bytes) accumulates 16 outputs with no horizontal sums,
-//     so a batch of X rows (decode at M = 8) costs one instruction per 64 weight bytes and X row (the
-//     row-major layout needed about five: a sign fix, a convert, a scale shuffle and an FMA per group pair);
-//   - Q4: 4-bit q in [-8, 7], stored as q + 8 in nibbles, [rows, qcols / 2] bytes row-major; within a
-//     group's 16 bytes, byte j holds element j in its low nibble and element j + 16 in its high nibble
-//     (value = (nibble - 8) * d).
+//   - every group has one fp16 scale d; Q8: int8 q in [-127, 127]; Q4: 4-bit q in [-8, 7]; value q * d;
+//   - both are stored in tiles of kQuantTileRows = 16 consecutive rows (rows zero-padded to a multiple
+//     of 16: q = 0, d = 0). Tile t, group g is a run of 64-byte chunks, chunk c holding 4 bytes of each
+//     of the tile's 16 rows, row after row. Q8: 8 chunks, chunk c = elements 32g + 4c .. 32g + 4c + 3,
+//     each byte q + 128 (unsigned). Q4: 4 chunks, byte j (0..3) of chunk c holds element 32g + 4c + j
+//     + 8 in its low nibble and element 32g + 16 + 4c + j + 8 in its high nibble. The scales of tile t,
+//     group g are 16 consecutive fp16 values, one per row (q8_byte_index, q4_byte_index,
+//     quant_scale_index).
+//     Why: one 512-bit vector is 4 values (Q4: 8) of 16 rows, so vpdpbusd (unsigned weight bytes times a
+//     broadcast of 4 signed X bytes) accumulates 16 outputs with no horizontal sums and one exact int32
+//     sum per group and row: a batch of X rows (decode at M = 8) costs one instruction per 64 weight bytes
+//     and X row, where the row-major layout needed about five (a sign fix, a convert, a scale shuffle and
+//     an FMA per pair of groups).
 enum class WeightType { kF32, kBF16, kF16, kQ8, kQ4 };
 inline constexpr int64_t kQuantGroup = 32;
 
@@ -32,14 +33,19 @@ const char* weight_type_name(WeightType t);
 int64_t weight_type_bytes(WeightType t);
 inline bool is_quantized(WeightType t) { return t == WeightType::kQ8 || t == WeightType::kQ4; }
 inline int64_t quant_padded_cols(int64_t cols) { return (cols + kQuantGroup - 1) / kQuantGroup * kQuantGroup; }
-inline constexpr int64_t kQ8TileRows = 16;
-inline int64_t q8_padded_rows(int64_t rows) { return (rows + kQ8TileRows - 1) / kQ8TileRows * kQ8TileRows; }
-// Q8: byte offset of element (n, k) and index of the scale of (n, group g), G = qcols / kQuantGroup groups a row.
+inline constexpr int64_t kQuantTileRows = 16;
+inline int64_t quant_padded_rows(int64_t rows) { return (rows + kQuantTileRows - 1) / kQuantTileRows * kQuantTileRows; }
+// Byte offset of element (n, k), G = qcols / kQuantGroup groups a row: Q8 ...
 inline int64_t q8_byte_index(int64_t n, int64_t k, int64_t G) {
-  return (((n / kQ8TileRows) * G + k / kQuantGroup) * 8 + (k % kQuantGroup) / 4) * 64 + (n % kQ8TileRows) * 4 + k % 4;
+  return (((n / kQuantTileRows) * G + k / kQuantGroup) * 8 + (k % kQuantGroup) / 4) * 64 + (n % kQuantTileRows) * 4 + k % 4;
 }
-inline int64_t q8_scale_index(int64_t n, int64_t g, int64_t G) {
-  return ((n / kQ8TileRows) * G + g) * kQ8TileRows + n % kQ8TileRows;
+// ... Q4 (the byte; the element is its low nibble when k % 32 < 16, else its high nibble) ...
+inline int64_t q4_byte_index(int64_t n, int64_t k, int64_t G) {
+  return (((n / kQuantTileRows) * G + k / kQuantGroup) * 4 + (k % 16) / 4) * 64 + (n % kQuantTileRows) * 4 + k % 4;
+}
+// ... and the index of the scale of row n, group g (both formats).
+inline int64_t quant_scale_index(int64_t n, int64_t g, int64_t G) {
+  return ((n / kQuantTileRows) * G + g) * kQuantTileRows + n % kQuantTileRows;
 }
 
 // A weight matrix in nn.Linear layout: `rows` = out_features, `cols` = in_features, row-major,
@@ -49,21 +55,23 @@ struct WeightMatrix {
   int64_t rows = 0;
   int64_t cols = 0;
   const void* data = nullptr;
-  const uint16_t* scales = nullptr;  // Q8/Q4 only: fp16 group scales (Q4: [rows, qcols / kQuantGroup]; Q8: tiles)
+  const uint16_t* scales = nullptr;  // Q8/Q4 only: fp16 group scales (in tiles, see above)
 };
 
 // Bytes a matrix occupies (data + scales): what one pass over it reads from memory.
 int64_t weight_matrix_bytes(const WeightMatrix& w);
 
 // Quantizes a dense matrix `src` (F32/BF16/F16) to Q8 or Q4 into caller-provided buffers of
-// quant_data_bytes(type, rows, cols) and quant_scale_count(type, rows, cols) fp16 elements (Q8: the
+// quant_data_bytes(type, rows, cols) and quant_scale_count(type, rows, cols) fp16 elements (the
 // padding rows included). Deterministic (the result does not depend on the thread count); multithreaded.
 int64_t quant_data_bytes(WeightType type, int64_t rows, int64_t cols);
 int64_t quant_scale_count(WeightType type, int64_t rows, int64_t cols);
 void quantize_matrix(const WeightMatrix& src, WeightType type, void* data, uint16_t* scales);
-// Q8 written row-major ([rows, qcols] int8, scales [rows, groups]: the layout of checkpoints from t5g
-// quantize before the tiles) into the tiled layout (buffers as quantize_matrix's).
-void q8_rows_to_tiles(const int8_t* q, const uint16_t* d, int64_t rows, int64_t cols, void* data, uint16_t* scales);
+// Q8 / Q4 written row-major (the layout of checkpoints from t5g quantize before the tiles: scales [rows,
+// groups]; Q8 int8 [rows, qcols]; Q4 [rows, qcols / 2] bytes, byte j of a group's 16 holding element j
+// + 8 in its low nibble and element j + 16 + 8 in its high one) into the tiles (buffers as quantize_matrix's).
+void quant_rows_to_tiles(WeightType type, const void* q, const uint16_t* d, int64_t rows, int64_t cols, void* data,
+                         uint16_t* scales);
 // Row r of any matrix as fp32 (cols values): embedding lookups of a possibly quantized table.
 void weight_row_f32(const WeightMatrix& w, int64_t r, float* out);
 

@@ -119,7 +119,7 @@ void bd_gemv(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int
   const int64_t rs = K * 2;
   int64_t N[kMaxMatmulParts];
   const bool parallel = part_rows(parts, np, rs, N);
-  // for_each_part_row_pass's plan written out (as qrows_range does): through that helper the cache-resident
+  // for_each_part_row_pass's plan written out (as gemv_rows_range does): through that helper the cache-resident
   // M = 8 product measured 8% slower (bench_kernels BM_Matmul/M:8/N:2048/K:640/wtype:1/xbf16:1).
   for_each_range(N, np, 1, rs, parallel, [&](int p, int64_t n0, int64_t n1) {
     const uint16_t* base = static_cast<const uint16_t*>(parts[p].w->data);

@@ -36,11 +36,12 @@ int64_t weight_type_bytes(WeightType t) {
 
 int64_t quant_data_bytes(WeightType type, int64_t rows, int64_t cols) {
   const int64_t q = quant_padded_cols(cols);
-  return type == WeightType::kQ4 ? rows * q / 2 : q8_padded_rows(rows) * q;
+  return type == WeightType::kQ4 ? quant_padded_rows(rows) * q / 2 : quant_padded_rows(rows) * q;
 }
 
 int64_t quant_scale_count(WeightType type, int64_t rows, int64_t cols) {
-  return (type == WeightType::kQ8 ? q8_padded_rows(rows) : rows) * (quant_padded_cols(cols) / kQuantGroup);
+  (void)type;  // the same for both formats
+  return quant_padded_rows(rows) * (quant_padded_cols(cols) / kQuantGroup);
 }
 
 int64_t weight_matrix_bytes(const WeightMatrix& w) {
@@ -68,18 +69,16 @@ void weight_row_f32(const WeightMatrix& w, int64_t r, float* out) {
       const uint8_t* q = static_cast<const uint8_t*>(w.data);
       for (int64_t k = 0; k < K; ++k)
         out[k] = static_cast<float>(static_cast<int>(q[q8_byte_index(r, k, G)]) - 128) *
-                 f16_to_f32(w.scales[q8_scale_index(r, k / kQuantGroup, G)]);
+                 f16_to_f32(w.scales[quant_scale_index(r, k / kQuantGroup, G)]);
       return;
     }
     case WeightType::kQ4: {
-      const int64_t Q = quant_padded_cols(K);
-      const uint8_t* q = static_cast<const uint8_t*>(w.data) + r * (Q / 2);
-      const uint16_t* d = w.scales + r * (Q / kQuantGroup);
+      const int64_t G = quant_padded_cols(K) / kQuantGroup;
+      const uint8_t* q = static_cast<const uint8_t*>(w.data);
       for (int64_t k = 0; k < K; ++k) {
-        const int64_t g = k / kQuantGroup, j = k % kQuantGroup;
-        const uint8_t byte = q[g * (kQuantGroup / 2) + (j % (kQuantGroup / 2))];
-        const int nib = j < kQuantGroup / 2 ? (byte & 0xf) : (byte >> 4);
-        out[k] = static_cast<float>(nib - 8) * f16_to_f32(d[g]);
+        const uint8_t b = q[q4_byte_index(r, k, G)];
+        const int nib = k % kQuantGroup < kQuantGroup / 2 ? (b & 0xf) : (b >> 4);
+        out[k] = static_cast<float>(nib - 8) * f16_to_f32(w.scales[quant_scale_index(r, k / kQuantGroup, G)]);
       }
       return;
     }
@@ -102,34 +101,36 @@ uint16_t quantize_group_q8(const float* x, int8_t* q) {
 
 // Q4: the value of largest magnitude maps to -8 (d = that value / -8), so the full [-8, 7] range is used;
 // its negation (+8) clamps to 7.
-uint16_t quantize_group_q4(const float* x, uint8_t* q) {
+uint16_t quantize_group_q4(const float* x, int8_t* q) {
   float amax = 0.f, vmax = 0.f;
   for (int i = 0; i < kQuantGroup; ++i)
     if (std::fabs(x[i]) > amax) amax = std::fabs(x[i]), vmax = x[i];
   const uint16_t dh = f32_to_f16(vmax / -8.f);
   const float d = f16_to_f32(dh);
   const float id = d != 0.f ? 1.f / d : 0.f;
-  constexpr int H = kQuantGroup / 2;
-  for (int j = 0; j < H; ++j) {
-    const int lo = static_cast<int>(std::clamp(std::nearbyint(x[j] * id), -8.f, 7.f)) + 8;
-    const int hi = static_cast<int>(std::clamp(std::nearbyint(x[j + H] * id), -8.f, 7.f)) + 8;
-    q[j] = static_cast<uint8_t>(lo | (hi << 4));
-  }
+  for (int i = 0; i < kQuantGroup; ++i) q[i] = static_cast<int8_t>(std::clamp(std::nearbyint(x[i] * id), -8.f, 7.f));
   return dh;
 }
 
-// Q8 group g of row r (q: 32 values) into the tiles.
-void store_group_q8(const int8_t* q, uint16_t d, int64_t r, int64_t g, int64_t G, uint8_t* data, uint16_t* scales) {
-  for (int i = 0; i < kQuantGroup; ++i)
-    data[q8_byte_index(r, g * kQuantGroup + i, G)] = static_cast<uint8_t>(static_cast<int>(q[i]) + 128);
-  scales[q8_scale_index(r, g, G)] = d;
+// Group g of row r (q: 32 values) into the tiles (matmul.h).
+void store_group(WeightType type, const int8_t* q, uint16_t d, int64_t r, int64_t g, int64_t G, uint8_t* data,
+                 uint16_t* scales) {
+  if (type == WeightType::kQ8) {
+    for (int i = 0; i < kQuantGroup; ++i)
+      data[q8_byte_index(r, g * kQuantGroup + i, G)] = static_cast<uint8_t>(static_cast<int>(q[i]) + 128);
+  } else {
+    constexpr int H = kQuantGroup / 2;
+    for (int i = 0; i < H; ++i)
+      data[q4_byte_index(r, g * kQuantGroup + i, G)] = static_cast<uint8_t>((q[i] + 8) | ((q[i + H] + 8) << 4));
+  }
+  scales[quant_scale_index(r, g, G)] = d;
 }
 
-// Q8's padding rows (up to the next tile): q = 0 (byte 128), d = 0.
-void zero_q8_padding(int64_t rows, int64_t G, uint8_t* data, uint16_t* scales) {
+// The padding rows (up to the next tile): q = 0, d = 0.
+void zero_padding_rows(WeightType type, int64_t rows, int64_t G, uint8_t* data, uint16_t* scales) {
   const int8_t zero[kQuantGroup] = {};
-  for (int64_t r = rows; r < q8_padded_rows(rows); ++r)
-    for (int64_t g = 0; g < G; ++g) store_group_q8(zero, 0, r, g, G, data, scales);
+  for (int64_t r = rows; r < quant_padded_rows(rows); ++r)
+    for (int64_t g = 0; g < G; ++g) store_group(type, zero, 0, r, g, G, data, scales);
 }
 
 }  // namespace
@@ -142,29 +143,42 @@ void quantize_matrix(const WeightMatrix& src, WeightType type, void* data, uint1
 #pragma omp parallel
   {
     std::vector<float> row(static_cast<size_t>(Q), 0.f);
-    int8_t q8[kQuantGroup];
+    int8_t q[kQuantGroup];
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < src.rows; ++r) {
       weight_row_f32(src, r, row.data());  // the padding past K stays zero
       for (int64_t g = 0; g < G; ++g) {
         const float* x = row.data() + g * kQuantGroup;
-        if (type == WeightType::kQ8)
-          store_group_q8(q8, quantize_group_q8(x, q8), r, g, G, bytes, scales);
-        else
-          scales[r * G + g] = quantize_group_q4(x, bytes + r * (Q / 2) + g * (kQuantGroup / 2));
+        const uint16_t d = type == WeightType::kQ8 ? quantize_group_q8(x, q) : quantize_group_q4(x, q);
+        store_group(type, q, d, r, g, G, bytes, scales);
       }
     }
   }
-  if (type == WeightType::kQ8) zero_q8_padding(src.rows, G, bytes, scales);
+  zero_padding_rows(type, src.rows, G, bytes, scales);
 }
 
-void q8_rows_to_tiles(const int8_t* q, const uint16_t* d, int64_t rows, int64_t cols, void* data, uint16_t* scales) {
+void quant_rows_to_tiles(WeightType type, const void* q, const uint16_t* d, int64_t rows, int64_t cols, void* data,
+                         uint16_t* scales) {
+  check(is_quantized(type), "quant_rows_to_tiles: ", weight_type_name(type), " is not a quantized format");
   const int64_t Q = quant_padded_cols(cols), G = Q / kQuantGroup;
+  const uint8_t* in = static_cast<const uint8_t*>(q);
   uint8_t* bytes = static_cast<uint8_t*>(data);
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t g = 0; g < G; ++g) store_group_q8(q + r * Q + g * kQuantGroup, d[r * G + g], r, g, G, bytes, scales);
-  zero_q8_padding(rows, G, bytes, scales);
+    for (int64_t g = 0; g < G; ++g) {
+      int8_t v[kQuantGroup];
+      constexpr int H = kQuantGroup / 2;
+      for (int i = 0; i < kQuantGroup; ++i) {
+        if (type == WeightType::kQ8) {
+          v[i] = static_cast<int8_t>(in[r * Q + g * kQuantGroup + i]);
+        } else {
+          const uint8_t b = in[r * (Q / 2) + g * H + i % H];
+          v[i] = static_cast<int8_t>((i < H ? (b & 0xf) : (b >> 4)) - 8);
+        }
+      }
+      store_group(type, v, d[r * G + g], r, g, G, bytes, scales);
+    }
+  zero_padding_rows(type, rows, G, bytes, scales);
 }
 
 }  // namespace t5g

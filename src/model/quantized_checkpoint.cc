@@ -69,13 +69,11 @@ QuantizedCheckpointStats write_quantized_checkpoint(const LoadedModel& model, We
       continue;
     }
     const int64_t Q = quant_padded_cols(w.cols), G = Q / kQuantGroup;
-    const int64_t tiles = q8_padded_rows(w.rows) / kQ8TileRows;  // Q8: tiles of 16 rows (matmul.h)
-    const bool q8 = w.type == WeightType::kQ8;
-    tensors.push_back({name, stored_dtype(w.type),
-                       q8 ? std::vector<int64_t>{tiles, G, 8 * 64} : std::vector<int64_t>{w.rows, Q / 2}, w.data,
+    const int64_t tiles = quant_padded_rows(w.rows) / kQuantTileRows;  // tiles of 16 rows (matmul.h)
+    const int64_t tile_group_bytes = (w.type == WeightType::kQ8 ? kQuantGroup : kQuantGroup / 2) * kQuantTileRows;
+    tensors.push_back({name, stored_dtype(w.type), {tiles, G, tile_group_bytes}, w.data,
                        static_cast<size_t>(quant_data_bytes(w.type, w.rows, w.cols))});
-    tensors.push_back({quant_scale_name(name), DType::kF16,
-                       q8 ? std::vector<int64_t>{tiles, G, kQ8TileRows} : std::vector<int64_t>{w.rows, G}, w.scales,
+    tensors.push_back({quant_scale_name(name), DType::kF16, {tiles, G, kQuantTileRows}, w.scales,
                        static_cast<size_t>(quant_scale_count(w.type, w.rows, w.cols) * 2)});
   }
   const std::string path = out_dir + "/model.safetensors";
@@ -84,7 +82,7 @@ QuantizedCheckpointStats write_quantized_checkpoint(const LoadedModel& model, We
                     {{"format", "pt"},
                      {"t5g.weights", weight_format_name(format)},
                      {"t5g.quant_group", std::to_string(kQuantGroup)},
-                     {"t5g.q8_layout", "tiles16"}});
+                     {"t5g.quant_layout", "tiles16"}});
   QuantizedCheckpointStats st;
   st.tensors = static_cast<int64_t>(tensors.size());
   st.files_copied = copy_side_files(ck.dir(), out_dir);

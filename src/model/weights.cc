@@ -127,21 +127,22 @@ class Binder {
     w.rows = rows;
     w.cols = cols;
     const int64_t Q = quant_padded_cols(cols), G = Q / kQuantGroup;
-    // Q8 in tiles of 16 rows (matmul.h) is stored as [tiles, G, 512] bytes and [tiles, G, 16] scales;
-    // a 2-D Q8 tensor is the row-major layout of earlier `t5g quantize` versions, retiled at load.
-    const bool q8_rows = w.type == WeightType::kQ8 && r.info->shape.size() == 2;
-    const int64_t tiles = q8_padded_rows(rows) / kQ8TileRows;
-    const std::vector<int64_t> shape = w.type == WeightType::kQ4 ? std::vector<int64_t>{rows, Q / 2}
-                                       : q8_rows                 ? std::vector<int64_t>{rows, Q}
-                                                                 : std::vector<int64_t>{tiles, G, 8 * 64};
+    // The tiles of 16 rows (matmul.h) are stored as [tiles, G, 512] (Q8) or [tiles, G, 256] (Q4) bytes and
+    // [tiles, G, 16] scales; a 2-D tensor is the row-major layout of earlier `t5g quantize` versions
+    // ([rows, Q] or [rows, Q / 2], scales [rows, G]), retiled at load.
+    const bool rowmajor = r.info->shape.size() == 2;
+    const int64_t tiles = quant_padded_rows(rows) / kQuantTileRows;
+    const int64_t row_bytes = w.type == WeightType::kQ8 ? Q : Q / 2;
+    const std::vector<int64_t> shape = rowmajor ? std::vector<int64_t>{rows, row_bytes}
+                                                : std::vector<int64_t>{tiles, G, row_bytes / G * kQuantTileRows};
     check(r.info->shape == shape, "quantized tensor '", r.info->name, "' (", weight_type_name(w.type), ") in ", *r.file,
           " has shape ", shape_str(r.info->shape), ", expected ", shape_str(shape), " for a ", rows, "x", cols,
           " matrix in groups of ", kQuantGroup);
     const std::string sname = quant_scale_name(r.info->name);
     TensorRef s = ckpt_.find(sname);
     check(s.info != nullptr, "quantized tensor '", r.info->name, "' in ", *r.file, " has no scale tensor '", sname, "'");
-    const std::vector<int64_t> sshape = w.type == WeightType::kQ8 && !q8_rows ? std::vector<int64_t>{tiles, G, kQ8TileRows}
-                                                                              : std::vector<int64_t>{rows, G};
+    const std::vector<int64_t> sshape = rowmajor ? std::vector<int64_t>{rows, G}
+                                                 : std::vector<int64_t>{tiles, G, kQuantTileRows};
     check(s.info->dtype == DType::kF16, "scale tensor '", sname, "' in ", *s.file, " has dtype ",
           dtype_name(s.info->dtype), "; expected F16");
     check(s.info->shape == sshape, "scale tensor '", sname, "' in ", *s.file, " has shape ", shape_str(s.info->shape),
@@ -150,11 +151,11 @@ class Binder {
           " is not 2-byte aligned in the file");
     w.data = r.data;
     w.scales = reinterpret_cast<const uint16_t*>(s.data);
-    if (q8_rows) {
+    if (rowmajor) {
       uint8_t* data = out_.owned.emplace_back(static_cast<size_t>(quant_data_bytes(w.type, rows, cols))).data();
       uint16_t* sc = reinterpret_cast<uint16_t*>(
           out_.owned.emplace_back(static_cast<size_t>(quant_scale_count(w.type, rows, cols) * 2)).data());
-      q8_rows_to_tiles(static_cast<const int8_t*>(w.data), w.scales, rows, cols, data, sc);
+      quant_rows_to_tiles(w.type, w.data, w.scales, rows, cols, data, sc);
       w.data = data;
       w.scales = sc;
       bytes += static_cast<uint64_t>(weight_matrix_bytes(w));

@@ -69,21 +69,23 @@ QWeights make_qweights(WeightType t, int64_t rows, int64_t cols, std::mt19937& r
 }
 
 // Index of the scale of row r, group g in the layout described in matmul.h (Q8: tiles of 16 rows).
-size_t scale_index(WeightType t, int64_t cols, int64_t r, int64_t g) {
+// (Written out here rather than through quant_scale_index: 16 per tile and group.)
+size_t scale_index(WeightType, int64_t cols, int64_t r, int64_t g) {
   const int64_t G = quant_padded_cols(cols) / kQuantGroup;
-  return static_cast<size_t>(t == WeightType::kQ8 ? q8_scale_index(r, g, G) : r * G + g);
+  return static_cast<size_t>(((r / 16) * G + g) * 16 + r % 16);
 }
 
 // Element k of row r decoded straight from the layout described in matmul.h (q, d), written out here
-// rather than through q8_byte_index: Q8 tile t = r / 16, group g, chunk (k % 32) / 4 of 64 bytes, 4
-// bytes per row, q + 128.
+// rather than through q8_byte_index / q4_byte_index: tile r / 16, group g, chunks of 64 bytes with 4
+// bytes per row; Q8 chunk (k % 32) / 4, q + 128; Q4 chunk (k % 16) / 4, q + 8 in the low nibble for
+// k % 32 < 16, else in the high one.
 void decode(const QWeights& w, int64_t r, int64_t k, int* q, float* d) {
   const int64_t Q = quant_padded_cols(w.cols), G = Q / kQuantGroup, g = k / kQuantGroup, j = k % kQuantGroup;
   *d = f16_to_f32(w.scales[scale_index(w.type, w.cols, r, g)]);
   if (w.type == WeightType::kQ8) {
     *q = static_cast<int>(w.data[(((r / 16) * G + g) * 8 + j / 4) * 64 + (r % 16) * 4 + j % 4]) - 128;
   } else {
-    const uint8_t b = w.data[r * (Q / 2) + g * 16 + j % 16];
+    const uint8_t b = w.data[(((r / 16) * G + g) * 4 + (j % 16) / 4) * 64 + (r % 16) * 4 + j % 4];
     *q = (j < 16 ? (b & 0xf) : (b >> 4)) - 8;
   }
 }
@@ -94,8 +96,8 @@ TEST(MatmulQuantize, RoundTripProperties) {
     for (int64_t cols : {1, 5, 31, 32, 33, 48, 50, 64, 100, 257}) {
       const QWeights w = make_qweights(t, 23, cols, rng);
       const int64_t Q = quant_padded_cols(cols), G = Q / kQuantGroup;
-      if (t == WeightType::kQ8) {  // rows 23..31 pad the last tile of 16: q = 0 (byte 128), d = 0
-        ASSERT_EQ(w.data.size(), static_cast<size_t>(32 * Q));
+      {  // rows 23..31 pad the last tile of 16: q = 0, d = 0
+        ASSERT_EQ(w.data.size(), static_cast<size_t>(32 * (t == WeightType::kQ8 ? Q : Q / 2)));
         for (int64_t r = 23; r < 32; ++r)
           for (int64_t k = 0; k < Q; ++k) {
             int q;
@@ -335,22 +337,27 @@ TEST(MatmulQuant, RowsIndependentOfBatchSize) {
   }
 }
 
-// Q8 decode does the same arithmetic on every SIMD ISA (the AVX2 kernels' sign trick and matmul_vnni.cc's
-// vpdpbusd from -128·Σqx give the same exact int32 group sums, then the same FMAs): bitwise equal.
-TEST(MatmulQuant, Q8DecodeSameBitsOnEveryIsa) {
+// Decode does the same arithmetic on every SIMD ISA (the AVX2 kernels' sign trick or nibble products
+// and matmul_vnni.cc's vpdpbusd from -128·Σqx or -8·Σqx give the same exact int32 group sums, then the
+// same FMAs): bitwise equal.
+TEST(MatmulQuant, DecodeSameBitsOnEveryIsa) {
   if (active_isa() < Isa::kAvx512) GTEST_SKIP() << "one SIMD ISA here";
   std::mt19937 rng(12);
-  for (int64_t K : {int64_t(40), int64_t(300), int64_t(650), int64_t(2048)}) {
-    QWeights w = make_qweights(WeightType::kQ8, 133, K, rng, 0.05f);
-    for (size_t i = 0; i < w.data.size(); i += 97) w.data[i] = 1;  // -127 (+128), the extreme the format stores
-    for (int64_t M = 1; M <= 8; ++M) {
-      std::vector<float> x = make_x(M, K, rng);
-      x[0] = 3.f;  // a group with a value at +127 after quantizing, and one at -127
-      x[static_cast<size_t>(K - 1)] = -3.f;
-      std::vector<float> y2(static_cast<size_t>(M * 133)), y5(y2.size());
-      matmul_isa(Isa::kAvx2, x.data(), M, K, w.matrix(), y2.data(), 133);
-      matmul_isa(Isa::kAvx512, x.data(), M, K, w.matrix(), y5.data(), 133);
-      ASSERT_EQ(0, std::memcmp(y2.data(), y5.data(), y2.size() * 4)) << "K=" << K << " M=" << M;
+  for (WeightType t : {WeightType::kQ8, WeightType::kQ4}) {
+    for (int64_t K : {int64_t(40), int64_t(300), int64_t(650), int64_t(2048)}) {
+      SCOPED_TRACE(weight_type_name(t));
+      QWeights w = make_qweights(t, 133, K, rng, 0.05f);
+      // The extremes the formats store: Q8 -127 (byte 1), Q4 -8 in both nibbles (byte 0).
+      for (size_t i = 0; i < w.data.size(); i += 97) w.data[i] = t == WeightType::kQ8 ? 1 : 0;
+      for (int64_t M = 1; M <= 8; ++M) {
+        std::vector<float> x = make_x(M, K, rng);
+        x[0] = 3.f;  // a group with a value at +127 after quantizing, and one at -127
+        x[static_cast<size_t>(K - 1)] = -3.f;
+        std::vector<float> y2(static_cast<size_t>(M * 133)), y5(y2.size());
+        matmul_isa(Isa::kAvx2, x.data(), M, K, w.matrix(), y2.data(), 133);
+        matmul_isa(Isa::kAvx512, x.data(), M, K, w.matrix(), y5.data(), 133);
+        ASSERT_EQ(0, std::memcmp(y2.data(), y5.data(), y2.size() * 4)) << "K=" << K << " M=" << M;
+      }
     }
   }
 }

@@ -237,48 +237,59 @@ TEST(QuantizedCheckpoint, LoadsPrequantizedInPlaceAndComputesTheSame) {
   }
 }
 
-// A Q8 checkpoint from an earlier `t5g quantize` (row-major int8 [rows, qcols], scales [rows, groups])
-// still loads: retiled at load (into owned memory), it computes what the tiled checkpoint computes.
-TEST(QuantizedCheckpoint, RowMajorQ8FromEarlierVersionsIsRetiled) {
-  auto at_load = load_model(kTiny, WeightFormat::kQ8);
-  const std::string tiled = tmp_dir("q8_tiled");
-  write_quantized_checkpoint(*at_load, WeightFormat::kQ8, tiled, false);
-  SafetensorsFile f(tiled + "/model.safetensors");
-  std::map<std::string, WeightMatrix> q8;
-  for (const auto& [name, w] : at_load->weights.text_matrices)
-    if (w.type == WeightType::kQ8) q8.emplace(name, w);
-  ASSERT_FALSE(q8.empty());
-  std::vector<TensorToWrite> out;
-  std::vector<std::vector<int8_t>> data;
-  std::vector<std::vector<uint16_t>> scales;
-  for (const TensorInfo& t : f.header().tensors) {
-    const bool is_scale = t.name.ends_with("_scale") && q8.count(t.name.substr(0, t.name.size() - 6));
-    if (is_scale) continue;
-    auto it = q8.find(t.name);
-    if (it == q8.end()) {
-      out.push_back({t.name, t.dtype, t.shape, f.tensor_data(t), static_cast<size_t>(t.end - t.begin)});
-      continue;
+// A Q8 / Q4 checkpoint from an earlier `t5g quantize` (row-major: Q8 int8 [rows, qcols], Q4 bytes
+// [rows, qcols / 2] with elements j and j + 16 of a group in byte j's low and high nibbles; scales
+// [rows, groups]) still loads: retiled at load (into owned memory), it computes what the tiled one does.
+TEST(QuantizedCheckpoint, RowMajorFromEarlierVersionsIsRetiled) {
+  for (WeightFormat fmt : {WeightFormat::kQ8, WeightFormat::kQ4}) {
+    SCOPED_TRACE(weight_format_name(fmt));
+    auto at_load = load_model(kTiny, fmt);
+    const std::string tiled = tmp_dir(std::string("tiled_") + weight_format_name(fmt));
+    write_quantized_checkpoint(*at_load, fmt, tiled, false);
+    SafetensorsFile f(tiled + "/model.safetensors");
+    std::map<std::string, WeightMatrix> quant;
+    for (const auto& [name, w] : at_load->weights.text_matrices)
+      if (is_quantized(w.type)) quant.emplace(name, w);
+    ASSERT_FALSE(quant.empty());
+    std::vector<TensorToWrite> out;
+    std::vector<std::vector<uint8_t>> data;
+    std::vector<std::vector<uint16_t>> scales;
+    for (const TensorInfo& t : f.header().tensors) {
+      if (t.name.ends_with("_scale") && quant.count(t.name.substr(0, t.name.size() - 6))) continue;
+      auto it = quant.find(t.name);
+      if (it == quant.end()) {
+        out.push_back({t.name, t.dtype, t.shape, f.tensor_data(t), static_cast<size_t>(t.end - t.begin)});
+        continue;
+      }
+      const WeightMatrix& w = it->second;
+      const bool q8 = w.type == WeightType::kQ8;
+      const int64_t Q = quant_padded_cols(w.cols), G = Q / kQuantGroup, rb = q8 ? Q : Q / 2;
+      const uint8_t* tiles = static_cast<const uint8_t*>(w.data);
+      std::vector<uint8_t>& q = data.emplace_back(static_cast<size_t>(w.rows * rb));
+      std::vector<uint16_t>& d = scales.emplace_back(static_cast<size_t>(w.rows * G));
+      for (int64_t r = 0; r < w.rows; ++r) {
+        for (int64_t k = 0; k < Q; ++k) {
+          if (q8) {
+            q[r * Q + k] = static_cast<uint8_t>(tiles[q8_byte_index(r, k, G)] - 128);
+          } else if (k % kQuantGroup < 16) {  // byte (r, g, j): elements j (low nibble) and j + 16 (high)
+            const uint8_t lo = tiles[q4_byte_index(r, k, G)] & 0xf, hi = tiles[q4_byte_index(r, k + 16, G)] >> 4;
+            q[r * rb + (k / kQuantGroup) * 16 + k % 16] = static_cast<uint8_t>(lo | (hi << 4));
+          }
+        }
+        for (int64_t g = 0; g < G; ++g) d[r * G + g] = w.scales[quant_scale_index(r, g, G)];
+      }
+      out.push_back({t.name, q8 ? DType::kI8 : DType::kU8, {w.rows, rb}, q.data(), q.size()});
+      out.push_back({quant_scale_name(t.name), DType::kF16, {w.rows, G}, d.data(), d.size() * 2});
     }
-    const WeightMatrix& w = it->second;
-    const int64_t Q = quant_padded_cols(w.cols), G = Q / kQuantGroup;
-    const uint8_t* tiles = static_cast<const uint8_t*>(w.data);
-    std::vector<int8_t>& q = data.emplace_back(static_cast<size_t>(w.rows * Q));
-    std::vector<uint16_t>& d = scales.emplace_back(static_cast<size_t>(w.rows * G));
-    for (int64_t r = 0; r < w.rows; ++r) {
-      for (int64_t k = 0; k < Q; ++k) q[r * Q + k] = static_cast<int8_t>(tiles[q8_byte_index(r, k, G)] - 128);
-      for (int64_t g = 0; g < G; ++g) d[r * G + g] = w.scales[q8_scale_index(r, g, G)];
-    }
-    out.push_back({t.name, DType::kI8, {w.rows, Q}, q.data(), q.size()});
-    out.push_back({quant_scale_name(t.name), DType::kF16, {w.rows, G}, d.data(), d.size() * 2});
+    const std::string dir = tmp_dir(std::string("rows_") + weight_format_name(fmt));
+    std::filesystem::create_directories(dir);
+    std::filesystem::copy_file(tiled + "/config.json", dir + "/config.json");
+    write_safetensors(dir + "/model.safetensors", out);
+    auto rows = load_model(dir);
+    EXPECT_EQ(rows->weights.embed.type, at_load->weights.embed.type);
+    EXPECT_FALSE(rows->weights.owned.empty()) << "row-major weights are retiled into owned memory";
+    EXPECT_EQ(encoder_and_logits(*rows), encoder_and_logits(*at_load));
   }
-  const std::string dir = tmp_dir("q8_rows");
-  std::filesystem::create_directories(dir);
-  std::filesystem::copy_file(tiled + "/config.json", dir + "/config.json");
-  write_safetensors(dir + "/model.safetensors", out);
-  auto rows = load_model(dir);
-  EXPECT_EQ(rows->weights.embed.type, WeightType::kQ8);
-  EXPECT_FALSE(rows->weights.owned.empty()) << "row-major Q8 is retiled into owned memory";
-  EXPECT_EQ(encoder_and_logits(*rows), encoder_and_logits(*at_load));
 }
 
 // Rewrites one tensor of a pre-quantized q4 checkpoint and expects a load error mentioning `expect`.
@@ -317,13 +328,13 @@ TEST(QuantizedCheckpoint, MalformedTensorsAreClearErrors) {
     t = {t.name, DType::kF32, t.shape, store.back().data(), store.back().size()};
   }, "expected F16");
   expect_broken("scale_shape", [&](auto& ts, auto&) {
-    TensorToWrite& t = ts[q + "_scale"];
-    t.shape = {t.shape[0] / 2, t.shape[1]};
+    TensorToWrite& t = ts[q + "_scale"];  // [tiles, groups, 16]: 8 scales per tile and group
+    t.shape = {t.shape[0], t.shape[1], t.shape[2] / 2};
     t.nbytes /= 2;
   }, "groups of 32");
   expect_broken("data_shape", [&](auto& ts, auto&) {
-    TensorToWrite& t = ts[q];
-    t.shape = {t.shape[0] / 2, t.shape[1] * 2};
+    TensorToWrite& t = ts[q];  // [tiles, groups, 256]: the same bytes in another shape
+    t.shape = {t.shape[0], t.shape[1] * 2, t.shape[2] / 2};
   }, "has shape");
 }
 
