@@ -213,9 +213,48 @@ inline uint32_t w_pair(const uint16_t* row, int64_t k, int64_t kend) {
 // Q8 / Q4 weights into the bf16 pair panels: each value q·d (fp32, exactly as weight_row_f32) rounded to
 // bf16 (round to nearest even, vcvtneps2bf16; q·d is never subnormal: |q| >= 1 and d an fp16 scale).
 // Rows n0..n0+nr-1, columns k0..k0+kc-1 (k0 a multiple of 8), pairs (k, k+1) as dwords, low half even k.
+// 8 rows (n a multiple of 8: half a tile's chunk) times 16 columns k .. k+15 (k a multiple of 16: one
+// half of a group) as bf16(q·d) pairs: out[t] = pair t of the 8 rows, the dwords of Bp's panel. The 4
+// chunks of the tile (Q8: chunks c0..c0+3, c0 = (k % 32) / 4; Q4: chunks 0..3, the low nibbles for the
+// first half of the group, the high ones for the second) hold the 8 rows' 4 values each, row after row,
+// in 32 contiguous bytes: converted 16 values (4 rows x 4 columns) at a time, scaled by the rows' scales
+// (one load: the tile's scales of a group are consecutive), rounded to bf16, then the even and the odd
+// pairs of the 8 rows split into two outputs. The values are q·d exactly as qload8 / weight_row_f32.
+template <WeightType WT>
+T5G_QINLINE void tile_rows8_bf16(const WeightMatrix& W, int64_t G, int64_t n, int64_t k, __m256i (&out)[8]) {
+  const int64_t g = k / kQuantGroup, half = (k % kQuantGroup) / 16;
+  const uint8_t* base = static_cast<const uint8_t*>(W.data) +
+                        (WT == WeightType::kQ8 ? q8_byte_index(n, k, G) : q4_byte_index(n, g * kQuantGroup, G));
+  const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(W.scales + quant_scale_index(n, g, G))));
+  const __m512 d = _mm512_castps256_ps512(d8);
+  // Lanes [row r x 4 columns]: rows 0-3 and rows 4-7 of the 8 scales.
+  const __m512 dlo = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3), d);
+  const __m512 dhi = _mm512_permutexvar_ps(_mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7), d);
+  const __m512i even_odd = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+  for (int c = 0; c < 4; ++c) {
+    __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + 64 * c));
+    __m512i lo, hi;
+    if constexpr (WT == WeightType::kQ8) {
+      b = _mm256_xor_si256(b, _mm256_set1_epi8(static_cast<char>(0x80)));  // q + 128 -> q
+      lo = _mm512_cvtepi8_epi32(_mm256_castsi256_si128(b));
+      hi = _mm512_cvtepi8_epi32(_mm256_extracti128_si256(b, 1));
+    } else {
+      if (half) b = _mm256_srli_epi16(b, 4);
+      b = _mm256_and_si256(b, _mm256_set1_epi8(0x0f));
+      lo = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm256_castsi256_si128(b)), _mm512_set1_epi32(8));
+      hi = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm256_extracti128_si256(b, 1)), _mm512_set1_epi32(8));
+    }
+    const __m512 flo = _mm512_mul_ps(_mm512_cvtepi32_ps(lo), dlo), fhi = _mm512_mul_ps(_mm512_cvtepi32_ps(hi), dhi);
+    // 16 dwords: (row r, pair p) at 2r + p; even lanes are pair 2c of the 8 rows, odd ones pair 2c + 1.
+    const __m512i u = _mm512_permutexvar_epi32(even_odd, (__m512i)_mm512_cvtne2ps_pbh(fhi, flo));
+    out[2 * c] = _mm512_castsi512_si256(u);
+    out[2 * c + 1] = _mm512_extracti64x4_epi64(u, 1);
+  }
+}
+
 template <WeightType WT>
 void pack_b_quant_bf16(const WeightMatrix& W, int64_t n0, int nr, int64_t k0, int64_t kc, uint32_t* Bp) {
-  const int64_t Q = quant_padded_cols(W.cols);
+  const int64_t Q = quant_padded_cols(W.cols), G = Q / kQuantGroup;
   const int64_t np = (kc + 1) / 2;
   auto pair = [&](int64_t n, int64_t k) -> uint32_t {  // columns k, k + 1 of the block (zero past kc)
     const uint32_t lo = k < kc ? t5g::f32_to_bf16(qscalar<WT>(W, Q, n, k0 + k)) : 0u;
@@ -225,6 +264,14 @@ void pack_b_quant_bf16(const WeightMatrix& W, int64_t n0, int nr, int64_t k0, in
   int j0 = 0;
   for (; j0 + 8 <= nr; j0 += 8) {
     int64_t kk = 0;
+    if ((n0 + j0) % 8 == 0 && k0 % 16 == 0) {  // whole half chunks of the tiles
+      for (; 2 * kk + 16 <= kc; kk += 8) {
+        __m256i out[8];
+        tile_rows8_bf16<WT>(W, G, n0 + j0, k0 + 2 * kk, out);
+#pragma GCC unroll 8
+        for (int t = 0; t < 8; ++t) _mm256_storeu_si256(reinterpret_cast<__m256i*>(Bp + (kk + t) * kNR + j0), out[t]);
+      }
+    }
     for (; 2 * kk + 16 <= kc; kk += 8) {  // 8 rows x 16 columns: 8 x 8 pairs, transposed
       __m256 r[8];
 #pragma GCC unroll 8
@@ -311,9 +358,9 @@ constexpr int64_t kBdKcMax = 1024;
 constexpr int64_t kBdRowBlock = 32 * kMR;
 constexpr int64_t kBdChunkPanels = 2;
 
-// K block: even (blocks start on a pair); for Q8 / Q4 weights a multiple of 8 (pack_b_quant_bf16).
+// K block: even (blocks start on a pair); for Q8 / Q4 weights a multiple of 16 (pack_b_quant_bf16's tile path).
 inline int64_t bd_kc(int64_t K, WeightType t) {
-  const int64_t nk = cdiv(K, kBdKcMax), step = is_quantized(t) ? 8 : 2;
+  const int64_t nk = cdiv(K, kBdKcMax), step = is_quantized(t) ? 16 : 2;
   return cdiv(cdiv(K, nk), step) * step;
 }
 
