@@ -156,7 +156,7 @@ T5G_QINLINE void store_tile_rows(const __m256 (&v)[2], int64_t n, float* y) {
 // of X, tile after tile, each in passes of at most 2 X rows (later passes re-read the tile from L1/L2).
 // The first pass prefetches: the weights kQTileFar bytes ahead spread over its loads (tiles are
 // contiguous), the scales as many tiles ahead, and a range's first kQTileFar bytes at its start (as
-// matmul_vnni.cc, where spreading measured faster than prefetch_block_far's burst per block).
+// matmul_vnni.cc, where spreading measured faster than a burst per block of rows).
 template <WeightType WT>
 void q_tiles_range(const WeightMatrix& W, int64_t n0, int64_t n1, int64_t G, const QuantX& xq, int64_t M, float* y,
                    int64_t ldy) {

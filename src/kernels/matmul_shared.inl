@@ -1,8 +1,8 @@
 // Helpers shared by the matrix-product units of every ISA (matmul_impl.inl for AVX2 / AVX-512,
-// matmul_vnni.cc): integer helpers, compile-time loops, the fixed-order horizontal sums of the quantized
-// decode kernels, and the decode schedule (which thread streams which weight rows). Include it ONLY
-// inside an anonymous namespace of a translation unit compiled with at least AVX2 + FMA (the sums are
-// 256-bit), after <immintrin.h> and <omp.h>; it needs kMaxMatmulParts and MatmulOut (matmul.h).
+// matmul_vnni.cc): integer helpers, compile-time loops, an L2 prefetch, and the decode schedule (which
+// thread streams which weight rows). Include it ONLY inside an anonymous namespace of a translation
+// unit compiled with at least AVX2 + FMA, after <immintrin.h> and <omp.h>; it needs kMaxMatmulParts and
+// MatmulOut (matmul.h).
 
 inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -11,13 +11,6 @@ inline int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // Forced inlining: every call from a kernel would make it spill all live ymm registers (caller-saved).
 #define T5G_QINLINE inline __attribute__((always_inline))
 #define T5G_QLAMBDA __attribute__((always_inline))
-
-T5G_QINLINE float qhsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-  return _mm_cvtss_f32(s);
-}
 
 // Calls f(Ic<0>{}), ..., f(Ic<N-1>{}): loop indices that are compile-time constants, so that arrays of
 // accumulators indexed by them stay in registers (a runtime index, even in a tail loop, puts the whole
@@ -34,52 +27,10 @@ T5G_QINLINE void static_for(F&& f) {
   }
 }
 
-// Horizontal sums of R vectors in qhsum's order, ((v0+v4) + (v2+v6)) + ((v1+v5) + (v3+v7)), with
-// shared shuffles for R = 4: the result of an output never depends on how many rows were reduced together.
-template <int R>
-T5G_QINLINE void qhsum_rows(const __m256 (&v)[R], float* y) {
-  if constexpr (R == 4) {
-    // [x0+x4, x1+x5, x2+x6, x3+x7] of rows 0, 1 in one register and of rows 2, 3 in another, lanes
-    // reordered to [s0, s2, s1, s3] so that two hadds form (s0+s2) + (s1+s3).
-    const __m256 s01 = _mm256_add_ps(_mm256_permute2f128_ps(v[0], v[1], 0x20), _mm256_permute2f128_ps(v[0], v[1], 0x31));
-    const __m256 s23 = _mm256_add_ps(_mm256_permute2f128_ps(v[2], v[3], 0x20), _mm256_permute2f128_ps(v[2], v[3], 0x31));
-    const __m256 h1 = _mm256_hadd_ps(_mm256_permute_ps(s01, 0xd8), _mm256_permute_ps(s23, 0xd8));
-    const __m256 h2 = _mm256_hadd_ps(h1, h1);  // lanes: [r0, r2, r0, r2 | r1, r3, r1, r3]
-    const __m128 lo = _mm256_castps256_ps128(h2), hi = _mm256_extractf128_ps(h2, 1);
-    _mm_storeu_ps(y, _mm_unpacklo_ps(lo, hi));  // [r0, r1, r2, r3]
-  } else {
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) y[r] = qhsum(v[r]);
-  }
-}
-
-// Far prefetch for the quantized decode kernels: besides the near prefetch into L1, the weight and the
-// scale streams (two arrays) kFarBlocks blocks of rows ahead into L2. With the near one alone too few
-// lines were in flight: from DRAM the Q4 LM head streamed at 25-30 GB/s with the read bandwidth at 35-60,
-// with both at 37-59, the read bandwidth measured beside it (bench_kernels BM_Matmul, BM_DecoderProjections,
-// AVX512_VNNI kernels on Zen 5). 4 blocks ahead gained half as much, 16 and 32 no more than 8.
-constexpr int64_t kFarBlocks = 8;
-
-// Lines [p, p + bytes) into L2.
+// Lines [p, p + bytes) into L2 (the quantized decode kernels' far prefetch, matmul_vnni.cc: from DRAM
+// the hardware prefetchers alone followed the weight and the scale streams too late).
 T5G_QINLINE void prefetch_l2(const void* p, int64_t bytes) {
   for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(static_cast<const char*>(p) + o, _MM_HINT_T2);
-}
-
-// The far prefetch of a block of R rows (rs bytes, G scales each; no scales: G = 0) at w / sc, issued
-// with that block: the block kFarBlocks ahead, never past the range's end (rows_left rows from w) ...
-T5G_QINLINE void prefetch_block_far(const void* w, const uint16_t* sc, int R, int64_t rs, int64_t G, int64_t rows_left) {
-  const int64_t ahead = kFarBlocks * R;
-  if (ahead < rows_left) {
-    const int64_t n = imin(R, rows_left - ahead);
-    prefetch_l2(static_cast<const char*>(w) + ahead * rs, n * rs);
-    if (G > 0) prefetch_l2(sc + ahead * G, n * G * 2);
-  }
-}
-// ... and at the start of a range its first kFarBlocks blocks.
-T5G_QINLINE void prefetch_range_start(const void* w, const uint16_t* sc, int R, int64_t rs, int64_t G, int64_t rows) {
-  const int64_t n = imin(kFarBlocks * R, rows);
-  prefetch_l2(w, n * rs);
-  if (G > 0) prefetch_l2(sc, n * G * 2);
 }
 
 // A range is at least kGemvChunkBytes of weights: each range restarts the hardware prefetchers' stream, a

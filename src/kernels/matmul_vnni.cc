@@ -28,7 +28,7 @@ static_assert(kQuantGroup == 32, "groups of 32");
 
 // The far prefetch (into L2) at M <= 2, where the kernels stream at the memory's rate: spread over the
 // loads, a fixed distance ahead in the matrix's bytes (tiles are contiguous), rather than the row
-// kernels' burst per block (prefetch_block_far: a tile is 10-32 KB, so bursts of 160-512 lines).
+// kernels' burst per block of rows 8 blocks ahead (a tile is 10-32 KB: bursts of 160-512 lines).
 // bench_kernels, same runs: decoder projections 42 -> 49-56 GB/s, LM head 45 -> 48-54 GB/s; distances
 // of 4, 8 and 32 KB were no better, and a near prefetch into L1 as well no different. At M = 8
 // (compute-bound) it made no difference and is left out.
