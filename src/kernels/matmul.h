@@ -94,9 +94,11 @@ inline constexpr int64_t kRowStableGroup = 8;
 // Q8/Q4 weights: for M > 8 the weights are dequantized (q·d, as weight_row_f32) into the fp32 GEMM, so
 // the result is X times the dequantized weights up to fp32 reassociation. For M <= 8 (decode) each row
 // of X is also quantized, to int8 per group of kQuantGroup (d = max|x|/127, round to nearest), and the
-// group dot products are exact integer sums: |error| <= Σ_g (d_g/2)·Σ_{k in g}|w_k| plus fp32 rounding,
-// about 0.5% of rms(Y) for Gaussian data (kernels: src/kernels/matmul_quant.inl, and matmul_vnni.cc on
-// AVX512_VNNI). A row's result still does not depend on the other rows of its M <= 8 group (row_stable holds).
+// group dot products are exact integer sums, each output y = fma(float(sum_g), dw_g·dx_g, y) over the
+// groups in order (the same bits on AVX2 and AVX512_VNNI): |error| <= Σ_g (d_g/2)·Σ_{k in g}|w_k| plus
+// fp32 rounding, about 0.5% of rms(Y) for Gaussian data (kernels: src/kernels/matmul_quant.inl, and
+// matmul_vnni.cc on AVX512_VNNI). A row's result does not depend on the other rows of its M <= 8 group
+// (row_stable holds).
 // bf16 weights with x_is_bf16 on AVX512_BF16 (matmul_avx512.cc) use vdpbf16ps: each output is one fp32
 // chain over the (k, k+1) pairs, whose pair sums round differently from two FMAs (bf16 noise, see
 // tests/model); still independent of the threads and, up to 8 rows, of M. Q8/Q4 weights with x_is_bf16
