@@ -1,12 +1,15 @@
 // AVX-512 versions of the attention softmax's per-row kernels that dominate a long row's element-wise
-// time (a vision layer exponentiates 16 x 4096 x 4096 scores): exp_sum_row and scale_round_row. Each
-// computes bitwise what the AVX2 kernel (ops_avx2.cc) computes: the same operations lane for lane, and
-// exp_sum_row's sum in the AVX2 kernel's order (its two 8-lane accumulators are the halves of one zmm).
+// time (a vision layer exponentiates 16 x 4096 x 4096 scores): exp_sum_row and scale_round_row; and of
+// the decode step's P·V rows (axpy_rows_heads). Each computes bitwise what the AVX2 kernel (ops_avx2.cc)
+// computes: the same operations lane for lane, and exp_sum_row's sum in the AVX2 kernel's order (its two
+// 8-lane accumulators are the halves of one zmm).
 // Compiled with the AVX-512 flags and -ffp-contract=off (as ops_avx2.cc); called when active_isa() is
 // kAvx512 (attention.cc).
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/ops_internal.h"
 #include "kernels/vec_math_avx2.h"
@@ -90,6 +93,81 @@ void scale_round_row(float* s, int64_t n, float f, Precision p) {
     for (; i + 16 <= n; i += 16) _mm512_storeu_ps(s + i, _mm512_mul_ps(_mm512_loadu_ps(s + i), vf));
   }
   if (i < n) avx2::scale_round_row(s + i, n - i, f, p);  // the rest (and f16) as the AVX2 kernel
+}
+
+namespace {
+
+// 16 V values (the lanes of m; zero elsewhere) as fp32: bf16 widened exactly, int8 as the integers (the
+// row's scale goes into the weight), as avx2's load8.
+inline __m512 load16(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+inline __m512 load16(const uint16_t* p, __mmask16 m) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+}
+inline __m512 load16(const int8_t* p, __mmask16 m) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, p)));
+}
+inline __mmask16 lanes(int64_t left) {
+  return static_cast<__mmask16>(left >= 16 ? 0xffff : left <= 0 ? 0 : (1u << left) - 1u);
+}
+
+// NH heads (up to 4), 32 columns at a time (the last block masked): 2·NH accumulators, each V row segment
+// loaded once. Per element exactly avx2's chain: acc += w[c] · v[c] (int8: (w[c] · scale) · v[c]) for the
+// keys in order.
+template <class T, int NH>
+void axpy_heads16(const float* w, int64_t ldw, const T* v, int64_t ldv, int64_t n, int64_t d, float* acc,
+                  int64_t lda, const float* sc, int64_t sld) {
+  constexpr bool kScaled = std::is_same_v<T, int8_t>;
+  // Rows ahead to prefetch (about 4 KiB), as avx2: a long input's V rows stream from memory.
+  const int64_t pd = std::max<int64_t>(4, 4096 / (d * static_cast<int64_t>(sizeof(T)))) * ldv;
+  for (int64_t e0 = 0; e0 < d; e0 += 32) {
+    const __mmask16 m0 = lanes(d - e0), m1 = lanes(d - e0 - 16);
+    __m512 a0[NH], a1[NH];
+    for (int h = 0; h < NH; ++h) {
+      a0[h] = _mm512_maskz_loadu_ps(m0, acc + h * lda + e0);
+      a1[h] = _mm512_maskz_loadu_ps(m1, acc + h * lda + e0 + 16);
+    }
+    for (int64_t c = 0; c < n; ++c) {
+      const T* vr = v + c * ldv + e0;
+      if (e0 == 0)
+        for (int64_t o = 0; o < d * static_cast<int64_t>(sizeof(T)); o += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(vr + pd) + o, _MM_HINT_T0);
+      const __m512 x0 = load16(vr, m0), x1 = load16(vr + 16, m1);
+      const float f = kScaled ? sc[c * sld] : 1.f;
+      for (int h = 0; h < NH; ++h) {
+        const __m512 wc = _mm512_set1_ps(kScaled ? w[h * ldw + c] * f : w[h * ldw + c]);
+        a0[h] = _mm512_fmadd_ps(wc, x0, a0[h]);
+        a1[h] = _mm512_fmadd_ps(wc, x1, a1[h]);
+      }
+    }
+    for (int h = 0; h < NH; ++h) {
+      _mm512_mask_storeu_ps(acc + h * lda + e0, m0, a0[h]);
+      _mm512_mask_storeu_ps(acc + h * lda + e0 + 16, m1, a1[h]);
+    }
+  }
+}
+
+template <class T>
+void axpy_heads_any(const float* w, int64_t ldw, int64_t nh, const T* v, int64_t ldv, int64_t n, int64_t d, float* acc,
+                    int64_t lda, const float* sc, int64_t sld) {
+  for (int64_t h = 0; h < nh; h += 4) {
+    const float* wh = w + h * ldw;
+    float* ah = acc + h * lda;
+    switch (std::min<int64_t>(4, nh - h)) {
+      case 4: axpy_heads16<T, 4>(wh, ldw, v, ldv, n, d, ah, lda, sc, sld); break;
+      case 3: axpy_heads16<T, 3>(wh, ldw, v, ldv, n, d, ah, lda, sc, sld); break;
+      case 2: axpy_heads16<T, 2>(wh, ldw, v, ldv, n, d, ah, lda, sc, sld); break;
+      default: axpy_heads16<T, 1>(wh, ldw, v, ldv, n, d, ah, lda, sc, sld); break;
+    }
+  }
+}
+
+}  // namespace
+
+void axpy_rows_heads(const float* w, int64_t ldw, int64_t nh, const KvRows& v, int64_t ldv, int64_t n, int64_t d,
+                     float* acc, int64_t lda) {
+  if (v.q) axpy_heads_any(w, ldw, nh, v.q, ldv, n, d, acc, lda, v.s, v.sld);
+  else if (v.b) axpy_heads_any(w, ldw, nh, v.b, ldv, n, d, acc, lda, nullptr, 0);
+  else axpy_heads_any(w, ldw, nh, v.f, ldv, n, d, acc, lda, nullptr, 0);
 }
 
 }  // namespace t5g::kern::avx512
