@@ -34,6 +34,7 @@ const RowKernels& row_kernels() {
       if (isa >= Isa::kAvx512) {  // bitwise the AVX2 results, twice the lanes
         r.exp_sum = kern::avx512::exp_sum_row;
         r.scale_round = kern::avx512::scale_round_row;
+        r.dot_heads = kern::avx512::dot_rows_heads;
         r.axpy_heads = kern::avx512::axpy_rows_heads;
       }
       return r;

@@ -1,6 +1,6 @@
 // AVX-512 versions of the attention softmax's per-row kernels that dominate a long row's element-wise
 // time (a vision layer exponentiates 16 x 4096 x 4096 scores): exp_sum_row and scale_round_row; and of
-// the decode step's P·V rows (axpy_rows_heads). Each computes bitwise what the AVX2 kernel (ops_avx2.cc)
+// the decode step's Q·K and P·V rows (dot_rows_heads, axpy_rows_heads). Each computes bitwise what the AVX2 kernel (ops_avx2.cc)
 // computes: the same operations lane for lane, and exp_sum_row's sum in the AVX2 kernel's order (its two
 // 8-lane accumulators are the halves of one zmm).
 // Compiled with the AVX-512 flags and -ffp-contract=off (as ops_avx2.cc); called when active_isa() is
@@ -161,7 +161,85 @@ void axpy_heads_any(const float* w, int64_t ldw, int64_t nh, const T* v, int64_t
   }
 }
 
+// 8 K values of a row (the lanes of m) as fp32, as avx2's load8 / masked load.
+inline __m256 load8m(const float* p, __mmask8 m) { return _mm256_maskz_loadu_ps(m, p); }
+inline __m256 load8m(const uint16_t* p, __mmask8 m) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_maskz_loadu_epi16(m, p)), 16));
+}
+inline __m256 load8m(const int8_t* p, __mmask8 m) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, p)));
+}
+
+// NH heads (up to 4) against shared keys, two keys per zmm: lanes 0-7 hold key c's chain, lanes 8-15 key
+// c + 1's, each exactly avx2's 8-lane chain (q·k over whole vectors of 8 in order, then the masked tail;
+// a masked lane adds 0·0, as avx2's zeroing masked loads), then avx2's hsum of each half. A last odd key
+// goes through avx2 itself. So bitwise avx2::dot_rows_heads, with half the FMAs.
+template <class T, int NH>
+void dot_heads16(const float* q, int64_t ldq, const T* k, int64_t ldk, int64_t n, int64_t d, float* s, int64_t lds,
+                 const float* sc, int64_t sld) {
+  constexpr bool kScaled = std::is_same_v<T, int8_t>;
+  const int64_t dv = d / 8 * 8;
+  const int64_t pd = std::max<int64_t>(4, 4096 / (d * static_cast<int64_t>(sizeof(T)))) * ldk;
+  const __mmask8 tm = static_cast<__mmask8>((1u << (d - dv)) - 1u);
+  int64_t c = 0;
+  for (; c + 2 <= n; c += 2) {
+    const T* k0 = k + c * ldk;
+    for (int64_t o = 0; o < d * static_cast<int64_t>(sizeof(T)); o += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(k0 + pd) + o, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(k0 + pd + ldk) + o, _MM_HINT_T0);
+    }
+    __m512 a[NH];
+    for (int h = 0; h < NH; ++h) a[h] = _mm512_setzero_ps();
+    auto step = [&](int64_t e, __mmask8 m) {
+      const __m512 x = _mm512_insertf32x8(_mm512_castps256_ps512(load8m(k0 + e, m)), load8m(k0 + ldk + e, m), 1);
+      for (int h = 0; h < NH; ++h) {
+        const __m256 qh = _mm256_maskz_loadu_ps(m, q + h * ldq + e);
+        a[h] = _mm512_fmadd_ps(_mm512_insertf32x8(_mm512_castps256_ps512(qh), qh, 1), x, a[h]);
+      }
+    };
+    for (int64_t e = 0; e < dv; e += 8) step(e, 0xff);
+    if (dv < d) step(dv, tm);
+    for (int h = 0; h < NH; ++h) {
+      s[h * lds + c] = avx2::hsum_v(_mm512_castps512_ps256(a[h]));
+      s[h * lds + c + 1] = avx2::hsum_v(_mm512_extractf32x8_ps(a[h], 1));
+      if constexpr (kScaled) {
+        s[h * lds + c] *= sc[c * sld];
+        s[h * lds + c + 1] *= sc[(c + 1) * sld];
+      }
+    }
+  }
+  if (c < n) {  // the last odd key: avx2's own one-key path
+    KvRows r;
+    if constexpr (std::is_same_v<T, float>) r.f = k + c * ldk;
+    if constexpr (std::is_same_v<T, uint16_t>) r.b = k + c * ldk;
+    if constexpr (kScaled) r.q = k + c * ldk, r.s = sc + c * sld, r.sld = sld;
+    avx2::dot_rows_heads(q, ldq, NH, r, ldk, 1, d, s + c, lds);
+  }
+}
+
+template <class T>
+void dot_heads_any(const float* q, int64_t ldq, int64_t nh, const T* k, int64_t ldk, int64_t n, int64_t d, float* s,
+                   int64_t lds, const float* sc, int64_t sld) {
+  for (int64_t h = 0; h < nh; h += 4) {
+    const float* qh = q + h * ldq;
+    float* sh = s + h * lds;
+    switch (std::min<int64_t>(4, nh - h)) {
+      case 4: dot_heads16<T, 4>(qh, ldq, k, ldk, n, d, sh, lds, sc, sld); break;
+      case 3: dot_heads16<T, 3>(qh, ldq, k, ldk, n, d, sh, lds, sc, sld); break;
+      case 2: dot_heads16<T, 2>(qh, ldq, k, ldk, n, d, sh, lds, sc, sld); break;
+      default: dot_heads16<T, 1>(qh, ldq, k, ldk, n, d, sh, lds, sc, sld); break;
+    }
+  }
+}
+
 }  // namespace
+
+void dot_rows_heads(const float* q, int64_t ldq, int64_t nh, const KvRows& k, int64_t ldk, int64_t n, int64_t d,
+                    float* s, int64_t lds) {
+  if (k.q) dot_heads_any(q, ldq, nh, k.q, ldk, n, d, s, lds, k.s, k.sld);
+  else if (k.b) dot_heads_any(q, ldq, nh, k.b, ldk, n, d, s, lds, nullptr, 0);
+  else dot_heads_any(q, ldq, nh, k.f, ldk, n, d, s, lds, nullptr, 0);
+}
 
 void axpy_rows_heads(const float* w, int64_t ldw, int64_t nh, const KvRows& v, int64_t ldv, int64_t n, int64_t d,
                      float* acc, int64_t lda) {

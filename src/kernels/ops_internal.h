@@ -49,11 +49,13 @@ namespace avx2 {
 T5G_OPS_KERNELS
 }  // namespace avx2
 
-// AVX-512 (ops_avx512.cc): the softmax's two long-row kernels and the decode step's P·V rows, bitwise the
-// AVX2 ones' results.
+// AVX-512 (ops_avx512.cc): the softmax's two long-row kernels and the decode step's Q·K and P·V rows,
+// bitwise the AVX2 ones' results.
 namespace avx512 {
 float exp_sum_row(float* s, int64_t n, float max);
 void scale_round_row(float* s, int64_t n, float f, Precision p);
+void dot_rows_heads(const float* q, int64_t ldq, int64_t nh, const KvRows& k, int64_t ldk, int64_t n, int64_t d,
+                    float* s, int64_t lds);
 void axpy_rows_heads(const float* w, int64_t ldw, int64_t nh, const KvRows& v, int64_t ldv, int64_t n, int64_t d,
                      float* acc, int64_t lda);
 }  // namespace avx512

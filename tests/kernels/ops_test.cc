@@ -512,15 +512,17 @@ TEST(OpsHeads, Int8RowsComputeWithTheDequantizedRows) {
       }
 }
 
-// The AVX-512 P·V rows give bitwise the AVX2 kernel's results (each element the same chain of FMAs over the
-// keys in order) for fp32, bf16 and int8 rows, 1-6 heads, widths around the 16- and 32-column steps.
-TEST(OpsHeads, Avx512AxpySameBitsAsAvx2) {
+// The AVX-512 Q·K and P·V rows give bitwise the AVX2 kernels' results (the same chains of FMAs, the same
+// horizontal sums) for fp32, bf16 and int8 rows, 1-6 heads, widths around the 8-, 16- and 32-column steps,
+// odd and even key counts.
+TEST(OpsHeads, Avx512DotAndAxpySameBitsAsAvx2) {
   if (active_isa() < Isa::kAvx512) GTEST_SKIP() << "no AVX-512 on this CPU";
   for (int64_t nh : {1, 3, 4, 6})
     for (int64_t d : {1, 7, 16, 17, 31, 32, 40, 72, 256})
-      for (int64_t n : {0, 1, 2, 37}) {
-        const int64_t ld = d + 5, sld = 2, lds = n + 1;
+      for (int64_t n : {0, 1, 2, 3, 37}) {
+        const int64_t ld = d + 5, sld = 2, lds = n + 1, ldq = d + 3;
         const auto w = randn(nh * lds, 1.f, 50), a0 = randn(nh * d, 1.f, 51), vf = randn(n * ld, 1.f, 52);
+        const auto q = randn(nh * ldq, 1.f, 53);
         std::vector<uint16_t> vb(vf.size());
         std::vector<int8_t> v8(vf.size());
         std::vector<float> scale(static_cast<size_t>(n * sld) + 1);
@@ -538,7 +540,12 @@ TEST(OpsHeads, Avx512AxpySameBitsAsAvx2) {
           vx::axpy_rows_heads(w.data(), lds, nh, r, ld, n, d, a2.data(), d);
           kern::avx512::axpy_rows_heads(w.data(), lds, nh, r, ld, n, d, a5.data(), d);
           ASSERT_EQ(0, std::memcmp(a2.data(), a5.data(), a2.size() * sizeof(float)))
-              << "nh=" << nh << " d=" << d << " n=" << n << " form=" << form;
+              << "axpy nh=" << nh << " d=" << d << " n=" << n << " form=" << form;
+          std::vector<float> s2(static_cast<size_t>(nh * lds), -1.f), s5 = s2;
+          vx::dot_rows_heads(q.data(), ldq, nh, r, ld, n, d, s2.data(), lds);
+          kern::avx512::dot_rows_heads(q.data(), ldq, nh, r, ld, n, d, s5.data(), lds);
+          ASSERT_EQ(0, std::memcmp(s2.data(), s5.data(), s2.size() * sizeof(float)))
+              << "dot nh=" << nh << " d=" << d << " n=" << n << " form=" << form;
         }
       }
 }
