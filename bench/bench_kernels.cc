@@ -109,7 +109,7 @@ const WeightMatrix& weights(WeightType t, int64_t N, int64_t K) {
       std::vector<uint16_t> src(n);
       for (auto& v : src) v = f32_to_bf16(ud(rng));
       s.q.resize(static_cast<size_t>(quant_data_bytes(t, N, K)));
-      s.h.resize(static_cast<size_t>(quant_scale_count(t, N, K)));
+      s.h.resize(static_cast<size_t>(quant_scale_count(N, K)));
       quantize_matrix(WeightMatrix{WeightType::kBF16, N, K, src.data()}, t, s.q.data(), s.h.data());
     } else if (t == WeightType::kF32) {
       s.f.resize(n);
@@ -198,7 +198,7 @@ void BM_DecoderProjections(benchmark::State& state) {
         s->w = WeightMatrix{t, N, H, nullptr, nullptr};
         if (is_quantized(t)) {
           s->q.resize(static_cast<size_t>(quant_data_bytes(t, N, H)));
-          s->h.resize(static_cast<size_t>(quant_scale_count(t, N, H)));
+          s->h.resize(static_cast<size_t>(quant_scale_count(N, H)));
           quantize_matrix(WeightMatrix{WeightType::kBF16, N, H, src.data()}, t, s->q.data(), s->h.data());
           s->w.data = s->q.data();
           s->w.scales = s->h.data();

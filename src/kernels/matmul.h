@@ -62,10 +62,10 @@ struct WeightMatrix {
 int64_t weight_matrix_bytes(const WeightMatrix& w);
 
 // Quantizes a dense matrix `src` (F32/BF16/F16) to Q8 or Q4 into caller-provided buffers of
-// quant_data_bytes(type, rows, cols) and quant_scale_count(type, rows, cols) fp16 elements (the
+// quant_data_bytes(type, rows, cols) and quant_scale_count(rows, cols) fp16 elements (the
 // padding rows included). Deterministic (the result does not depend on the thread count); multithreaded.
 int64_t quant_data_bytes(WeightType type, int64_t rows, int64_t cols);
-int64_t quant_scale_count(WeightType type, int64_t rows, int64_t cols);
+int64_t quant_scale_count(int64_t rows, int64_t cols);  // the same for both formats
 void quantize_matrix(const WeightMatrix& src, WeightType type, void* data, uint16_t* scales);
 // Q8 / Q4 written row-major (the layout of checkpoints from t5g quantize before the tiles: scales [rows,
 // groups]; Q8 int8 [rows, qcols]; Q4 [rows, qcols / 2] bytes, byte j of a group's 16 holding element j

@@ -321,30 +321,18 @@ void axpy_rows_t(const float* w, const T* v, int64_t ldv, int64_t n, int64_t d, 
   }
 }
 
-// Rows ahead to prefetch (about 4 KiB): the keys of a long input stream from memory, and the hardware
-// prefetchers alone left these loops waiting on it (about 5 GB/s per core).
-template <class T>
-inline int64_t prefetch_rows(int64_t d) {
-  return std::max<int64_t>(4, 4096 / (d * static_cast<int64_t>(sizeof(T))));
-}
-template <class T>
-inline void prefetch_row(const T* p, int64_t d) {
-  const char* b = reinterpret_cast<const char*>(p);
-  for (int64_t o = 0; o < d * static_cast<int64_t>(sizeof(T)); o += 64) _mm_prefetch(b + o, _MM_HINT_T0);
-}
-
 // NH heads (up to 4) against shared keys, two keys at a time: 2·NH independent FMA chains, each K row
 // loaded once. Per (head, key) exactly dot_rows_t's chain: q·k over whole vectors in order, then the tail.
 template <class T, int NH>
 void dot_heads_t(const float* q, int64_t ldq, const T* k, int64_t ldk, int64_t n, int64_t d, float* s, int64_t lds,
                  const float* sc, int64_t sld) {
-  const int64_t dv = d / 8 * 8, pd = prefetch_rows<T>(d) * ldk;
+  const int64_t dv = d / 8 * 8, pd = kv_prefetch_rows<T>(d) * ldk;
   const __m256i tm = tail_mask(d - dv);
   int64_t c = 0;
   for (; c + 2 <= n; c += 2) {
     const T* k0 = k + c * ldk;
-    prefetch_row(k0 + pd, d);
-    prefetch_row(k0 + pd + ldk, d);
+    kv_prefetch_row(k0 + pd, d);
+    kv_prefetch_row(k0 + pd + ldk, d);
     __m256 a0[NH], a1[NH];
     for (int h = 0; h < NH; ++h) a0[h] = a1[h] = _mm256_setzero_ps();
     for (int64_t e = 0; e < dv; e += 8) {
@@ -382,7 +370,7 @@ void dot_heads_t(const float* q, int64_t ldq, const T* k, int64_t ldk, int64_t n
 template <class T, int NH>
 void axpy_heads_t(const float* w, int64_t ldw, const T* v, int64_t ldv, int64_t n, int64_t d, float* acc, int64_t lda,
                   const float* sc, int64_t sld) {
-  const int64_t pd = prefetch_rows<T>(d) * ldv;
+  const int64_t pd = kv_prefetch_rows<T>(d) * ldv;
   int64_t e0 = 0;
   for (; e0 + 16 <= d; e0 += 16) {
     __m256 a0[NH], a1[NH];
@@ -392,7 +380,7 @@ void axpy_heads_t(const float* w, int64_t ldw, const T* v, int64_t ldv, int64_t 
     }
     for (int64_t c = 0; c < n; ++c) {
       const T* vr = v + c * ldv + e0;
-      if (e0 == 0) prefetch_row(vr + pd, d);  // the first pass brings the rows in; later ones hit the cache
+      if (e0 == 0) kv_prefetch_row(vr + pd, d);  // the first pass brings the rows in; later ones hit the cache
       const __m256 x0 = load8(vr), x1 = load8(vr + 8);
       const float f = kScaled<T> ? sc[c * sld] : 1.f;
       for (int h = 0; h < NH; ++h) {
@@ -410,45 +398,22 @@ void axpy_heads_t(const float* w, int64_t ldw, const T* v, int64_t ldv, int64_t 
     for (int h = 0; h < NH; ++h) axpy_rows_t(w + h * ldw, v + e0, ldv, n, d - e0, acc + h * lda + e0, sc, sld);
 }
 
-// f.template operator()<NH>(h) for the heads [0, nh) in groups of NH <= 4 (h: the group's first head).
-template <class F>
-void for_head_groups(int64_t nh, F&& f) {
-  for (int64_t h = 0; h < nh; h += 4) {
-    switch (std::min<int64_t>(4, nh - h)) {
-      case 4: f.template operator()<4>(h); break;
-      case 3: f.template operator()<3>(h); break;
-      case 2: f.template operator()<2>(h); break;
-      default: f.template operator()<1>(h); break;
-    }
-  }
-}
-
-template <class T>
-void dot_heads_any(const float* q, int64_t ldq, int64_t nh, const T* k, int64_t ldk, int64_t n, int64_t d, float* s,
-                   int64_t lds, const float* sc, int64_t sld) {
-  for_head_groups(nh, [&]<int NH>(int64_t h) { dot_heads_t<T, NH>(q + h * ldq, ldq, k, ldk, n, d, s + h * lds, lds, sc, sld); });
-}
-
-template <class T>
-void axpy_heads_any(const float* w, int64_t ldw, int64_t nh, const T* v, int64_t ldv, int64_t n, int64_t d, float* acc,
-                    int64_t lda, const float* sc, int64_t sld) {
-  for_head_groups(nh, [&]<int NH>(int64_t h) { axpy_heads_t<T, NH>(w + h * ldw, ldw, v, ldv, n, d, acc + h * lda, lda, sc, sld); });
-}
-
 }  // namespace
 
 void dot_rows_heads(const float* q, int64_t ldq, int64_t nh, const KvRows& k, int64_t ldk, int64_t n, int64_t d,
                     float* s, int64_t lds) {
-  if (k.q) dot_heads_any(q, ldq, nh, k.q, ldk, n, d, s, lds, k.s, k.sld);
-  else if (k.b) dot_heads_any(q, ldq, nh, k.b, ldk, n, d, s, lds, nullptr, 0);
-  else dot_heads_any(q, ldq, nh, k.f, ldk, n, d, s, lds, nullptr, 0);
+  with_kv_rows(k, [&](const auto* kp, const float* sc, int64_t sld) {
+    using T = std::remove_cv_t<std::remove_pointer_t<decltype(kp)>>;
+    for_head_groups(nh, [&]<int NH>(int64_t h) { dot_heads_t<T, NH>(q + h * ldq, ldq, kp, ldk, n, d, s + h * lds, lds, sc, sld); });
+  });
 }
 
 void axpy_rows_heads(const float* w, int64_t ldw, int64_t nh, const KvRows& v, int64_t ldv, int64_t n, int64_t d,
                      float* acc, int64_t lda) {
-  if (v.q) axpy_heads_any(w, ldw, nh, v.q, ldv, n, d, acc, lda, v.s, v.sld);
-  else if (v.b) axpy_heads_any(w, ldw, nh, v.b, ldv, n, d, acc, lda, nullptr, 0);
-  else axpy_heads_any(w, ldw, nh, v.f, ldv, n, d, acc, lda, nullptr, 0);
+  with_kv_rows(v, [&](const auto* vp, const float* sc, int64_t sld) {
+    using T = std::remove_cv_t<std::remove_pointer_t<decltype(vp)>>;
+    for_head_groups(nh, [&]<int NH>(int64_t h) { axpy_heads_t<T, NH>(w + h * ldw, ldw, vp, ldv, n, d, acc + h * lda, lda, sc, sld); });
+  });
 }
 
 }  // namespace t5g::kern::avx2

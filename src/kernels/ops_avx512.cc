@@ -117,8 +117,7 @@ template <class T, int NH>
 void axpy_heads16(const float* w, int64_t ldw, const T* v, int64_t ldv, int64_t n, int64_t d, float* acc,
                   int64_t lda, const float* sc, int64_t sld) {
   constexpr bool kScaled = std::is_same_v<T, int8_t>;
-  // Rows ahead to prefetch (about 4 KiB), as avx2: a long input's V rows stream from memory.
-  const int64_t pd = std::max<int64_t>(4, 4096 / (d * static_cast<int64_t>(sizeof(T)))) * ldv;
+  const int64_t pd = kv_prefetch_rows<T>(d) * ldv;
   for (int64_t e0 = 0; e0 < d; e0 += 32) {
     const __mmask16 m0 = lanes(d - e0), m1 = lanes(d - e0 - 16);
     __m512 a0[NH], a1[NH];
@@ -128,9 +127,7 @@ void axpy_heads16(const float* w, int64_t ldw, const T* v, int64_t ldv, int64_t 
     }
     for (int64_t c = 0; c < n; ++c) {
       const T* vr = v + c * ldv + e0;
-      if (e0 == 0)
-        for (int64_t o = 0; o < d * static_cast<int64_t>(sizeof(T)); o += 64)
-          _mm_prefetch(reinterpret_cast<const char*>(vr + pd) + o, _MM_HINT_T0);
+      if (e0 == 0) kv_prefetch_row(vr + pd, d);  // the first pass brings the rows in, as avx2
       const __m512 x0 = load16(vr, m0), x1 = load16(vr + 16, m1);
       const float f = kScaled ? sc[c * sld] : 1.f;
       for (int h = 0; h < NH; ++h) {
@@ -142,21 +139,6 @@ void axpy_heads16(const float* w, int64_t ldw, const T* v, int64_t ldv, int64_t 
     for (int h = 0; h < NH; ++h) {
       _mm512_mask_storeu_ps(acc + h * lda + e0, m0, a0[h]);
       _mm512_mask_storeu_ps(acc + h * lda + e0 + 16, m1, a1[h]);
-    }
-  }
-}
-
-template <class T>
-void axpy_heads_any(const float* w, int64_t ldw, int64_t nh, const T* v, int64_t ldv, int64_t n, int64_t d, float* acc,
-                    int64_t lda, const float* sc, int64_t sld) {
-  for (int64_t h = 0; h < nh; h += 4) {
-    const float* wh = w + h * ldw;
-    float* ah = acc + h * lda;
-    switch (std::min<int64_t>(4, nh - h)) {
-      case 4: axpy_heads16<T, 4>(wh, ldw, v, ldv, n, d, ah, lda, sc, sld); break;
-      case 3: axpy_heads16<T, 3>(wh, ldw, v, ldv, n, d, ah, lda, sc, sld); break;
-      case 2: axpy_heads16<T, 2>(wh, ldw, v, ldv, n, d, ah, lda, sc, sld); break;
-      default: axpy_heads16<T, 1>(wh, ldw, v, ldv, n, d, ah, lda, sc, sld); break;
     }
   }
 }
@@ -179,15 +161,13 @@ void dot_heads16(const float* q, int64_t ldq, const T* k, int64_t ldk, int64_t n
                  const float* sc, int64_t sld) {
   constexpr bool kScaled = std::is_same_v<T, int8_t>;
   const int64_t dv = d / 8 * 8;
-  const int64_t pd = std::max<int64_t>(4, 4096 / (d * static_cast<int64_t>(sizeof(T)))) * ldk;
+  const int64_t pd = kv_prefetch_rows<T>(d) * ldk;
   const __mmask8 tm = static_cast<__mmask8>((1u << (d - dv)) - 1u);
   int64_t c = 0;
   for (; c + 2 <= n; c += 2) {
     const T* k0 = k + c * ldk;
-    for (int64_t o = 0; o < d * static_cast<int64_t>(sizeof(T)); o += 64) {
-      _mm_prefetch(reinterpret_cast<const char*>(k0 + pd) + o, _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(k0 + pd + ldk) + o, _MM_HINT_T0);
-    }
+    kv_prefetch_row(k0 + pd, d);
+    kv_prefetch_row(k0 + pd + ldk, d);
     __m512 a[NH];
     for (int h = 0; h < NH; ++h) a[h] = _mm512_setzero_ps();
     auto step = [&](int64_t e, __mmask8 m) {
@@ -217,35 +197,22 @@ void dot_heads16(const float* q, int64_t ldq, const T* k, int64_t ldk, int64_t n
   }
 }
 
-template <class T>
-void dot_heads_any(const float* q, int64_t ldq, int64_t nh, const T* k, int64_t ldk, int64_t n, int64_t d, float* s,
-                   int64_t lds, const float* sc, int64_t sld) {
-  for (int64_t h = 0; h < nh; h += 4) {
-    const float* qh = q + h * ldq;
-    float* sh = s + h * lds;
-    switch (std::min<int64_t>(4, nh - h)) {
-      case 4: dot_heads16<T, 4>(qh, ldq, k, ldk, n, d, sh, lds, sc, sld); break;
-      case 3: dot_heads16<T, 3>(qh, ldq, k, ldk, n, d, sh, lds, sc, sld); break;
-      case 2: dot_heads16<T, 2>(qh, ldq, k, ldk, n, d, sh, lds, sc, sld); break;
-      default: dot_heads16<T, 1>(qh, ldq, k, ldk, n, d, sh, lds, sc, sld); break;
-    }
-  }
-}
-
 }  // namespace
 
 void dot_rows_heads(const float* q, int64_t ldq, int64_t nh, const KvRows& k, int64_t ldk, int64_t n, int64_t d,
                     float* s, int64_t lds) {
-  if (k.q) dot_heads_any(q, ldq, nh, k.q, ldk, n, d, s, lds, k.s, k.sld);
-  else if (k.b) dot_heads_any(q, ldq, nh, k.b, ldk, n, d, s, lds, nullptr, 0);
-  else dot_heads_any(q, ldq, nh, k.f, ldk, n, d, s, lds, nullptr, 0);
+  with_kv_rows(k, [&](const auto* kp, const float* sc, int64_t sld) {
+    using T = std::remove_cv_t<std::remove_pointer_t<decltype(kp)>>;
+    for_head_groups(nh, [&]<int NH>(int64_t h) { dot_heads16<T, NH>(q + h * ldq, ldq, kp, ldk, n, d, s + h * lds, lds, sc, sld); });
+  });
 }
 
 void axpy_rows_heads(const float* w, int64_t ldw, int64_t nh, const KvRows& v, int64_t ldv, int64_t n, int64_t d,
                      float* acc, int64_t lda) {
-  if (v.q) axpy_heads_any(w, ldw, nh, v.q, ldv, n, d, acc, lda, v.s, v.sld);
-  else if (v.b) axpy_heads_any(w, ldw, nh, v.b, ldv, n, d, acc, lda, nullptr, 0);
-  else axpy_heads_any(w, ldw, nh, v.f, ldv, n, d, acc, lda, nullptr, 0);
+  with_kv_rows(v, [&](const auto* vp, const float* sc, int64_t sld) {
+    using T = std::remove_cv_t<std::remove_pointer_t<decltype(vp)>>;
+    for_head_groups(nh, [&]<int NH>(int64_t h) { axpy_heads16<T, NH>(w + h * ldw, ldw, vp, ldv, n, d, acc + h * lda, lda, sc, sld); });
+  });
 }
 
 }  // namespace t5g::kern::avx512

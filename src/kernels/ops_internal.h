@@ -1,10 +1,11 @@
 // Internal interface between the element-wise ops' dispatchers (ops.cc, attention.cc: baseline x86-64
 // code) and their per-ISA kernels (ops_avx2.cc, compiled with -mavx2 -mfma -mf16c; ops_avx512.cc). Plain
-// declarations only, as matmul_internal.h. The scalar versions are the definition of each op; the
+// declarations, and two plain templates the per-ISA multi-head kernels share (no intrinsics). The scalar versions are the definition of each op; the
 // AVX2 ones compute the same expressions in the same order and round at the same points, with
 // vector exp/tanh/erfc (a few ulp from libm) and vector reductions (sums in another order).
 // Tests call both directly.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 #include "kernels/ops.h"
@@ -61,5 +62,40 @@ void axpy_rows_heads(const float* w, int64_t ldw, int64_t nh, const KvRows& v, i
 }  // namespace avx512
 
 #undef T5G_OPS_KERNELS
+
+// The multi-head rows' kernels (dot_rows_heads, axpy_rows_heads) of each ISA: f(rows, scales, sld) with the
+// one row pointer a KvRows holds (int8 rows with their scales; fp32 and bf16 rows with none) ...
+template <class F>
+void with_kv_rows(const KvRows& r, F&& f) {
+  if (r.q) f(r.q, r.s, r.sld);
+  else if (r.b) f(r.b, static_cast<const float*>(nullptr), int64_t(0));
+  else f(r.f, static_cast<const float*>(nullptr), int64_t(0));
+}
+
+// ... f.template operator()<NH>(h) for the heads [0, nh) in groups of NH <= 4 (h: the group's first head) ...
+template <class F>
+void for_head_groups(int64_t nh, F&& f) {
+  for (int64_t h = 0; h < nh; h += 4) {
+    switch (std::min<int64_t>(4, nh - h)) {
+      case 4: f.template operator()<4>(h); break;
+      case 3: f.template operator()<3>(h); break;
+      case 2: f.template operator()<2>(h); break;
+      default: f.template operator()<1>(h); break;
+    }
+  }
+}
+
+// ... and the rows they prefetch ahead (about 4 KiB): a long input's K / V rows stream from memory, and
+// the hardware prefetchers alone left those loops waiting on it (about 5 GB/s per core).
+template <class T>
+inline int64_t kv_prefetch_rows(int64_t d) {
+  return std::max<int64_t>(4, 4096 / (d * static_cast<int64_t>(sizeof(T))));
+}
+// One row of d values into L1 (prefetcht0 per line).
+template <class T>
+inline void kv_prefetch_row(const T* p, int64_t d) {
+  const char* b = reinterpret_cast<const char*>(p);
+  for (int64_t o = 0; o < d * static_cast<int64_t>(sizeof(T)); o += 64) __builtin_prefetch(b + o, 0, 3);
+}
 
 }  // namespace t5g::kern

@@ -39,14 +39,13 @@ int64_t quant_data_bytes(WeightType type, int64_t rows, int64_t cols) {
   return type == WeightType::kQ4 ? quant_padded_rows(rows) * q / 2 : quant_padded_rows(rows) * q;
 }
 
-int64_t quant_scale_count(WeightType type, int64_t rows, int64_t cols) {
-  (void)type;  // the same for both formats
+int64_t quant_scale_count(int64_t rows, int64_t cols) {
   return quant_padded_rows(rows) * (quant_padded_cols(cols) / kQuantGroup);
 }
 
 int64_t weight_matrix_bytes(const WeightMatrix& w) {
   if (is_quantized(w.type))
-    return quant_data_bytes(w.type, w.rows, w.cols) + 2 * quant_scale_count(w.type, w.rows, w.cols);
+    return quant_data_bytes(w.type, w.rows, w.cols) + 2 * quant_scale_count(w.rows, w.cols);
   return w.rows * w.cols * weight_type_bytes(w.type);
 }
 

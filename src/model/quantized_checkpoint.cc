@@ -68,13 +68,10 @@ QuantizedCheckpointStats write_quantized_checkpoint(const LoadedModel& model, We
       tensors.push_back({name, stored_dtype(w.type), {w.rows, w.cols}, w.data, static_cast<size_t>(weight_matrix_bytes(w))});
       continue;
     }
-    const int64_t Q = quant_padded_cols(w.cols), G = Q / kQuantGroup;
-    const int64_t tiles = quant_padded_rows(w.rows) / kQuantTileRows;  // tiles of 16 rows (matmul.h)
-    const int64_t tile_group_bytes = (w.type == WeightType::kQ8 ? kQuantGroup : kQuantGroup / 2) * kQuantTileRows;
-    tensors.push_back({name, stored_dtype(w.type), {tiles, G, tile_group_bytes}, w.data,
+    tensors.push_back({name, stored_dtype(w.type), quant_data_shape(w.type, w.rows, w.cols), w.data,
                        static_cast<size_t>(quant_data_bytes(w.type, w.rows, w.cols))});
-    tensors.push_back({quant_scale_name(name), DType::kF16, {tiles, G, kQuantTileRows}, w.scales,
-                       static_cast<size_t>(quant_scale_count(w.type, w.rows, w.cols) * 2)});
+    tensors.push_back({quant_scale_name(name), DType::kF16, quant_scales_shape(w.rows, w.cols), w.scales,
+                       static_cast<size_t>(quant_scale_count(w.rows, w.cols) * 2)});
   }
   const std::string path = out_dir + "/model.safetensors";
   fs::remove(out_dir + "/model.safetensors.index.json", ec);

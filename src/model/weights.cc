@@ -131,18 +131,15 @@ class Binder {
     // [tiles, G, 16] scales; a 2-D tensor is the row-major layout of earlier `t5g quantize` versions
     // ([rows, Q] or [rows, Q / 2], scales [rows, G]), retiled at load.
     const bool rowmajor = r.info->shape.size() == 2;
-    const int64_t tiles = quant_padded_rows(rows) / kQuantTileRows;
-    const int64_t row_bytes = w.type == WeightType::kQ8 ? Q : Q / 2;
-    const std::vector<int64_t> shape = rowmajor ? std::vector<int64_t>{rows, row_bytes}
-                                                : std::vector<int64_t>{tiles, G, row_bytes / G * kQuantTileRows};
+    const std::vector<int64_t> shape = rowmajor ? std::vector<int64_t>{rows, w.type == WeightType::kQ8 ? Q : Q / 2}
+                                                : quant_data_shape(w.type, rows, cols);
     check(r.info->shape == shape, "quantized tensor '", r.info->name, "' (", weight_type_name(w.type), ") in ", *r.file,
           " has shape ", shape_str(r.info->shape), ", expected ", shape_str(shape), " for a ", rows, "x", cols,
           " matrix in groups of ", kQuantGroup);
     const std::string sname = quant_scale_name(r.info->name);
     TensorRef s = ckpt_.find(sname);
     check(s.info != nullptr, "quantized tensor '", r.info->name, "' in ", *r.file, " has no scale tensor '", sname, "'");
-    const std::vector<int64_t> sshape = rowmajor ? std::vector<int64_t>{rows, G}
-                                                 : std::vector<int64_t>{tiles, G, kQuantTileRows};
+    const std::vector<int64_t> sshape = rowmajor ? std::vector<int64_t>{rows, G} : quant_scales_shape(rows, cols);
     check(s.info->dtype == DType::kF16, "scale tensor '", sname, "' in ", *s.file, " has dtype ",
           dtype_name(s.info->dtype), "; expected F16");
     check(s.info->shape == sshape, "scale tensor '", sname, "' in ", *s.file, " has shape ", shape_str(s.info->shape),
@@ -154,7 +151,7 @@ class Binder {
     if (rowmajor) {
       uint8_t* data = out_.owned.emplace_back(static_cast<size_t>(quant_data_bytes(w.type, rows, cols))).data();
       uint16_t* sc = reinterpret_cast<uint16_t*>(
-          out_.owned.emplace_back(static_cast<size_t>(quant_scale_count(w.type, rows, cols) * 2)).data());
+          out_.owned.emplace_back(static_cast<size_t>(quant_scale_count(rows, cols) * 2)).data());
       quant_rows_to_tiles(w.type, w.data, w.scales, rows, cols, data, sc);
       w.data = data;
       w.scales = sc;
@@ -187,7 +184,7 @@ class Binder {
       // (Each buffer's address is taken before the next emplace_back moves the outer vector's elements.)
       uint8_t* data = out_.owned.emplace_back(static_cast<size_t>(quant_data_bytes(target, src.rows, src.cols))).data();
       uint16_t* sc = reinterpret_cast<uint16_t*>(
-          out_.owned.emplace_back(static_cast<size_t>(quant_scale_count(target, src.rows, src.cols) * 2)).data());
+          out_.owned.emplace_back(static_cast<size_t>(quant_scale_count(src.rows, src.cols) * 2)).data());
       quantize_matrix(src, target, data, sc);
       w.data = data;
       w.scales = sc;
@@ -322,6 +319,16 @@ WeightFormat parse_weight_format(const std::string& s) {
 }
 
 std::string quant_scale_name(const std::string& tensor_name) { return tensor_name + "_scale"; }
+
+std::vector<int64_t> quant_data_shape(WeightType type, int64_t rows, int64_t cols) {
+  const int64_t G = quant_padded_cols(cols) / kQuantGroup;
+  const int64_t group_bytes = type == WeightType::kQ8 ? kQuantGroup : kQuantGroup / 2;
+  return {quant_padded_rows(rows) / kQuantTileRows, G, group_bytes * kQuantTileRows};
+}
+
+std::vector<int64_t> quant_scales_shape(int64_t rows, int64_t cols) {
+  return {quant_padded_rows(rows) / kQuantTileRows, quant_padded_cols(cols) / kQuantGroup, kQuantTileRows};
+}
 
 ModelWeights bind_weights(const Checkpoint& ckpt, const ModelConfig& cfg, WeightFormat format) {
   ModelWeights w;

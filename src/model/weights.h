@@ -59,6 +59,11 @@ WeightFormat parse_weight_format(const std::string& s);
 
 // Names of the stored companion tensor holding a quantized matrix's fp16 group scales.
 std::string quant_scale_name(const std::string& tensor_name);
+// The stored shapes of a pre-quantized rows x cols matrix in tiles of 16 rows (kernels/matmul.h): data
+// [tiles, groups, 512] (Q8) or [tiles, groups, 256] (Q4) bytes, scales [tiles, groups, 16]. (Written by
+// `t5g quantize`, checked at load.)
+std::vector<int64_t> quant_data_shape(WeightType type, int64_t rows, int64_t cols);
+std::vector<int64_t> quant_scales_shape(int64_t rows, int64_t cols);
 
 struct ModelWeights {
   WeightMatrix embed;          // [V, H]: encoder + decoder embedding and the tied LM head

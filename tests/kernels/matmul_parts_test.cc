@@ -38,7 +38,7 @@ Stored make(WeightType t, int64_t rows, int64_t cols, std::mt19937& rng) {
     s.m.data = s.u16.data();
   } else if (is_quantized(t)) {
     s.q.resize(static_cast<size_t>(quant_data_bytes(t, rows, cols)));
-    s.scales.resize(static_cast<size_t>(quant_scale_count(t, rows, cols)));
+    s.scales.resize(static_cast<size_t>(quant_scale_count(rows, cols)));
     quantize_matrix(WeightMatrix{WeightType::kF32, rows, cols, s.f32.data()}, t, s.q.data(), s.scales.data());
     s.m.data = s.q.data();
     s.m.scales = s.scales.data();

@@ -61,7 +61,7 @@ QWeights make_qweights(WeightType t, int64_t rows, int64_t cols, std::mt19937& r
       w.src[r * cols + k] = v;
     }
   w.data.resize(static_cast<size_t>(quant_data_bytes(t, rows, cols)));
-  w.scales.resize(static_cast<size_t>(quant_scale_count(t, rows, cols)));
+  w.scales.resize(static_cast<size_t>(quant_scale_count(rows, cols)));
   quantize_matrix(WeightMatrix{WeightType::kF32, rows, cols, w.src.data()}, t, w.data.data(), w.scales.data());
   w.deq.resize(w.src.size());
   for (int64_t r = 0; r < rows; ++r) weight_row_f32(w.matrix(), r, w.deq.data() + r * cols);
@@ -70,7 +70,7 @@ QWeights make_qweights(WeightType t, int64_t rows, int64_t cols, std::mt19937& r
 
 // Index of the scale of row r, group g in the layout described in matmul.h (Q8: tiles of 16 rows).
 // (Written out here rather than through quant_scale_index: 16 per tile and group.)
-size_t scale_index(WeightType, int64_t cols, int64_t r, int64_t g) {
+size_t scale_index(int64_t cols, int64_t r, int64_t g) {
   const int64_t G = quant_padded_cols(cols) / kQuantGroup;
   return static_cast<size_t>(((r / 16) * G + g) * 16 + r % 16);
 }
@@ -81,7 +81,7 @@ size_t scale_index(WeightType, int64_t cols, int64_t r, int64_t g) {
 // k % 32 < 16, else in the high one.
 void decode(const QWeights& w, int64_t r, int64_t k, int* q, float* d) {
   const int64_t Q = quant_padded_cols(w.cols), G = Q / kQuantGroup, g = k / kQuantGroup, j = k % kQuantGroup;
-  *d = f16_to_f32(w.scales[scale_index(w.type, w.cols, r, g)]);
+  *d = f16_to_f32(w.scales[scale_index(w.cols, r, g)]);
   if (w.type == WeightType::kQ8) {
     *q = static_cast<int>(w.data[(((r / 16) * G + g) * 8 + j / 4) * 64 + (r % 16) * 4 + j % 4]) - 128;
   } else {
@@ -122,7 +122,7 @@ TEST(MatmulQuantize, RoundTripProperties) {
             EXPECT_EQ(d, 0.f) << what;
           } else {
             // The scale is the fp16 rounding of max|x|/127 (Q8) or -vmax/8 (Q4) ...
-            EXPECT_EQ(w.scales[scale_index(t, cols, r, g)], f32_to_f16(t == WeightType::kQ8 ? amax / 127.f : vmax / -8.f))
+            EXPECT_EQ(w.scales[scale_index(cols, r, g)], f32_to_f16(t == WeightType::kQ8 ? amax / 127.f : vmax / -8.f))
                 << what;
             // ... and the largest element maps to the end of the range, within the fp16 rounding of d.
             decode(w, r, kmax, &q, &d);
@@ -159,7 +159,7 @@ TEST(MatmulQuantize, DeterministicAcrossThreadsAndRowAccess) {
   const int saved = omp_get_max_threads();
   for (WeightType t : {WeightType::kQ8, WeightType::kQ4}) {
     std::vector<uint8_t> d1(static_cast<size_t>(quant_data_bytes(t, rows, cols))), d3 = d1;
-    std::vector<uint16_t> s1(static_cast<size_t>(quant_scale_count(t, rows, cols))), s3 = s1;
+    std::vector<uint16_t> s1(static_cast<size_t>(quant_scale_count(rows, cols))), s3 = s1;
     omp_set_num_threads(1);
     quantize_matrix(src, t, d1.data(), s1.data());
     omp_set_num_threads(3);
@@ -205,7 +205,7 @@ double tolerance(const QWeights& w, const float* x, int64_t n, bool decode) {
     const int64_t k1 = std::min(K, (g + 1) * kQuantGroup);
     double amax = 0, sw = 0;
     for (int64_t k = g * kQuantGroup; k < k1; ++k) amax = std::max(amax, double(std::fabs(x[k])));
-    const double dx = amax / 127, dw = std::fabs(f16_to_f32(w.scales[scale_index(w.type, w.cols, n, g)]));
+    const double dx = amax / 127, dw = std::fabs(f16_to_f32(w.scales[scale_index(w.cols, n, g)]));
     for (int64_t k = g * kQuantGroup; k < k1; ++k) {
       sw += std::fabs(wr[k]);
       fp += (std::fabs(wr[k]) + 8 * dw) * (std::fabs(x[k]) + dx);
@@ -264,8 +264,8 @@ TEST(MatmulQuant, NextRowNonFiniteScaleDoesNotLeak) {
   for (WeightType t : {WeightType::kQ8, WeightType::kQ4})
     for (int64_t K : {int64_t(50), int64_t(300), int64_t(650)}) {  // 2, 10, 21 groups: a partial block of 8
       QWeights w = make_qweights(t, 4, K, rng, 0.05f);
-      w.scales[scale_index(t, K, 1, 0)] = 0x7c00;  // +Inf in row 1's first scale
-      w.scales[scale_index(t, K, 3, 1)] = 0x7e00;  // NaN in row 3's second scale
+      w.scales[scale_index(K, 1, 0)] = 0x7c00;  // +Inf in row 1's first scale
+      w.scales[scale_index(K, 3, 1)] = 0x7e00;  // NaN in row 3's second scale
       for (int64_t M : {int64_t(1), int64_t(5)}) {
         const std::vector<float> x = make_x(M, K, rng);
         for (Isa isa : simd_isas()) {
@@ -458,7 +458,7 @@ TEST(MatmulQuant, AccuracyGaussian) {
     w.src.resize(static_cast<size_t>(N * K));
     for (auto& v : w.src) v = 0.05f * nd(rng);
     w.data.resize(static_cast<size_t>(quant_data_bytes(t, N, K)));
-    w.scales.resize(static_cast<size_t>(quant_scale_count(t, N, K)));
+    w.scales.resize(static_cast<size_t>(quant_scale_count(N, K)));
     quantize_matrix(WeightMatrix{WeightType::kF32, N, K, w.src.data()}, t, w.data.data(), w.scales.data());
     std::vector<float> y(static_cast<size_t>(M * N)), yq(y.size()), yf(y.size()), yg(y.size());
     matmul(x.data(), M, K, w.matrix(), y.data(), N);  // decode kernel
