@@ -31,6 +31,12 @@ struct LoadOptions {
   // "int8" or "q4" (grouped 8- / 4-bit, quantized once at load; `t5g quantize` writes a checkpoint that
   // loads pre-quantized, in place). The vision tower stays as stored.
   std::string weights = "auto";
+  // Where the decode step's matrices (the decoder's and the tied LM head) are kept: "auto" (huge pages
+  // where the kernel offers transparent huge pages, else mapped), "mapped" (in place in the checkpoint's
+  // mmap: the fastest load, the page cache shared with other processes) or "huge-pages" (copied at load
+  // into transparent huge pages, about 0.1 s per GB: each decode step streams them, and with 4 KiB pages
+  // it measured 5-25% slower on a virtual machine). The copy replaces the mapped pages in memory.
+  std::string weight_memory = "auto";
   // How each request's cross keys/values (the decoder's attention over the encoder output, the largest
   // buffer of a long input) are held: "auto" (as the reference: bf16 for a bf16 model, which changes no
   // result, fp32 otherwise) or "int8" (one scale per row and kv head: half of bf16's memory, approximate).

@@ -50,11 +50,12 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
   }
   const WeightFormat format = parse_weight_format(options.weights);
   const CrossKvFormat cross_kv = parse_cross_kv_format(options.cross_kv);
+  const WeightMemory memory = parse_weight_memory(options.weight_memory);
   const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   m->threads_ = options.threads > 0 ? options.threads : hw;
   {
     ThreadScope ts(m->threads_);  // quantizing at load runs on the model's threads
-    m->m_ = load_model(dir, format);
+    m->m_ = load_model(dir, format, memory);
   }
   m->m_->cross_kv = cross_kv;
   m->tok_ = std::make_unique<TokenizerSlot>();

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "kernels/matmul.h"
+#include "kernels/row_shares.h"
 
 namespace t5g::kern {
 

@@ -2,7 +2,7 @@
 // matmul_vnni.cc): integer helpers, compile-time loops, an L2 prefetch, and the decode schedule (which
 // thread streams which weight rows). Include it ONLY inside an anonymous namespace of a translation
 // unit compiled with at least AVX2 + FMA, after <immintrin.h> and <omp.h>; it needs kMaxMatmulParts and
-// MatmulOut (matmul.h).
+// MatmulOut (matmul.h) and for_each_unit_range (row_shares.h).
 
 inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -33,37 +33,32 @@ T5G_QINLINE void prefetch_l2(const void* p, int64_t bytes) {
   for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(static_cast<const char*>(p) + o, _MM_HINT_T2);
 }
 
-// A range is at least kGemvChunkBytes of weights: each range restarts the hardware prefetchers' stream, a
-// ramp-up that 23 KB ranges (Q4 MLP matrices at 16 ranges per thread) paid on every range.
+// Claims of at least kGemvChunkBytes of weights (row_shares.h): the unit of work handed out at the end,
+// when a thread takes over the rest of another's share.
 constexpr int64_t kGemvChunkBytes = int64_t(1) << 16;
 
 constexpr int64_t kGemvParallelBytes = int64_t(1) << 17;  // smaller weight matrices: single-threaded (q4 q/o, 368 KiB, now split)
 
-inline int64_t row_chunk(int64_t N, int T, int64_t row_bytes) {
-  return imax(imax(8, cdiv(N, int64_t(T) * 16)), cdiv(kGemvChunkBytes, imax(1, row_bytes)));
-}
-
-// Several matrices multiplied by the same X (matmul_parts: q, k, v; gate, up) share one schedule: the
-// ranges of every part go into one dynamically handed-out list, so a matrix too small to split alone
-// still shares the threads, and the threads meet once at the end instead of once per matrix.
-// body(part, n0, n1) for each range [n0, n1) of part `part` (ranges of R rows: whole blocks, but for
-// the last of a part).
+// Several matrices multiplied by the same X (matmul_parts: q, k, v; gate, up) share one schedule: their
+// rows, in units of R (whole blocks, but for the last of a part), are laid end to end and split by
+// for_each_unit_range (contiguous shares per thread), so a matrix too small to split alone still shares
+// the threads, and the threads meet once at the end instead of once per matrix. body(part, n0, n1) for
+// each range [n0, n1) of rows of part `part`.
 template <class Body>
 void for_each_range(const int64_t* N, int np, int R, int64_t row_bytes, bool parallel, Body&& body) {
-  const int T = parallel ? omp_get_max_threads() : 1;
-  int64_t chunk[kMaxMatmulParts], first[kMaxMatmulParts + 1];
+  int64_t first[kMaxMatmulParts + 1];
   first[0] = 0;
-  for (int p = 0; p < np; ++p) {
-    chunk[p] = cdiv(row_chunk(N[p], T, row_bytes), R) * R;
-    first[p + 1] = first[p] + cdiv(N[p], chunk[p]);
-  }
-#pragma omp parallel for schedule(dynamic, 1) if (parallel)
-  for (int64_t c = 0; c < first[np]; ++c) {
-    int p = 0;
-    while (c >= first[p + 1]) ++p;
-    const int64_t n0 = (c - first[p]) * chunk[p];
-    body(p, n0, imin(N[p], n0 + chunk[p]));
-  }
+  for (int p = 0; p < np; ++p) first[p + 1] = first[p] + cdiv(N[p], R);
+  auto run = [&](int64_t a, int64_t b) {
+    for (int p = 0; p < np; ++p) {
+      const int64_t lo = imax(a, first[p]), hi = imin(b, first[p + 1]);
+      if (lo < hi) body(p, (lo - first[p]) * R, imin(N[p], (hi - first[p]) * R));
+    }
+  };
+  using Run = decltype(run);
+  for_each_unit_range(
+      first[np], cdiv(kGemvChunkBytes, R * row_bytes), parallel,
+      [](void* c, int64_t a, int64_t b) { (*static_cast<Run*>(c))(a, b); }, &run);
 }
 
 // Rows and total bytes of parts that share one weight type and K (row_bytes each).

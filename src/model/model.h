@@ -20,7 +20,9 @@ struct LoadedModel {
 };
 
 // Loads a checkpoint folder (config.json, generation_config.json, safetensors), with the text
-// matrices in `format` (see WeightFormat). Throws t5g::Error.
-std::unique_ptr<LoadedModel> load_model(const std::string& dir, WeightFormat format = WeightFormat::kAsStored);
+// matrices in `format` (see WeightFormat) and the decode step's in `memory` (see WeightMemory). Throws
+// t5g::Error.
+std::unique_ptr<LoadedModel> load_model(const std::string& dir, WeightFormat format = WeightFormat::kAsStored,
+                                        WeightMemory memory = WeightMemory::kMapped);
 
 }  // namespace t5g

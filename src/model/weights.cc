@@ -1,10 +1,13 @@
 #include "model/weights.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <unordered_map>
 
 #include "util/bf16.h"
 #include "util/error.h"
+#include "util/mapped_file.h"
 
 namespace t5g {
 
@@ -318,6 +321,16 @@ WeightFormat parse_weight_format(const std::string& s) {
   fail("unknown weight format '", s, "': expected auto, bf16, int8 or q4");
 }
 
+const char* weight_memory_name(WeightMemory m) { return m == WeightMemory::kHugePages ? "huge-pages" : "mapped"; }
+
+WeightMemory parse_weight_memory(const std::string& s) {
+  if (s == "auto" || s.empty())
+    return transparent_huge_pages_available() ? WeightMemory::kHugePages : WeightMemory::kMapped;
+  if (s == "mapped") return WeightMemory::kMapped;
+  if (s == "huge-pages") return WeightMemory::kHugePages;
+  fail("unknown weight memory '", s, "': expected auto, mapped or huge-pages");
+}
+
 std::string quant_scale_name(const std::string& tensor_name) { return tensor_name + "_scale"; }
 
 std::vector<int64_t> quant_data_shape(WeightType type, int64_t rows, int64_t cols) {
@@ -351,6 +364,56 @@ ModelWeights bind_weights(const Checkpoint& ckpt, const ModelConfig& cfg, Weight
   w.vision = bind_vision(b, cfg);
   w.bytes = b.bytes;
   return w;
+}
+
+
+void move_decode_matrices_to_huge_pages(ModelWeights& w) {
+  std::vector<WeightMatrix*> hot;
+  for (TextLayerWeights& l : w.decoder)
+    for (WeightMatrix* m : {&l.attn.q, &l.attn.k, &l.attn.v, &l.attn.o, &l.mlp.gate, &l.mlp.up, &l.mlp.down})
+      hot.push_back(m);
+  hot.push_back(&w.embed);
+  const auto round = [](size_t n) { return (n + AlignedBytes::kAlign - 1) / AlignedBytes::kAlign * AlignedBytes::kAlign; };
+  const auto scale_bytes = [](const WeightMatrix& m) {
+    return is_quantized(m.type) ? static_cast<size_t>(quant_scale_count(m.rows, m.cols)) * 2 : size_t{0};
+  };
+  const auto data_bytes = [&](const WeightMatrix& m) { return static_cast<size_t>(weight_matrix_bytes(m)) - scale_bytes(m); };
+  size_t total = 0;
+  for (const WeightMatrix* m : hot) total += round(data_bytes(*m)) + round(scale_bytes(*m));
+  AlignedBytes arena(total);
+  std::unordered_map<const void*, size_t> owned_at;  // a buffer converted at load -> its index in w.owned
+  for (size_t i = 0; i < w.owned.size(); ++i) owned_at.emplace(w.owned[i].data(), i);
+  std::unordered_map<const void*, const void*> moved;  // old address -> new
+  size_t off = 0;
+  const auto move = [&](const void* src, size_t n) -> const void* {
+    if (auto it = moved.find(src); it != moved.end()) return it->second;
+    uint8_t* dst = arena.data() + off;
+    off += round(n);
+    constexpr int64_t kBlock = int64_t(1) << 20;
+    const int64_t blocks = (static_cast<int64_t>(n) + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (blocks > 4)
+    for (int64_t b = 0; b < blocks; ++b)
+      std::memcpy(dst + b * kBlock, static_cast<const uint8_t*>(src) + b * kBlock,
+                  static_cast<size_t>(std::min<int64_t>(kBlock, static_cast<int64_t>(n) - b * kBlock)));
+    // The source is no longer read: free a converted buffer now (the copy never holds two of them), and
+    // drop mapped pages from this process.
+    if (auto it = owned_at.find(src); it != owned_at.end()) w.owned[it->second] = AlignedBytes();
+    else release_mapped_pages(src, n);
+    moved.emplace(src, dst);
+    return dst;
+  };
+  for (WeightMatrix* m : hot) {
+    const size_t sb = scale_bytes(*m);
+    m->data = move(m->data, data_bytes(*m));
+    if (sb) m->scales = static_cast<const uint16_t*>(move(m->scales, sb));
+  }
+  for (auto& [name, m] : w.text_matrices) {
+    if (auto it = moved.find(m.data); it != moved.end()) m.data = it->second;
+    if (auto it = moved.find(m.scales); m.scales && it != moved.end()) m.scales = static_cast<const uint16_t*>(it->second);
+  }
+  std::erase_if(w.owned, [](const AlignedBytes& b) { return b.data() == nullptr; });
+  w.owned.push_back(std::move(arena));
+  w.memory = WeightMemory::kHugePages;
 }
 
 }  // namespace t5g

@@ -65,6 +65,18 @@ std::string quant_scale_name(const std::string& tensor_name);
 std::vector<int64_t> quant_data_shape(WeightType type, int64_t rows, int64_t cols);
 std::vector<int64_t> quant_scales_shape(int64_t rows, int64_t cols);
 
+// Where the decode step's matrices (every decoder projection and the tied embedding / LM head) live:
+// kMapped in place in the checkpoint's mmap (or the buffers they were converted into), kHugePages copied
+// at load into one buffer of transparent huge pages (util/aligned_bytes.h: a decode step streams them,
+// and 4 KiB pages cost a TLB miss per 4 KiB, a two-level walk in a virtual machine). The copy takes the
+// place of the mapped pages in memory (they are released from the process), so it costs load time
+// (about 0.1 s per 1 GB), not memory.
+enum class WeightMemory { kMapped, kHugePages };
+const char* weight_memory_name(WeightMemory m);  // "mapped", "huge-pages"
+// "auto" (huge pages where the kernel offers them), "mapped" or "huge-pages"; throws t5g::Error naming
+// the value otherwise.
+WeightMemory parse_weight_memory(const std::string& s);
+
 struct ModelWeights {
   WeightMatrix embed;          // [V, H]: encoder + decoder embedding and the tied LM head
   std::vector<float> eoi;      // [H] eoi_embedding, in fp32
@@ -80,11 +92,17 @@ struct ModelWeights {
   std::vector<std::string> tied_aliases;
   // Memory of converted / quantized matrices (the WeightMatrix pointers point into it), cache-line aligned.
   std::vector<AlignedBytes> owned;
+  WeightMemory memory = WeightMemory::kMapped;  // where the decode step's matrices are
 };
 
 // Binds every tensor the model needs. Throws t5g::Error naming the missing or mis-shaped
 // tensor and the file it was read from.
 ModelWeights bind_weights(const Checkpoint& ckpt, const ModelConfig& cfg,
                           WeightFormat format = WeightFormat::kAsStored);
+
+// Copies the decode step's matrices (data and scales) into one huge-page buffer owned by w and points
+// them (and their text_matrices entries) there; the buffers they leave are freed and the mapped pages
+// released. The values are unchanged. Sets w.memory to kHugePages.
+void move_decode_matrices_to_huge_pages(ModelWeights& w);
 
 }  // namespace t5g

@@ -28,6 +28,10 @@ class MappedFile {
   std::string path_;
 };
 
+// Drops the whole pages inside [p, p + n) of a read-only file mapping from this process's memory (they
+// are read again from the page cache if touched): for weights copied out of the map at load.
+void release_mapped_pages(const void* p, size_t n);
+
 // Reads a whole (small) file into a string; throws t5g::Error naming the path on failure.
 std::string read_text_file(const std::string& path);
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -18,6 +19,7 @@
 #include "model/model.h"
 #include "model/quantized_checkpoint.h"
 #include "t5g/error.h"
+#include "util/aligned_bytes.h"
 
 namespace t5g {
 namespace {
@@ -336,6 +338,86 @@ TEST(QuantizedCheckpoint, MalformedTensorsAreClearErrors) {
     TensorToWrite& t = ts[q];  // [tiles, groups, 256]: the same bytes in another shape
     t.shape = {t.shape[0], t.shape[1] * 2, t.shape[2] / 2};
   }, "has shape");
+}
+
+
+// --weight-memory huge-pages: the decode step's matrices copied into one huge-page buffer compute
+// bit for bit what the mapped (or converted) ones do; every one of them (and its text_matrices entry)
+// points into that buffer, the buffers they were converted into are freed, and the others stay.
+TEST(WeightMemory, HugePagesComputeTheSameAndMoveOnlyTheDecodeMatrices) {
+  for (WeightFormat f : {WeightFormat::kAsStored, WeightFormat::kBF16, WeightFormat::kQ8, WeightFormat::kQ4}) {
+    SCOPED_TRACE(weight_format_name(f));
+    auto mapped = load_model(kTiny, f, WeightMemory::kMapped);
+    auto huge = load_model(kTiny, f, WeightMemory::kHugePages);
+    EXPECT_EQ(mapped->weights.memory, WeightMemory::kMapped);
+    ASSERT_EQ(huge->weights.memory, WeightMemory::kHugePages);
+    EXPECT_EQ(encoder_and_logits(*huge), encoder_and_logits(*mapped));
+    const AlignedBytes& arena = huge->weights.owned.back();
+    const auto inside = [&](const void* p, int64_t n) {
+      const uint8_t* b = static_cast<const uint8_t*>(p);
+      return b >= arena.data() && b + n <= arena.data() + arena.size();
+    };
+    std::vector<const WeightMatrix*> hot{&huge->weights.embed};
+    for (const TextLayerWeights& l : huge->weights.decoder)
+      for (const WeightMatrix* m : {&l.attn.q, &l.attn.k, &l.attn.v, &l.attn.o, &l.mlp.gate, &l.mlp.up, &l.mlp.down})
+        hot.push_back(m);
+    for (const WeightMatrix* m : hot) {
+      EXPECT_TRUE(inside(m->data, weight_matrix_bytes(*m) - (m->scales ? quant_scale_count(m->rows, m->cols) * 2 : 0)));
+      if (m->scales) {
+        EXPECT_TRUE(inside(m->scales, quant_scale_count(m->rows, m->cols) * 2));
+      }
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(m->data) % AlignedBytes::kAlign, 0u);
+    }
+    EXPECT_FALSE(inside(huge->weights.encoder[0].attn.q.data, 1)) << "the encoder's matrices stay where they were";
+    int64_t moved = 0;
+    for (const auto& [name, m] : huge->weights.text_matrices) {
+      const bool decode = name.find("decoder.") != std::string::npos || name.find("embed_tokens") != std::string::npos;
+      EXPECT_EQ(inside(m.data, 1), decode) << name;
+      moved += decode;
+    }
+    EXPECT_EQ(moved, static_cast<int64_t>(hot.size()));
+    // Converted at load: the encoder's buffers stay owned, the decode matrices' were freed (not kept twice).
+    for (const AlignedBytes& b : huge->weights.owned) EXPECT_NE(b.data(), nullptr);
+    if (f != WeightFormat::kAsStored) {
+      const size_t per_matrix = is_quantized(mapped->weights.embed.type) ? 2 : 1;  // data (+ scales)
+      EXPECT_EQ(huge->weights.owned.size(), mapped->weights.owned.size() - per_matrix * hot.size() + 1);
+    } else {
+      EXPECT_EQ(huge->weights.owned.size(), 1u);
+    }
+  }
+}
+
+TEST(WeightMemory, ParsesAndRejects) {
+  EXPECT_EQ(parse_weight_memory("mapped"), WeightMemory::kMapped);
+  EXPECT_EQ(parse_weight_memory("huge-pages"), WeightMemory::kHugePages);
+  EXPECT_EQ(parse_weight_memory("auto"),
+            transparent_huge_pages_available() ? WeightMemory::kHugePages : WeightMemory::kMapped);
+  try {
+    parse_weight_memory("hugepages");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("hugepages"), std::string::npos) << e.what();
+  }
+}
+
+// Buffers of 2 MiB and more come from mmap on a 2 MiB boundary (where huge pages can back them), zeroed
+// and writable; smaller ones are cache-line aligned; both free cleanly (checked under ASan).
+TEST(WeightMemory, AlignedBytesBigBuffersSitOnHugePageBoundaries) {
+  for (size_t n : {size_t(0), size_t(100), AlignedBytes::kHugePage - 1, AlignedBytes::kHugePage,
+                   3 * AlignedBytes::kHugePage + 4097}) {
+    SCOPED_TRACE(n);
+    AlignedBytes b(n);
+    EXPECT_EQ(b.size(), n);
+    if (n == 0) continue;
+    const uintptr_t a = reinterpret_cast<uintptr_t>(b.data());
+    EXPECT_EQ(a % (n >= AlignedBytes::kHugePage ? AlignedBytes::kHugePage : AlignedBytes::kAlign), 0u);
+    EXPECT_EQ(b.data()[0], 0);
+    EXPECT_EQ(b.data()[n - 1], 0);
+    EXPECT_EQ(std::count(b.data(), b.data() + n, uint8_t{0}), static_cast<std::ptrdiff_t>(n));
+    std::memset(b.data(), 0xab, n);
+    AlignedBytes moved = std::move(b);
+    EXPECT_EQ(moved.data()[n - 1], 0xab);
+  }
 }
 
 }  // namespace

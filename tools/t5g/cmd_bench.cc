@@ -108,6 +108,7 @@ Action add_bench(CLI::App& app) {
     out["threads"] = model->threads();
     out["weight_dtype"] = precision_name(m.weights.precision);
     out["weights"] = weight_type_name(m.weights.embed.type);
+    out["weight_memory"] = weight_memory_name(m.weights.memory);
     out["cross_kv"] = cross_kv_storage_name(cross_kv_storage(m.cross_kv, m.weights.precision));
     out["weight_bytes"] = m.weights.bytes;
     out["load_s"] = load_s;

@@ -36,7 +36,7 @@ Action add_inspect(CLI::App& app) {
   c->add_flag("--json", a->json, "Print JSON");
   return [a]() {
     check(a->context > 0 && a->new_tokens >= 0 && a->batch > 0, "--context, --batch must be positive");
-    auto model = open_model(a->m.model, 1, a->m.weights, a->m.cross_kv);
+    auto model = open_model(a->m.model, 1, a->m.weights, a->m.cross_kv, a->m.weight_memory);
     const LoadedModel& m = model->internals();
     const ModelConfig& cfg = m.config;
     const bool vision = m.weights.vision.present;

@@ -139,6 +139,11 @@ void ModelArgs::add_to(CLI::App* c, bool with_threads, CrossKvFlag cross) {
                 "Text weight format: auto (as stored, mapped in place), bf16, int8 or q4 (grouped 8-/4-bit, "
                 "quantized at load; `t5g quantize` saves a checkpoint that loads pre-quantized)")
       ->capture_default_str();
+  c->add_option("--weight-memory", weight_memory,
+                "Where the decoder's matrices and the LM head are kept: auto (huge pages where the kernel offers "
+                "them), mapped (in place in the mmap: fastest load) or huge-pages (copied at load into transparent "
+                "huge pages: faster decoding)")
+      ->capture_default_str();
   if (cross == CrossKvFlag::kAbsent) return;
   c->add_option("--cross-kv", cross_kv,
                 cross == CrossKvFlag::kUsed
@@ -148,14 +153,17 @@ void ModelArgs::add_to(CLI::App* c, bool with_threads, CrossKvFlag cross) {
       ->capture_default_str();
 }
 
-std::shared_ptr<const Model> ModelArgs::open() const { return open_model(model, threads, weights, cross_kv); }
+std::shared_ptr<const Model> ModelArgs::open() const {
+  return open_model(model, threads, weights, cross_kv, weight_memory);
+}
 
 std::shared_ptr<const Model> open_model(const std::string& path, int threads, const std::string& weights,
-                                        const std::string& cross_kv) {
+                                        const std::string& cross_kv, const std::string& weight_memory) {
   LoadOptions o;
   o.threads = threads;
   o.weights = weights;
   o.cross_kv = cross_kv;
+  o.weight_memory = weight_memory;
   o.on_download = progress_bar();
   return Model::load(path, o);
 }

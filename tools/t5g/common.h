@@ -36,16 +36,17 @@ struct InputArgs {
   std::vector<std::string> texts() const;  // prompts then prompt files' contents
 };
 
-// The options every model command shares: -m, --threads, --weights, --cross-kv.
+// The options every model command shares: -m, --threads, --weights, --weight-memory, --cross-kv.
 struct ModelArgs {
   std::string model;
   int threads = 0;
   std::string weights = "auto";
+  std::string weight_memory = "auto";
   std::string cross_kv = "auto";
   // What --cross-kv means to a command: only the commands that decode build a cross K/V cache. `t5g encode`
   // accepts (and checks) it without effect because the README listed it there; new commands leave it out.
   enum class CrossKvFlag { kUsed, kNoEffect, kAbsent };
-  // Adds -m/--model and --weights, --threads when `with_threads`, and --cross-kv as `cross` says.
+  // Adds -m/--model, --weights and --weight-memory, --threads when `with_threads`, and --cross-kv as `cross` says.
   void add_to(CLI::App* c, bool with_threads = true, CrossKvFlag cross = CrossKvFlag::kUsed);
   // Loads the model (downloading it when it is a hub repo id not in the cache).
   std::shared_ptr<const Model> open() const;
@@ -53,7 +54,7 @@ struct ModelArgs {
 
 // Loads the model named by -m (a checkpoint folder) with the thread count of --threads.
 std::shared_ptr<const Model> open_model(const std::string& path, int threads, const std::string& weights = "auto",
-                                        const std::string& cross_kv = "auto");
+                                        const std::string& cross_kv = "auto", const std::string& weight_memory = "auto");
 
 // A one-line download progress bar on stderr (only when stderr is a terminal, else a line per file).
 DownloadProgress progress_bar();
