@@ -74,6 +74,16 @@ case "$I8" in '{"outputs":[{"ids":['*) ok ;; *) bad "generate --cross-kv int8: $
 B=$($T5G bench -m $MODEL --cross-kv int8 --encoder-lengths 8 --decode-batches 1 --decode-tokens 3 --repeats 1 --long-lengths 40)
 case "$B" in *'"cross_kv":"int8"'*'"long":[{"tokens":40'*'"decode_step_s"'*) ok ;; *) bad "bench --cross-kv int8: ${B:0:300}" ;; esac
 expect_error "quantized checkpoint in another format" "stored quantized as q4" $T5G generate -m $QD/q4 --input-ids 2 --weights int8
+# --weight-memory: the decode weights mapped in place or copied into huge pages compute the same ids
+for WM in mapped huge-pages; do
+  expect_eq "$($T5G generate -m $QD/q4 --input-ids $IN --max-new-tokens 8 --json --weight-memory $WM)" \
+    "$($T5G generate -m $QD/q4 --input-ids $IN --max-new-tokens 8 --json)" "generate --weight-memory $WM"
+done
+B=$($T5G bench -m $MODEL --weight-memory mapped --encoder-lengths 8 --decode-batches 1 --decode-tokens 3 --repeats 1)
+case "$B" in *'"weights":"f32"'*'"weight_memory":"mapped"'*) ok ;; *) bad "bench --weight-memory mapped: ${B:0:200}" ;; esac
+B=$($T5G bench -m $MODEL --weight-memory huge-pages --encoder-lengths 8 --decode-batches 1 --decode-tokens 3 --repeats 1)
+case "$B" in *'"weight_memory":"huge-pages"'*) ok ;; *) bad "bench --weight-memory huge-pages: ${B:0:200}" ;; esac
+expect_error "unknown weight memory" "unknown weight memory 'hugepages'" $T5G generate -m $MODEL --input-ids 2 --weight-memory hugepages
 rm -rf "$QD"
 # help
 $T5G --help | grep -q generate && ok || bad "t5g --help"
