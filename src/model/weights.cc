@@ -365,14 +365,25 @@ ModelWeights bind_weights(const Checkpoint& ckpt, const ModelConfig& cfg, Weight
   w.bytes = b.bytes;
   return w;
 }
+namespace {
+// W: ModelWeights or const ModelWeights; M: WeightMatrix with the same constness.
+template <class M, class W>
+std::vector<M*> decode_step_matrices_of(W& w) {
+  std::vector<M*> out;
+  for (auto& l : w.decoder)
+    for (M* m : {&l.attn.q, &l.attn.k, &l.attn.v, &l.attn.o, &l.mlp.gate, &l.mlp.up, &l.mlp.down}) out.push_back(m);
+  out.push_back(&w.embed);
+  return out;
+}
+}  // namespace
 
+std::vector<WeightMatrix*> decode_step_matrices(ModelWeights& w) { return decode_step_matrices_of<WeightMatrix>(w); }
+std::vector<const WeightMatrix*> decode_step_matrices(const ModelWeights& w) {
+  return decode_step_matrices_of<const WeightMatrix>(w);
+}
 
 void move_decode_matrices_to_huge_pages(ModelWeights& w) {
-  std::vector<WeightMatrix*> hot;
-  for (TextLayerWeights& l : w.decoder)
-    for (WeightMatrix* m : {&l.attn.q, &l.attn.k, &l.attn.v, &l.attn.o, &l.mlp.gate, &l.mlp.up, &l.mlp.down})
-      hot.push_back(m);
-  hot.push_back(&w.embed);
+  const std::vector<WeightMatrix*> hot = decode_step_matrices(w);
   const auto round = [](size_t n) { return (n + AlignedBytes::kAlign - 1) / AlignedBytes::kAlign * AlignedBytes::kAlign; };
   const auto scale_bytes = [](const WeightMatrix& m) {
     return is_quantized(m.type) ? static_cast<size_t>(quant_scale_count(m.rows, m.cols)) * 2 : size_t{0};

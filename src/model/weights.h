@@ -100,6 +100,11 @@ struct ModelWeights {
 ModelWeights bind_weights(const Checkpoint& ckpt, const ModelConfig& cfg,
                           WeightFormat format = WeightFormat::kAsStored);
 
+// The matrices a decode step streams, once each: every decoder projection (q, k, v, o, gate, up, down of
+// each layer) and the tied embedding / LM head.
+std::vector<WeightMatrix*> decode_step_matrices(ModelWeights& w);
+std::vector<const WeightMatrix*> decode_step_matrices(const ModelWeights& w);
+
 // Copies the decode step's matrices (data and scales) into one huge-page buffer owned by w and points
 // them (and their text_matrices entries) there; the buffers they leave are freed and the mapped pages
 // released. The values are unchanged. Sets w.memory to kHugePages.

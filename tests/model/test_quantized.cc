@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <span>
+#include <utility>
 
 #include "../support/case_file.h"
 #include "format/safetensors.h"
@@ -357,10 +358,8 @@ TEST(WeightMemory, HugePagesComputeTheSameAndMoveOnlyTheDecodeMatrices) {
       const uint8_t* b = static_cast<const uint8_t*>(p);
       return b >= arena.data() && b + n <= arena.data() + arena.size();
     };
-    std::vector<const WeightMatrix*> hot{&huge->weights.embed};
-    for (const TextLayerWeights& l : huge->weights.decoder)
-      for (const WeightMatrix* m : {&l.attn.q, &l.attn.k, &l.attn.v, &l.attn.o, &l.mlp.gate, &l.mlp.up, &l.mlp.down})
-        hot.push_back(m);
+    const std::vector<const WeightMatrix*> hot = decode_step_matrices(std::as_const(huge->weights));
+    EXPECT_EQ(hot.size(), 7 * huge->weights.decoder.size() + 1);
     for (const WeightMatrix* m : hot) {
       EXPECT_TRUE(inside(m->data, weight_matrix_bytes(*m) - (m->scales ? quant_scale_count(m->rows, m->cols) * 2 : 0)));
       if (m->scales) {

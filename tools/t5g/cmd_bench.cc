@@ -183,10 +183,7 @@ Action add_bench(CLI::App& app) {
     const double bw = best_of_samples([] { return measure_read_bandwidth_gbs(); }, bw_samples);
     // Each decode step reads every decoder weight and the tied LM head once.
     uint64_t step_bytes = 0;
-    for (const auto& l : m.weights.decoder)
-      for (const WeightMatrix* w : {&l.attn.q, &l.attn.k, &l.attn.v, &l.attn.o, &l.mlp.gate, &l.mlp.up, &l.mlp.down})
-        step_bytes += static_cast<uint64_t>(weight_matrix_bytes(*w));
-    step_bytes += static_cast<uint64_t>(weight_matrix_bytes(m.weights.embed));
+    for (const WeightMatrix* w : decode_step_matrices(m.weights)) step_bytes += static_cast<uint64_t>(weight_matrix_bytes(*w));
     out["memory_bandwidth_gbs"] = bw;
     out["memory_bandwidth_samples_gbs"] = bw_samples;
     out["decode_step_weight_bytes"] = step_bytes;
