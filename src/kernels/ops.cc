@@ -214,15 +214,11 @@ constexpr int64_t kEwChunk = 16384;
 // an add: its chunks are smaller, so that a batch-8 decode step's MLP activations (8 x 2048 values, ~50 us
 // on one core: 6% of the step, the other core waiting) are shared by the threads.
 constexpr int64_t kGeluChunk = 4096;
+// (One chunk, as every decode step's activations: no parallel region at all.)
 template <typename F>
 void parallel_chunks(int64_t n, F&& f, int64_t chunk = kEwChunk) {
   const int64_t nc = (n + chunk - 1) / chunk;
-  if (nc <= 1) {  // short rows (every decode step's activations): no parallel region at all
-    if (n > 0) f(0, n);
-    return;
-  }
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < nc; ++c) f(c * chunk, std::min(chunk, n - c * chunk));
+  for_rows(nc, nc > 1, [&](int64_t c) { f(c * chunk, std::min(chunk, n - c * chunk)); });
 }
 }  // namespace
 
