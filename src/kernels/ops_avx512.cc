@@ -201,17 +201,15 @@ void dot_heads16(const float* q, int64_t ldq, const T* k, int64_t ldk, int64_t n
 
 void dot_rows_heads(const float* q, int64_t ldq, int64_t nh, const KvRows& k, int64_t ldk, int64_t n, int64_t d,
                     float* s, int64_t lds) {
-  with_kv_rows(k, [&](const auto* kp, const float* sc, int64_t sld) {
-    using T = std::remove_cv_t<std::remove_pointer_t<decltype(kp)>>;
-    for_head_groups(nh, [&]<int NH>(int64_t h) { dot_heads16<T, NH>(q + h * ldq, ldq, kp, ldk, n, d, s + h * lds, lds, sc, sld); });
+  for_kv_head_groups(k, nh, [&]<class T, int NH>(const T* kp, const float* sc, int64_t sld, int64_t h) {
+    dot_heads16<T, NH>(q + h * ldq, ldq, kp, ldk, n, d, s + h * lds, lds, sc, sld);
   });
 }
 
 void axpy_rows_heads(const float* w, int64_t ldw, int64_t nh, const KvRows& v, int64_t ldv, int64_t n, int64_t d,
                      float* acc, int64_t lda) {
-  with_kv_rows(v, [&](const auto* vp, const float* sc, int64_t sld) {
-    using T = std::remove_cv_t<std::remove_pointer_t<decltype(vp)>>;
-    for_head_groups(nh, [&]<int NH>(int64_t h) { axpy_heads16<T, NH>(w + h * ldw, ldw, vp, ldv, n, d, acc + h * lda, lda, sc, sld); });
+  for_kv_head_groups(v, nh, [&]<class T, int NH>(const T* vp, const float* sc, int64_t sld, int64_t h) {
+    axpy_heads16<T, NH>(w + h * ldw, ldw, vp, ldv, n, d, acc + h * lda, lda, sc, sld);
   });
 }
 

@@ -63,26 +63,25 @@ void axpy_rows_heads(const float* w, int64_t ldw, int64_t nh, const KvRows& v, i
 
 #undef T5G_OPS_KERNELS
 
-// The multi-head rows' kernels (dot_rows_heads, axpy_rows_heads) of each ISA: f(rows, scales, sld) with the
-// one row pointer a KvRows holds (int8 rows with their scales; fp32 and bf16 rows with none) ...
+// The multi-head rows' kernels (dot_rows_heads, axpy_rows_heads) of each ISA:
+// f.template operator()<T, NH>(rows, scales, sld, h) with the one row pointer a KvRows holds (T: float,
+// uint16_t bf16 or int8_t; int8 rows with their scales, fp32 and bf16 rows with none), for the heads
+// [0, nh) in groups of NH <= 4 (h: the group's first head) ...
 template <class F>
-void with_kv_rows(const KvRows& r, F&& f) {
-  if (r.q) f(r.q, r.s, r.sld);
-  else if (r.b) f(r.b, static_cast<const float*>(nullptr), int64_t(0));
-  else f(r.f, static_cast<const float*>(nullptr), int64_t(0));
-}
-
-// ... f.template operator()<NH>(h) for the heads [0, nh) in groups of NH <= 4 (h: the group's first head) ...
-template <class F>
-void for_head_groups(int64_t nh, F&& f) {
-  for (int64_t h = 0; h < nh; h += 4) {
-    switch (std::min<int64_t>(4, nh - h)) {
-      case 4: f.template operator()<4>(h); break;
-      case 3: f.template operator()<3>(h); break;
-      case 2: f.template operator()<2>(h); break;
-      default: f.template operator()<1>(h); break;
+void for_kv_head_groups(const KvRows& r, int64_t nh, F&& f) {
+  const auto groups = [&]<class T>(const T* rows, const float* sc, int64_t sld) {
+    for (int64_t h = 0; h < nh; h += 4) {
+      switch (std::min<int64_t>(4, nh - h)) {
+        case 4: f.template operator()<T, 4>(rows, sc, sld, h); break;
+        case 3: f.template operator()<T, 3>(rows, sc, sld, h); break;
+        case 2: f.template operator()<T, 2>(rows, sc, sld, h); break;
+        default: f.template operator()<T, 1>(rows, sc, sld, h); break;
+      }
     }
-  }
+  };
+  if (r.q) groups(r.q, r.s, r.sld);
+  else if (r.b) groups(r.b, nullptr, 0);
+  else groups(r.f, nullptr, 0);
 }
 
 // ... and the rows they prefetch ahead (about 4 KiB): a long input's K / V rows stream from memory, and
