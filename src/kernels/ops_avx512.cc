@@ -46,7 +46,125 @@ inline __m512 exp16(__m512 x) {
   return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);  // NaN
 }
 
+// avx2::round_bf16_v / round_f16_v / rnd<P> on 16 lanes.
+inline __m512 round_bf16_16(__m512 x) {
+  const __m512i u = _mm512_castps_si512(x);
+  const __mmask16 isnan =
+      _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb));
+  r = _mm512_mask_mov_epi32(r, isnan, _mm512_or_si512(u, _mm512_set1_epi32(0x00400000)));
+  return _mm512_castsi512_ps(_mm512_and_si512(r, _mm512_set1_epi32(static_cast<int>(0xffff0000u))));
+}
+template <int P>
+inline __m512 rnd16(__m512 x) {
+  if constexpr (P == 1) return round_bf16_16(x);
+  else if constexpr (P == 2) return _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  else return x;
+}
+
+// avx2::tanh_v on 16 lanes, operation for operation.
+inline __m512 tanh16(__m512 x) {
+  const __m512 sign = _mm512_and_ps(x, _mm512_set1_ps(-0.f));
+  const __m512 ax = _mm512_andnot_ps(_mm512_set1_ps(-0.f), x);
+  const __m512 z = _mm512_mul_ps(x, x);
+  __m512 p = _mm512_set1_ps(-5.70498872745e-3f);
+  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(2.06390887954e-2f));
+  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-5.37397155531e-2f));
+  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.33314422036e-1f));
+  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-3.33332819422e-1f));
+  const __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(p, z), x, x);
+  const __m512 axc = _mm512_min_ps(ax, _mm512_set1_ps(9.1f));
+  const __m512 e = exp16(_mm512_add_ps(axc, axc));
+  const __m512 big = _mm512_sub_ps(_mm512_set1_ps(1.f), _mm512_div_ps(_mm512_set1_ps(2.f), _mm512_add_ps(e, _mm512_set1_ps(1.f))));
+  const __m512 large = _mm512_or_ps(
+      _mm512_mask_mov_ps(big, _mm512_cmp_ps_mask(ax, _mm512_set1_ps(9.1f), _CMP_GE_OQ), _mm512_set1_ps(1.f)), sign);
+  const __m512 y = _mm512_mask_mov_ps(small, _mm512_cmp_ps_mask(ax, _mm512_set1_ps(0.625f), _CMP_GE_OQ), large);
+  return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
+}
+
+// avx2::erfc_v on 16 lanes, operation for operation.
+inline __m512 erfc16(__m512 x) {
+  const __m512 ax = _mm512_andnot_ps(_mm512_set1_ps(-0.f), x);
+  const __m512 t = _mm512_div_ps(_mm512_set1_ps(1.f), _mm512_fmadd_ps(ax, _mm512_set1_ps(0.5f), _mm512_set1_ps(1.f)));
+  __m512 p = _mm512_set1_ps(0.17087277f);
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.82215223f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.48851587f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.13520398f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.27886807f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.18628806f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.09678418f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.37409196f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.00002368f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.26551223f));
+  const __m512 r = _mm512_mul_ps(t, exp16(_mm512_fnmadd_ps(ax, ax, p)));
+  const __m512 y = _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ),
+                                      _mm512_sub_ps(_mm512_set1_ps(2.f), r));
+  return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
+}
+
+// avx2::gelu_v on 16 lanes.
+inline __m512 gelu16(__m512 z, bool tanh_approx) {
+  const __m512 half_z = _mm512_mul_ps(_mm512_set1_ps(0.5f), z);
+  if (tanh_approx) {
+    const __m512 c = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.044715f), z), z), z);
+    const __m512 u = _mm512_mul_ps(_mm512_set1_ps(0.7978845608028654f), _mm512_add_ps(z, c));
+    return _mm512_mul_ps(half_z, _mm512_add_ps(_mm512_set1_ps(1.f), tanh16(u)));
+  }
+  const __m512 u = _mm512_mul_ps(z, _mm512_set1_ps(0.7071067811865476f));
+  return _mm512_mul_ps(half_z, erfc16(_mm512_xor_ps(u, _mm512_set1_ps(-0.f))));
+}
+
+// Calls f.template operator()<P>() with P the compile-time precision index (as ops_avx2.cc).
+template <typename F>
+inline void with_precision16(Precision p, F&& f) {
+  switch (static_cast<int>(p)) {
+    case 1: f.template operator()<1>(); break;
+    case 2: f.template operator()<2>(); break;
+    default: f.template operator()<0>(); break;
+  }
+}
+
 }  // namespace
+
+// The element-wise ops on whole blocks of 16, the rest (< 16 values) by the AVX2 kernel: bitwise its results.
+void round_act(float* x, int64_t n, Precision p) {
+  int64_t i = 0;
+  with_precision16(p, [&]<int P>() {
+    if constexpr (P != 0)
+      for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, rnd16<P>(_mm512_loadu_ps(x + i)));
+    else i = n;
+  });
+  if (i < n) avx2::round_act(x + i, n - i, p);
+}
+
+void gelu_mul(float* gate, const float* up, int64_t n, bool tanh_approx, Precision p) {
+  int64_t i = 0;
+  with_precision16(p, [&]<int P>() {
+    for (; i + 16 <= n; i += 16) {
+      const __m512 g = rnd16<P>(gelu16(rnd16<P>(_mm512_loadu_ps(gate + i)), tanh_approx));
+      _mm512_storeu_ps(gate + i, rnd16<P>(_mm512_mul_ps(g, rnd16<P>(_mm512_loadu_ps(up + i)))));
+    }
+  });
+  if (i < n) avx2::gelu_mul(gate + i, up + i, n - i, tanh_approx, p);
+}
+
+void gelu(float* x, int64_t n, bool tanh_approx, Precision p) {
+  int64_t i = 0;
+  with_precision16(p, [&]<int P>() {
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, rnd16<P>(gelu16(_mm512_loadu_ps(x + i), tanh_approx)));
+  });
+  if (i < n) avx2::gelu(x + i, n - i, tanh_approx, p);
+}
+
+void add(const float* a, const float* b, float* y, int64_t n, Precision p) {
+  int64_t i = 0;
+  with_precision16(p, [&]<int P>() {
+    for (; i + 16 <= n; i += 16)
+      _mm512_storeu_ps(y + i, rnd16<P>(_mm512_add_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i))));
+  });
+  if (i < n) avx2::add(a + i, b + i, y + i, n - i, p);
+}
 
 float exp_sum_row(float* s, int64_t n, float max) {
   if (max == kNegInf) {

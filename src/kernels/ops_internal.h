@@ -50,9 +50,14 @@ namespace avx2 {
 T5G_OPS_KERNELS
 }  // namespace avx2
 
-// AVX-512 (ops_avx512.cc): the softmax's two long-row kernels and the decode step's Q·K and P·V rows,
-// bitwise the AVX2 ones' results.
+// AVX-512 (ops_avx512.cc): the softmax's two long-row kernels, the decode step's Q·K and P·V rows, and
+// the element-wise ops of the widest arrays (the MLP's GELU, the activations' rounding, the residual
+// adds), bitwise the AVX2 ones' results.
 namespace avx512 {
+void round_act(float* x, int64_t n, Precision p);
+void gelu_mul(float* gate, const float* up, int64_t n, bool tanh_approx, Precision p);
+void gelu(float* x, int64_t n, bool tanh_approx, Precision p);
+void add(const float* a, const float* b, float* y, int64_t n, Precision p);
 float exp_sum_row(float* s, int64_t n, float max);
 void scale_round_row(float* s, int64_t n, float f, Precision p);
 void dot_rows_heads(const float* q, int64_t ldq, int64_t nh, const KvRows& k, int64_t ldk, int64_t n, int64_t d,

@@ -362,6 +362,50 @@ TEST(OpsAvx512, ExpSumAndScaleRoundSameBitsAsAvx2) {
   }
 }
 
+// The AVX-512 element-wise ops (GELU in both forms, fused with the up product or alone, the rounding of
+// activations, the residual add) compute bitwise what the AVX2 ones compute, in every precision, on
+// every size (whole zmm blocks and an AVX2 tail) and on the special values: NaN, ±inf, the ends of
+// tanh's and erfc's ranges, signed zeros, subnormals.
+TEST(OpsAvx512, ElementwiseSameBitsAsAvx2) {
+  if (active_isa() < Isa::kAvx512) GTEST_SKIP() << "no AVX-512 on this CPU";
+  const int64_t sizes[] = {0, 1, 7, 8, 15, 16, 17, 31, 32, 33, 100, 4096, 4099};
+  const float specials[] = {kNaN, kInf, -kInf, 0.f, -0.f, 1e-40f, -1e-40f, 9.1f, -9.1f, 0.625f, -0.625f, 12.f, -12.f,
+                            1e30f, -1e30f, 3.4e38f, -3.4e38f, 0.6249f, 20.f, -20.f};
+  // Same bits, but for a NaN's sign (which operand's NaN a product passes on is the compiler's choice
+  // of operand order; no result depends on it).
+  const auto same = [](const std::vector<float>& u, const std::vector<float>& v) {
+    if (u.size() != v.size()) return false;
+    for (size_t i = 0; i < u.size(); ++i)
+      if (bits(u[i]) != bits(v[i]) && !(std::isnan(u[i]) && std::isnan(v[i]))) return false;
+    return true;
+  };
+  for (int64_t n : sizes) {
+    auto x = randn(n, 4.f, 21), y = randn(n, 2.f, 22);
+    for (int64_t i = 0; i < n; i += 3) x[i] = specials[(i / 3) % std::size(specials)];
+    for (int64_t i = 1; i < n; i += 5) y[i] = specials[(i / 5 + 7) % std::size(specials)];
+    for (Precision p : kPrecisions) {
+      for (bool tanh_approx : {true, false}) {
+        std::vector<float> a = x, b = x;
+        vx::gelu_mul(a.data(), y.data(), n, tanh_approx, p);
+        kern::avx512::gelu_mul(b.data(), y.data(), n, tanh_approx, p);
+        ASSERT_TRUE(same(a, b)) << "gelu_mul n=" << n << " tanh=" << tanh_approx;
+        a = x, b = x;
+        vx::gelu(a.data(), n, tanh_approx, p);
+        kern::avx512::gelu(b.data(), n, tanh_approx, p);
+        ASSERT_TRUE(same(a, b)) << "gelu n=" << n << " tanh=" << tanh_approx;
+      }
+      std::vector<float> a = x, b = x;
+      vx::round_act(a.data(), n, p);
+      kern::avx512::round_act(b.data(), n, p);
+      ASSERT_TRUE(same(a, b)) << "round_act n=" << n;
+      std::vector<float> c(n), d(n);
+      vx::add(x.data(), y.data(), c.data(), n, p);
+      kern::avx512::add(x.data(), y.data(), d.data(), n, p);
+      ASSERT_TRUE(same(c, d)) << "add n=" << n;
+    }
+  }
+}
+
 TEST(OpsAvx2, FinishScoresMasksAndRounds) {
   REQUIRE_AVX2();
   const float cap = 50.f;
