@@ -41,6 +41,11 @@ struct LoadOptions {
   // buffer of a long input) are held: "auto" (as the reference: bf16 for a bf16 model, which changes no
   // result, fp32 otherwise) or "int8" (one scale per row and kv head: half of bf16's memory, approximate).
   std::string cross_kv = "auto";
+  // Keep up to 512 MiB of freed heap memory in the process for the next request (glibc's trim threshold,
+  // a process-wide setting) instead of handing it back to the kernel, which made every request fault
+  // its buffers in again (a 128-token encode after a generate: 78 ms instead of 65 on a virtual machine).
+  // Peak memory is unchanged; memory freed after a long input stays with the process.
+  bool keep_freed_memory = true;
 };
 
 // An image for the encoder: a file, or encoded file bytes (JPEG, PNG, WebP, GIF, BMP).

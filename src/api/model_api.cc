@@ -20,6 +20,7 @@
 #include "tokenizer/tokenizer.h"
 #include "t5g/t5g.h"
 #include "util/error.h"
+#include "util/heap.h"
 
 namespace t5g {
 
@@ -51,6 +52,7 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
   const WeightFormat format = parse_weight_format(options.weights);
   const CrossKvFormat cross_kv = parse_cross_kv_format(options.cross_kv);
   const WeightMemory memory = parse_weight_memory(options.weight_memory);
+  if (options.keep_freed_memory) keep_freed_heap_memory(size_t(512) << 20);
   const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   m->threads_ = options.threads > 0 ? options.threads : hw;
   {
