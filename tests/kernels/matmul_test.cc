@@ -245,6 +245,31 @@ TEST(Matmul, GemmSchedulesAgreeBitwise) {
   }
 }
 
+// The bf16 GEMM with bf16 X (vdpbf16ps where the CPU has AVX512_BF16): a row's outputs are the same bits
+// wherever the row sits in X (another row of its tile, another tile, another block of rows) and however
+// many rows there are, and close to the reference. N = 203 ends in a partial panel; K = 701 is odd.
+TEST(Matmul, Bf16GemmRowsIndependentOfPlacement) {
+  std::mt19937 rng(17);
+  const int64_t N = 203;
+  for (int64_t K : {700, 701, 2048}) {
+    const Weights w = make_weights(WeightType::kBF16, N, K, rng);
+    const std::vector<float> x = make_x(600, K, rng, true);
+    MatmulOptions opt;
+    opt.x_is_bf16 = true;
+    for (Isa isa : simd_isas()) {
+      std::vector<float> big(static_cast<size_t>(600 * N));
+      matmul_isa(isa, x.data(), 600, K, w.matrix(), big.data(), N, opt);
+      for (auto [r0, m] : {std::pair<int64_t, int64_t>{37, 100}, {5, 45}, {290, 17}, {0, 9}}) {
+        std::vector<float> small(static_cast<size_t>(m * N));
+        matmul_isa(isa, x.data() + r0 * K, m, K, w.matrix(), small.data(), N, opt);
+        ASSERT_EQ(0, std::memcmp(small.data(), big.data() + r0 * N, small.size() * 4))
+            << isa_name(isa) << " K=" << K << " rows " << r0 << "+" << m;
+      }
+      if (K == 700) check_matmul(w, 45, K, N, rng, true);
+    }
+  }
+}
+
 void check_gemm(Isa isa, int64_t M, int64_t N, int64_t K, bool bt, bool acc, int64_t pad, std::mt19937& rng) {
   std::normal_distribution<float> nd(0.f, 1.f);
   const int64_t lda = K + pad, ldb = (bt ? K : N) + pad, ldc = N + pad;
