@@ -8,6 +8,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -179,10 +180,28 @@ void matmul_args(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_Matmul)->Apply(matmul_args)->UseRealTime();
 
+// A decode step's serial work between two products (norms, RoPE, an attention row: 10-20 us a layer),
+// stood in for by the calling thread reading an L2-resident buffer for `us` microseconds while the other
+// threads wait for the next product. The products measured 11% (int8) to 37% (q4) slower after such
+// gaps than back to back (GB/s counts the products' bytes over the whole time, gaps included: gap_s is
+// the gaps' share). Prefetching the next product's first 64 KB per thread during the gap was slower.
+static std::vector<float> g_gapbuf(32768, 1.f);
+static double g_gap_total = 0;
+static void gap_us(double us) {
+  if (us <= 0) return;
+  auto t0 = std::chrono::steady_clock::now();
+  volatile float s = 0;
+  while (std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() < us)
+    for (int i = 0; i < 32768; i += 16) s = s + g_gapbuf[i];
+  g_gap_total += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
 // A decode step's projections that share an input, over 18 layers of distinct 270m-shaped weights (more
 // than the L3 cache, as in decoding): per layer q, k, v of the normed hidden state and gate, up of the
-// MLP input, at M = 1. fused:1 runs each group as one matmul_parts schedule, fused:0 one matmul per matrix.
+// MLP input, at M = 1. fused:1 runs each group as one matmul_parts schedule, fused:0 one matmul per matrix. gap:10
+// puts gap_us(10) after each fused group.
 void BM_DecoderProjections(benchmark::State& state) {
+  const double gap = state.range(2);
+  g_gap_total = 0;
   const WeightType t = static_cast<WeightType>(state.range(0));
   const bool fused = state.range(1) != 0;
   constexpr int kLayers = 18;
@@ -227,8 +246,10 @@ void BM_DecoderProjections(benchmark::State& state) {
       if (fused) {
         const MatmulOut qkv[] = {{w(0), y[0].data(), 1024}, {w(1), y[1].data(), 256}, {w(2), y[2].data(), 256}};
         matmul_parts(x.data(), 1, H, qkv, 3, opt);
+        gap_us(gap);
         const MatmulOut mlp[] = {{w(3), y[3].data(), 2048}, {w(4), y[4].data(), 2048}};
         matmul_parts(x.data(), 1, H, mlp, 2, opt);
+        gap_us(gap);
       } else {
         for (int i = 0; i < 5; ++i) matmul(x.data(), 1, H, *w(i), y[i].data(), shapes[i], opt);
       }
@@ -236,11 +257,12 @@ void BM_DecoderProjections(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   state.counters["GB/s"] = benchmark::Counter(bytes * state.iterations() / 1e9, benchmark::Counter::kIsRate);
+  state.counters["gap_s"] = g_gap_total;
   state.SetLabel(std::string(isa_name(active_isa())) + " " + weight_type_name(t));
 }
 BENCHMARK(BM_DecoderProjections)
-    ->ArgNames({"wtype", "fused"})
-    ->ArgsProduct({{static_cast<int>(WeightType::kBF16), static_cast<int>(WeightType::kQ8), static_cast<int>(WeightType::kQ4)}, {0, 1}})
+    ->ArgNames({"wtype", "fused", "gap"})
+    ->ArgsProduct({{static_cast<int>(WeightType::kBF16), static_cast<int>(WeightType::kQ8), static_cast<int>(WeightType::kQ4)}, {0, 1}, {0, 10}})
     ->UseRealTime();
 
 // ---------------------------------------------------------------------------------------------
