@@ -307,7 +307,14 @@ struct PackBf16Dot {
     int j0 = 0;
     for (; j0 + 8 <= nr; j0 += 8) {
       int64_t kk = 0;
+      // The next 8 rows (this panel's, or the next panel's first) into L2 alongside, a line of each per
+      // line read here: each group of rows otherwise starts on 8 cold streams from memory.
+      const bool pf = n0 + j0 + 16 <= W.rows;
       for (; kk + 8 <= kpp; kk += 8) {
+        if (pf && (kk & 8) == 0)
+#pragma GCC unroll 8
+          for (int j = 0; j < 8; ++j)
+            _mm_prefetch(reinterpret_cast<const char*>(w + (n0 + j0 + 8 + j) * K + k0 + 2 * kk), _MM_HINT_T1);
         __m256 r[8];
 #pragma GCC unroll 8
         for (int j = 0; j < 8; ++j)
