@@ -17,18 +17,6 @@ namespace {
 
 constexpr float kNegInf = -__builtin_inff();
 
-inline int prec_index(Precision p) { return static_cast<int>(p); }
-
-// Calls f.template operator()<P>() with P the compile-time precision index.
-template <typename F>
-inline void with_precision(Precision p, F&& f) {
-  switch (prec_index(p)) {
-    case 1: f.template operator()<1>(); break;
-    case 2: f.template operator()<2>(); break;
-    default: f.template operator()<0>(); break;
-  }
-}
-
 // Runs op(i, mask, tail) for the vectors of 8 at i = 0, 8, ... covering [0, n): mask is all lanes and
 // tail false except for a final partial vector (then load/store below use masked accesses).
 template <typename Op>
@@ -64,6 +52,7 @@ inline void store(float* p, __m256 v, __m256i m, bool tail) {
   else _mm256_storeu_ps(p, v);
 }
 
+// (ops_avx512.cc's gelu16 is this on 16 lanes: change both.)
 template <int P>
 inline __m256 gelu_v(__m256 z, bool tanh_approx) {
   const __m256 half_z = _mm256_mul_ps(_mm256_set1_ps(0.5f), z);

@@ -46,7 +46,7 @@ inline __m512 exp16(__m512 x) {
   return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);  // NaN
 }
 
-// avx2::round_bf16_v / round_f16_v / rnd<P> on 16 lanes.
+// avx2::round_bf16_v / round_f16_v / rnd<P> on 16 lanes (round to nearest even; NaN kept, made quiet).
 inline __m512 round_bf16_16(__m512 x) {
   const __m512i u = _mm512_castps_si512(x);
   const __mmask16 isnan =
@@ -115,22 +115,12 @@ inline __m512 gelu16(__m512 z, bool tanh_approx) {
   return _mm512_mul_ps(half_z, erfc16(_mm512_xor_ps(u, _mm512_set1_ps(-0.f))));
 }
 
-// Calls f.template operator()<P>() with P the compile-time precision index (as ops_avx2.cc).
-template <typename F>
-inline void with_precision16(Precision p, F&& f) {
-  switch (static_cast<int>(p)) {
-    case 1: f.template operator()<1>(); break;
-    case 2: f.template operator()<2>(); break;
-    default: f.template operator()<0>(); break;
-  }
-}
-
 }  // namespace
 
 // The element-wise ops on whole blocks of 16, the rest (< 16 values) by the AVX2 kernel: bitwise its results.
 void round_act(float* x, int64_t n, Precision p) {
   int64_t i = 0;
-  with_precision16(p, [&]<int P>() {
+  with_precision(p, [&]<int P>() {
     if constexpr (P != 0)
       for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, rnd16<P>(_mm512_loadu_ps(x + i)));
     else i = n;
@@ -140,7 +130,7 @@ void round_act(float* x, int64_t n, Precision p) {
 
 void gelu_mul(float* gate, const float* up, int64_t n, bool tanh_approx, Precision p) {
   int64_t i = 0;
-  with_precision16(p, [&]<int P>() {
+  with_precision(p, [&]<int P>() {
     for (; i + 16 <= n; i += 16) {
       const __m512 g = rnd16<P>(gelu16(rnd16<P>(_mm512_loadu_ps(gate + i)), tanh_approx));
       _mm512_storeu_ps(gate + i, rnd16<P>(_mm512_mul_ps(g, rnd16<P>(_mm512_loadu_ps(up + i)))));
@@ -151,7 +141,7 @@ void gelu_mul(float* gate, const float* up, int64_t n, bool tanh_approx, Precisi
 
 void gelu(float* x, int64_t n, bool tanh_approx, Precision p) {
   int64_t i = 0;
-  with_precision16(p, [&]<int P>() {
+  with_precision(p, [&]<int P>() {
     for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, rnd16<P>(gelu16(_mm512_loadu_ps(x + i), tanh_approx)));
   });
   if (i < n) avx2::gelu(x + i, n - i, tanh_approx, p);
@@ -159,7 +149,7 @@ void gelu(float* x, int64_t n, bool tanh_approx, Precision p) {
 
 void add(const float* a, const float* b, float* y, int64_t n, Precision p) {
   int64_t i = 0;
-  with_precision16(p, [&]<int P>() {
+  with_precision(p, [&]<int P>() {
     for (; i + 16 <= n; i += 16)
       _mm512_storeu_ps(y + i, rnd16<P>(_mm512_add_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i))));
   });
@@ -197,16 +187,7 @@ void scale_round_row(float* s, int64_t n, float f, Precision p) {
   const __m512 vf = _mm512_set1_ps(f);
   int64_t i = 0;
   if (p == Precision::kBF16) {
-    // avx2::round_bf16_v on 16 lanes (round to nearest even; NaN kept, made quiet).
-    for (; i + 16 <= n; i += 16) {
-      const __m512i u = _mm512_castps_si512(_mm512_mul_ps(_mm512_loadu_ps(s + i), vf));
-      const __mmask16 isnan =
-          _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
-      const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-      __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb));
-      r = _mm512_mask_mov_epi32(r, isnan, _mm512_or_si512(u, _mm512_set1_epi32(0x00400000)));
-      _mm512_storeu_ps(s + i, _mm512_castsi512_ps(_mm512_and_si512(r, _mm512_set1_epi32(static_cast<int>(0xffff0000u)))));
-    }
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(s + i, round_bf16_16(_mm512_mul_ps(_mm512_loadu_ps(s + i), vf)));
   } else if (p == Precision::kF32) {
     for (; i + 16 <= n; i += 16) _mm512_storeu_ps(s + i, _mm512_mul_ps(_mm512_loadu_ps(s + i), vf));
   }

@@ -1,6 +1,6 @@
 // Internal interface between the element-wise ops' dispatchers (ops.cc, attention.cc: baseline x86-64
 // code) and their per-ISA kernels (ops_avx2.cc, compiled with -mavx2 -mfma -mf16c; ops_avx512.cc). Plain
-// declarations, and two plain templates the per-ISA multi-head kernels share (no intrinsics). The scalar versions are the definition of each op; the
+// declarations, and plain templates the per-ISA kernels share (no intrinsics). The scalar versions are the definition of each op; the
 // AVX2 ones compute the same expressions in the same order and round at the same points, with
 // vector exp/tanh/erfc (a few ulp from libm) and vector reductions (sums in another order).
 // Tests call both directly.
@@ -67,6 +67,17 @@ void axpy_rows_heads(const float* w, int64_t ldw, int64_t nh, const KvRows& v, i
 }  // namespace avx512
 
 #undef T5G_OPS_KERNELS
+
+// f.template operator()<P>() with P the compile-time precision index (0 fp32, 1 bf16, 2 f16: Precision's
+// order), for the element-wise kernels of every ISA.
+template <typename F>
+inline void with_precision(Precision p, F&& f) {
+  switch (static_cast<int>(p)) {
+    case 1: f.template operator()<1>(); break;
+    case 2: f.template operator()<2>(); break;
+    default: f.template operator()<0>(); break;
+  }
+}
 
 // The multi-head rows' kernels (dot_rows_heads, axpy_rows_heads) of each ISA:
 // f.template operator()<T, NH>(rows, scales, sld, h) with the one row pointer a KvRows holds (T: float,

@@ -76,7 +76,9 @@ inline __m256 exp_v(__m256 x) {
 // --- tanh --------------------------------------------------------------------------------------
 
 // tanh: an odd polynomial for |x| < 0.625, 1 - 2 / (e^{2|x|} + 1) above (no cancellation there:
-// tanh >= 0.55), ±1 beyond 9.1 where fp32 tanh is 1. NaN propagates.
+// tanh >= 0.55), ±1 beyond 9.1 where fp32 tanh is 1. NaN propagates. (ops_avx512.cc's tanh16 and erfc16
+// are tanh_v and erfc_v on 16 lanes, operation for operation: change both; test
+// OpsAvx512.ElementwiseSameBitsAsAvx2.)
 inline __m256 tanh_v(__m256 x) {
   const __m256 sign = _mm256_and_ps(x, _mm256_set1_ps(-0.f));
   const __m256 ax = _mm256_andnot_ps(_mm256_set1_ps(-0.f), x);
