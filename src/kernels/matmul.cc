@@ -136,6 +136,17 @@ bool gemm_bf16_available() { return active_isa() == Isa::kAvx512 && cpu_features
 
 int64_t gemm_bf16_panel_width() { return kern::avx512::gemm_panel_width(); }
 
+int64_t bf16_gemm_panel_words(int64_t rows, int64_t cols) {
+  const int64_t w = kern::avx512::gemm_panel_width();
+  return (rows + w - 1) / w * w * ((cols + 1) / 2);
+}
+
+void pack_bf16_gemm_panels(const WeightMatrix& W, uint32_t* out) {
+  check(gemm_bf16_available(), "pack_bf16_gemm_panels: this CPU (or T5G_ISA) has no AVX512_BF16");
+  check(W.type == WeightType::kBF16, "pack_bf16_gemm_panels: ", weight_type_name(W.type), " weights (bf16 only)");
+  kern::avx512::pack_bf16_gemm_panels(W, out);
+}
+
 void gemm_bf16_panels(int64_t M, int64_t N, int64_t Kp, const uint16_t* A, int64_t lda, const uint32_t* Bp,
                       int64_t ldp, float* C, int64_t ldc, bool accumulate) {
   check(gemm_bf16_available(), "gemm_bf16_panels: this CPU (or T5G_ISA) has no AVX512_BF16");

@@ -391,8 +391,9 @@ struct PackBf16Dot {
 // GEMM regime (M > kGemvMaxM) of the vdpbf16ps path, for one product or several of the same X and K
 // (matmul_parts: q, k, v; gate, up). X is packed once per block of kBdRowBlock rows into bf16-pair row
 // panels spanning the whole K (shared by the threads); the columns of all the products then go out as
-// one dynamic list of chunks of kBdChunkPanels panels, each thread packing its own B chunk and running it
-// against every row panel of the block. K is cut into blocks of at most kBdKcMax (a B panel of 32
+// one dynamic list of chunks of kBdChunkPanels panels, each thread packing its own B chunk (or reading
+// the matrix's gemm_panels, packed at load in the same layout) and running it against every row panel of
+// the block. K is cut into blocks of at most kBdKcMax (a B panel of 32
 // columns stays within L1/L2), so a C tile is reloaded only K / kBdKcMax times: with 128-wide K blocks
 // the micro-kernel spent a quarter of its time waiting for C tiles evicted between blocks. Every output
 // is one fp32 chain over the (k, k+1) pairs in order (storing and reloading the fp32 accumulator
@@ -446,15 +447,19 @@ void bd_gemm(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int
         const int64_t jp0 = (c - first[p]) * kBdChunkPanels, jp1 = imin(npan, jp0 + kBdChunkPanels);
         for (int64_t pc = 0; pc < K; pc += kc_nom) {
           const int64_t kc = imin(kc_nom, K - pc), kp = cdiv(kc, 2);
-          for (int64_t jp = jp0; jp < jp1; ++jp)
-            PackBf16Dot::pack_b(W, jp * kNR, static_cast<int>(imin(kNR, N - jp * kNR)), pc, kc,
-                                reinterpret_cast<float*>(Bp + (jp - jp0) * kNR * kp));
+          const uint32_t* packed = W.type == WeightType::kBF16 ? W.gemm_panels : nullptr;
+          if (!packed)
+            for (int64_t jp = jp0; jp < jp1; ++jp)
+              PackBf16Dot::pack_b(W, jp * kNR, static_cast<int>(imin(kNR, N - jp * kNR)), pc, kc,
+                                  reinterpret_cast<float*>(Bp + (jp - jp0) * kNR * kp));
           for (int64_t jp = jp0; jp < jp1; ++jp) {
             const int nvalid = static_cast<int>(imin(kNR, N - jp * kNR));
+            // A panel packed at load holds all K: this block's pairs start pc / 2 pairs in.
+            const uint32_t* B = packed ? packed + jp * kNR * Kp + (pc / 2) * kNR : Bp + (jp - jp0) * kNR * kp;
             for (int64_t pr = 0; pr < npr; ++pr) {
               const int mr = static_cast<int>(imin(kMR, m - pr * kMR));
               g_bd_uk.run(mr, nvalid, kp, reinterpret_cast<const uint16_t*>(Ap + pr * kMR * Kp + (pc / 2) * kMR), 0,
-                          Bp + (jp - jp0) * kNR * kp, kNR, Y + pr * kMR * ldy + jp * kNR, ldy, pc > 0);
+                          B, kNR, Y + pr * kMR * ldy + jp * kNR, ldy, pc > 0);
             }
           }
         }
@@ -468,6 +473,16 @@ void bd_gemm(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int
 constexpr int64_t kBdPanelKp = 256;
 
 }  // namespace
+
+// Panel by panel with the GEMM's own packing (k0 = 0, kc = K): the layout bd_gemm reads is the one it
+// would otherwise pack, so the products cannot differ.
+void pack_bf16_gemm_panels(const WeightMatrix& W, uint32_t* out) {
+  const int64_t Kp = cdiv(W.cols, 2), npan = cdiv(W.rows, kNR);
+#pragma omp parallel for schedule(static) if (W.rows * W.cols >= (int64_t(1) << 18))
+  for (int64_t jp = 0; jp < npan; ++jp)
+    PackBf16Dot::pack_b(W, jp * kNR, static_cast<int>(imin(kNR, W.rows - jp * kNR)), 0, W.cols,
+                        reinterpret_cast<float*>(out + jp * kNR * Kp));
+}
 
 void gemm_bf16_panels(int64_t M, int64_t N, int64_t Kp, const uint16_t* A, int64_t lda, const uint32_t* Bp,
                       int64_t ldp, float* C, int64_t ldc, bool accumulate) {

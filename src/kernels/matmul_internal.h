@@ -43,7 +43,8 @@ void round_to_bf16_inplace(float* x, int64_t n);
 namespace avx512 {
 void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy, bool bf16_dot);
 void matmul_parts(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n, bool bf16_dot);
-// AVX512_BF16 only (see t5g::gemm_bf16_panels).
+// AVX512_BF16 only (see t5g::pack_bf16_gemm_panels, t5g::gemm_bf16_panels).
+void pack_bf16_gemm_panels(const WeightMatrix& W, uint32_t* out);
 void gemm_bf16_panels(int64_t M, int64_t N, int64_t Kp, const uint16_t* A, int64_t lda, const uint32_t* Bp,
                       int64_t ldp, float* C, int64_t ldc, bool accumulate);
 void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,

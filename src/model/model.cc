@@ -8,7 +8,10 @@ std::unique_ptr<LoadedModel> load_model(const std::string& dir, WeightFormat for
   m->config = load_model_config(m->checkpoint->file_path("config.json"));
   m->generation = load_generation_config(m->checkpoint->dir(), m->config);
   m->weights = bind_weights(*m->checkpoint, m->config, format);
-  if (memory == WeightMemory::kHugePages) move_decode_matrices_to_huge_pages(m->weights);
+  if (memory == WeightMemory::kHugePages) {
+    move_decode_matrices_to_huge_pages(m->weights);
+    pack_encoder_matrices(m->weights);
+  }
   return m;
 }
 

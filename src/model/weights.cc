@@ -382,6 +382,35 @@ std::vector<const WeightMatrix*> decode_step_matrices(const ModelWeights& w) {
   return decode_step_matrices_of<const WeightMatrix>(w);
 }
 
+size_t pack_encoder_matrices(ModelWeights& w) {
+  if (!gemm_bf16_available() || w.precision != Precision::kBF16) return 0;
+  std::vector<WeightMatrix*> mats;
+  for (auto& l : w.encoder)
+    for (WeightMatrix* m : {&l.attn.q, &l.attn.k, &l.attn.v, &l.attn.o, &l.mlp.gate, &l.mlp.up, &l.mlp.down})
+      if (m->type == WeightType::kBF16 && m->gemm_panels == nullptr) mats.push_back(m);
+  const auto words = [](const WeightMatrix& m) {
+    const size_t b = static_cast<size_t>(bf16_gemm_panel_words(m.rows, m.cols)) * sizeof(uint32_t);
+    return (b + AlignedBytes::kAlign - 1) / AlignedBytes::kAlign * AlignedBytes::kAlign;
+  };
+  size_t total = 0;
+  for (const WeightMatrix* m : mats) total += words(*m);
+  if (total == 0) return 0;
+  std::unordered_map<const void*, bool> owned;  // a buffer converted at load stays: `data` must stay valid
+  for (const AlignedBytes& b : w.owned) owned.emplace(b.data(), true);
+  AlignedBytes arena(total);
+  size_t off = 0;
+  for (WeightMatrix* m : mats) {
+    uint32_t* out = reinterpret_cast<uint32_t*>(arena.data() + off);
+    off += words(*m);
+    pack_bf16_gemm_panels(*m, out);
+    m->gemm_panels = out;
+    // Only the GEMV (an encode of at most 8 tokens) reads `data` now: mapped pages fault back in if it does.
+    if (!owned.contains(m->data)) release_mapped_pages(m->data, static_cast<size_t>(weight_matrix_bytes(*m)));
+  }
+  w.owned.push_back(std::move(arena));
+  return total;
+}
+
 void move_decode_matrices_to_huge_pages(ModelWeights& w) {
   const std::vector<WeightMatrix*> hot = decode_step_matrices(w);
   const auto round = [](size_t n) { return (n + AlignedBytes::kAlign - 1) / AlignedBytes::kAlign * AlignedBytes::kAlign; };

@@ -12,6 +12,7 @@
 
 #include "kernels/cpu_features.h"
 #include "kernels/matmul.h"
+#include "t5g/error.h"
 #include "util/bf16.h"
 
 #include "decode_rows_check.h"
@@ -268,6 +269,52 @@ TEST(Matmul, Bf16GemmRowsIndependentOfPlacement) {
       if (K == 700) check_matmul(w, 45, K, N, rng, true);
     }
   }
+}
+
+// A bf16 matrix packed once by pack_bf16_gemm_panels: the layout is the documented one (element by
+// element, zero past the rows and after an odd K), and the vdpbf16ps GEMM reading those panels gives the
+// same bits as packing on every call, alone and among unpacked parts; K past one K block (1024) reads
+// each block's pairs at its offset in the panel.
+TEST(Matmul, Bf16GemmPanelsPackedAtLoadSameBits) {
+  if (!gemm_bf16_available()) GTEST_SKIP() << "no AVX512_BF16";
+  std::mt19937 rng(23);
+  const int64_t w = gemm_bf16_panel_width();
+  for (auto [N, K] : {std::pair<int64_t, int64_t>{70, 64}, {32, 7}, {45, 1}, {203, 1030}, {64, 2501}}) {
+    SCOPED_TRACE("N=" + std::to_string(N) + " K=" + std::to_string(K));
+    const Weights wt = make_weights(WeightType::kBF16, N, K, rng);
+    const int64_t Kp = (K + 1) / 2;
+    ASSERT_EQ(bf16_gemm_panel_words(N, K), (N + w - 1) / w * w * Kp);
+    std::vector<uint32_t> panels(static_cast<size_t>(bf16_gemm_panel_words(N, K)), 0xdeadbeefu);
+    WeightMatrix packed = wt.matrix();
+    pack_bf16_gemm_panels(packed, panels.data());
+    for (int64_t n = 0; n < (N + w - 1) / w * w; ++n)
+      for (int64_t kk = 0; kk < Kp; ++kk) {
+        const auto at = [&](int64_t k) -> uint32_t { return n < N && k < K ? wt.u16[n * K + k] : 0u; };
+        ASSERT_EQ(panels[(n / w) * w * Kp + kk * w + n % w], at(2 * kk) | at(2 * kk + 1) << 16) << n << "," << kk;
+      }
+    packed.gemm_panels = panels.data();
+    MatmulOptions opt;
+    opt.x_is_bf16 = true;
+    for (int64_t M : {9, 37, 130}) {
+      const std::vector<float> x = make_x(M, K, rng, true);
+      std::vector<float> y0(static_cast<size_t>(M * N)), y1(y0.size(), kSentinel);
+      matmul(x.data(), M, K, wt.matrix(), y0.data(), N, opt);
+      matmul(x.data(), M, K, packed, y1.data(), N, opt);
+      ASSERT_EQ(0, std::memcmp(y0.data(), y1.data(), y0.size() * 4)) << "M=" << M;
+      // In matmul_parts beside a part that is packed per call.
+      std::vector<float> p0(y0.size(), kSentinel), p1(y0.size(), kSentinel);
+      const WeightMatrix plain = wt.matrix();
+      const MatmulOut parts[] = {{&packed, p0.data(), N}, {&plain, p1.data(), N}};
+      matmul_parts(x.data(), M, K, parts, 2, opt);
+      ASSERT_EQ(0, std::memcmp(y0.data(), p0.data(), y0.size() * 4)) << "M=" << M;
+      ASSERT_EQ(0, std::memcmp(y0.data(), p1.data(), y0.size() * 4)) << "M=" << M;
+    }
+  }
+  WeightMatrix f32;
+  f32.type = WeightType::kF32;
+  f32.rows = f32.cols = 4;
+  std::vector<uint32_t> out(static_cast<size_t>(bf16_gemm_panel_words(4, 4)));
+  EXPECT_THROW(pack_bf16_gemm_panels(f32, out.data()), Error);
 }
 
 void check_gemm(Isa isa, int64_t M, int64_t N, int64_t K, bool bt, bool acc, int64_t pad, std::mt19937& rng) {

@@ -386,6 +386,34 @@ TEST(WeightMemory, HugePagesComputeTheSameAndMoveOnlyTheDecodeMatrices) {
   }
 }
 
+// --weight-memory huge-pages on a bf16 model also packs the encoder's projections into the vdpbf16ps
+// GEMM's panels (where that GEMM runs): every one of them gets its panels in one buffer, the decoder's
+// none, and an encode long enough for the GEMM (more than 8 tokens) gives the same bits as the mapped
+// model, as does the rest of the model.
+TEST(WeightMemory, HugePagesPackTheBf16EncoderForItsGemm) {
+  const std::string dir = test::vectors_dir() + "/tiny/model_bf16";
+  auto mapped = load_model(dir, WeightFormat::kAsStored, WeightMemory::kMapped);
+  auto huge = load_model(dir, WeightFormat::kAsStored, WeightMemory::kHugePages);
+  ASSERT_EQ(huge->weights.precision, Precision::kBF16);
+  const bool packs = gemm_bf16_available();
+  const AlignedBytes& arena = huge->weights.owned.back();
+  for (const auto& ws : {&mapped->weights, &huge->weights})
+    for (const TextLayerWeights& l : ws->encoder)
+      for (const WeightMatrix* m : {&l.attn.q, &l.attn.k, &l.attn.v, &l.attn.o, &l.mlp.gate, &l.mlp.up, &l.mlp.down}) {
+        ASSERT_EQ(m->gemm_panels != nullptr, packs && ws == &huge->weights);
+        if (!m->gemm_panels) continue;
+        const uint8_t* p = reinterpret_cast<const uint8_t*>(m->gemm_panels);
+        EXPECT_TRUE(p >= arena.data() && p + bf16_gemm_panel_words(m->rows, m->cols) * 4 <= arena.data() + arena.size());
+        EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % AlignedBytes::kAlign, 0u);
+      }
+  for (const WeightMatrix* m : decode_step_matrices(std::as_const(huge->weights))) EXPECT_EQ(m->gemm_panels, nullptr);
+  std::vector<int32_t> ids(37);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(3 + (i * 7919) % 200);
+  const EncoderInput in{ids.data(), static_cast<int64_t>(ids.size()), nullptr, 0};
+  EXPECT_EQ(run_encoder(huge->weights, huge->config, in), run_encoder(mapped->weights, mapped->config, in));
+  EXPECT_EQ(encoder_and_logits(*huge), encoder_and_logits(*mapped));
+}
+
 TEST(WeightMemory, ParsesAndRejects) {
   EXPECT_EQ(parse_weight_memory("mapped"), WeightMemory::kMapped);
   EXPECT_EQ(parse_weight_memory("huge-pages"), WeightMemory::kHugePages);

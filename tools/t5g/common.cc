@@ -142,7 +142,8 @@ void ModelArgs::add_to(CLI::App* c, bool with_threads, CrossKvFlag cross) {
   c->add_option("--weight-memory", weight_memory,
                 "Where the decoder's matrices and the LM head are kept: auto (huge pages where the kernel offers "
                 "them), mapped (in place in the mmap: fastest load) or huge-pages (copied at load into transparent "
-                "huge pages: faster decoding)")
+                "huge pages: faster decoding; a bf16 model's encoder matrices are also packed once for the bf16 "
+                "GEMM on CPUs with AVX512_BF16: faster encoding)")
       ->capture_default_str();
   if (cross == CrossKvFlag::kAbsent) return;
   c->add_option("--cross-kv", cross_kv,
