@@ -263,25 +263,29 @@ RopeTable make_rope_table(const int64_t* positions, int64_t T, int64_t head_dim,
   }
   t.cos.resize(static_cast<size_t>(T * t.half));
   t.sin.resize(static_cast<size_t>(T * t.half));
-  for (int64_t i = 0; i < T; ++i) {
+  // Over the threads for an encode (its two tables: 128 x 128 double sincos each at 128 tokens, on one
+  // core with the other waiting). Each entry is independent of the others.
+  for_rows(T, T * t.half >= 4096, [&](int64_t i) {
     const float pos = static_cast<float>(positions[i]);
     for (int64_t j = 0; j < t.half; ++j) {
       const float angle = pos * inv_freq[j];  // fp32 product, as the reference's fp32 matmul
       t.cos[i * t.half + j] = round_one(static_cast<float>(std::cos(static_cast<double>(angle))), p);
       t.sin[i * t.half + j] = round_one(static_cast<float>(std::sin(static_cast<double>(angle))), p);
     }
-  }
+  });
   return t;
 }
 
 void apply_rope(float* x, int64_t T, int64_t ldx, int64_t n_heads, int64_t head_dim, const RopeTable& table,
                 Precision p) {
+  for_rows(T, T > 16, [&](int64_t t) { apply_rope_row(x + t * ldx, n_heads, head_dim, table, t, p); });
+}
+
+void apply_rope_row(float* x, int64_t n_heads, int64_t head_dim, const RopeTable& table, int64_t t, Precision p) {
   const int64_t half = head_dim / 2;
-  for_rows(T, T > 16, [&](int64_t t) {
-    const float* c = table.cos.data() + t * half;
-    const float* s = table.sin.data() + t * half;
-    for (int64_t h = 0; h < n_heads; ++h) T5G_DISPATCH(rope_head, x + t * ldx + h * head_dim, c, s, half, p);
-  });
+  const float* c = table.cos.data() + t * half;
+  const float* s = table.sin.data() + t * half;
+  for (int64_t h = 0; h < n_heads; ++h) T5G_DISPATCH(rope_head, x + h * head_dim, c, s, half, p);
 }
 
 void softcap(float* x, int64_t n, float cap, Precision p) {

@@ -61,6 +61,9 @@ RopeTable make_rope_table(const int64_t* positions, int64_t T, int64_t head_dim,
 void apply_rope(float* x, int64_t T, int64_t ldx, int64_t n_heads, int64_t head_dim, const RopeTable& table,
                 Precision p);
 
+// The same for one row x (n_heads heads of head_dim) by the table's row t, on this thread.
+void apply_rope_row(float* x, int64_t n_heads, int64_t head_dim, const RopeTable& table, int64_t t, Precision p);
+
 // Final-logit softcap: x = c * tanh(x / c), rounded per step as the reference does.
 void softcap(float* x, int64_t n, float cap, Precision p);
 

@@ -58,12 +58,27 @@ void embed_tokens(const ModelWeights& w, const ModelConfig& cfg, const int32_t* 
 }
 
 namespace {
-// k, v as the projections leave them: rounded, k normalised per head.
-void finish_kv(const AttentionWeights& a, const TextConfig& c, int64_t n, float* k, float* v, Precision p) {
+// f(t) for the tokens t < n: over the threads for an encode or a prefill, and on this thread, without
+// entering a parallel region, for a decode step's few rows (a region costs microseconds there).
+template <typename F>
+void for_tokens(int64_t n, F&& f) {
+  if (n < 16) {
+    for (int64_t t = 0; t < n; ++t) f(t);
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < n; ++t) f(t);
+}
+
+// Token t's k and v (rows of kv_dim) as the projections leave them: rounded, k normalised per head. The
+// callers run all of a token's work after the products in one pass over the tokens (the kernels stay on
+// the calling thread for one row): as seven whole-array ops, each its own parallel region, it took 2.2-2.3
+// ms of a 128-token encode against 2.0 now.
+void finish_kv_row(const AttentionWeights& a, const TextConfig& c, float* k, float* v, Precision p) {
   const int64_t kvd = c.kv_dim(), hd = c.head_dim;
-  round_act(k, n * kvd, p);
-  round_act(v, n * kvd, p);
-  rms_norm(k, n * c.num_kv_heads, hd, hd, a.k_norm.data(), static_cast<float>(c.rms_norm_eps), k, hd, p);
+  round_act(k, kvd, p);
+  round_act(v, kvd, p);
+  rms_norm(k, c.num_kv_heads, hd, hd, a.k_norm.data(), static_cast<float>(c.rms_norm_eps), k, hd, p);
 }
 }  // namespace
 
@@ -72,7 +87,7 @@ void project_kv(const AttentionWeights& a, const TextConfig& c, const float* xn,
   const int64_t kvd = c.kv_dim();
   const MatmulOut parts[] = {{&a.k, k, kvd}, {&a.v, v, kvd}};
   matmul_parts(xn, n, c.hidden_size, parts, 2, MatmulOptions{p == Precision::kBF16, row_stable});
-  finish_kv(a, c, n, k, v, p);
+  for_tokens(n, [&](int64_t t) { finish_kv_row(a, c, k + t * kvd, v + t * kvd, p); });
 }
 
 void project_qkv(const AttentionWeights& a, const TextConfig& c, const float* xn, int64_t n, float* q, float* k,
@@ -82,13 +97,16 @@ void project_qkv(const AttentionWeights& a, const TextConfig& c, const float* xn
   // split well over the threads.
   const MatmulOut parts[] = {{&a.q, q, qd}, {&a.k, k, kvd}, {&a.v, v, kvd}};
   matmul_parts(xn, n, c.hidden_size, parts, 3, MatmulOptions{p == Precision::kBF16, row_stable});
-  round_act(q, n * qd, p);
-  rms_norm(q, n * c.num_heads, hd, hd, a.q_norm.data(), static_cast<float>(c.rms_norm_eps), q, hd, p);
-  finish_kv(a, c, n, k, v, p);
-  if (rope != nullptr) {
-    apply_rope(q, n, qd, c.num_heads, hd, *rope, p);
-    apply_rope(k, n, kvd, c.num_kv_heads, hd, *rope, p);
-  }
+  for_tokens(n, [&](int64_t t) {
+    float *qt = q + t * qd, *kt = k + t * kvd;
+    round_act(qt, qd, p);
+    rms_norm(qt, c.num_heads, hd, hd, a.q_norm.data(), static_cast<float>(c.rms_norm_eps), qt, hd, p);
+    finish_kv_row(a, c, kt, v + t * kvd, p);
+    if (rope != nullptr) {
+      apply_rope_row(qt, c.num_heads, hd, *rope, t, p);
+      apply_rope_row(kt, c.num_kv_heads, hd, *rope, t, p);
+    }
+  });
 }
 
 void attention_output(const TextLayerWeights& l, const TextConfig& c, const float* attn, int64_t n, float* h,
