@@ -116,6 +116,11 @@ void softmax_pv_block(const RowKernels& rk, float* scores, int64_t lds, int64_t 
     const int64_t ldb = (ns + 1) / 2 * 2;
     if (vo.pbuf->size() < static_cast<size_t>(nq * ldb)) vo.pbuf->resize(static_cast<size_t>(nq * ldb));
     rows_to_bf16(scores, nq, ns, lds, vo.pbuf->data(), ldb);
+    if (exact_probs) {  // normalised already (inv = 1): the product goes straight to the output rows
+      gemm_bf16_panels(nq, hd, ldb / 2, vo.pbuf->data(), ldb, vo.vp16, vo.ldp16, out, ldo, false);
+      for (int64_t r = 0; r < nq; ++r) rk.round(out + r * ldo, hd, p.precision);
+      return;
+    }
     gemm_bf16_panels(nq, hd, ldb / 2, vo.pbuf->data(), ldb, vo.vp16, vo.ldp16, acc, hd, false);
   } else {
     gemm_f32_panels(nq, hd, ns, scores, lds, vo.vp, vo.ldp, acc, hd, false);
