@@ -461,9 +461,9 @@ void bd_gemm(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int
         float* Y = parts[p].y + r0 * parts[p].ldy;
         const int64_t ldy = parts[p].ldy, N = W.rows, npan = cdiv(N, kNR);
         const int64_t jp0 = (c - first[p]) * kBdChunkPanels, jp1 = imin(npan, jp0 + kBdChunkPanels);
+        const uint32_t* packed = W.type == WeightType::kBF16 ? W.gemm_panels : nullptr;
         for (int64_t pc = 0; pc < K; pc += kc_nom) {
           const int64_t kc = imin(kc_nom, K - pc), kp = cdiv(kc, 2);
-          const uint32_t* packed = W.type == WeightType::kBF16 ? W.gemm_panels : nullptr;
           if (!packed)
             for (int64_t jp = jp0; jp < jp1; ++jp)
               PackBf16Dot::pack_b(W, jp * kNR, static_cast<int>(imin(kNR, N - jp * kNR)), pc, kc,

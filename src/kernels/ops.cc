@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels/cpu_features.h"
+#include "kernels/for_rows.h"
 #include "kernels/ops_internal.h"
 #include "util/bf16.h"
 
@@ -184,22 +185,6 @@ inline bool use_avx512() {
 }  // namespace
 #define T5G_DISPATCH(fn, ...) (use_avx2() ? kern::avx2::fn(__VA_ARGS__) : kern::scalar::fn(__VA_ARGS__))
 #define T5G_DISPATCH_WIDE(fn, ...) (use_avx512() ? kern::avx512::fn(__VA_ARGS__) : T5G_DISPATCH(fn, __VA_ARGS__))
-
-namespace {
-// f(r) for the rows [0, rows): over the threads when `parallel`, else on this thread, without entering a
-// parallel region at all. An `omp parallel for if (false)` still starts a team of one: 1.3 us in
-// isolation, up to 7 us between the two-thread regions of a decode step (a batch-1 step of the 270m ran
-// ~160 of them: its norms, RoPE and attention rows).
-template <typename F>
-void for_rows(int64_t rows, bool parallel, F&& f) {
-  if (!parallel) {
-    for (int64_t r = 0; r < rows; ++r) f(r);
-    return;
-  }
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; ++r) f(r);
-}
-}  // namespace
 
 void rms_norm(const float* x, int64_t rows, int64_t n, int64_t ldx, const float* gain, float eps, float* y,
               int64_t ldy, Precision p) {

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "kernels/convert.h"
+#include "kernels/for_rows.h"
 #include "util/error.h"
 
 namespace t5g {
@@ -58,16 +59,11 @@ void embed_tokens(const ModelWeights& w, const ModelConfig& cfg, const int32_t* 
 }
 
 namespace {
-// f(t) for the tokens t < n: over the threads for an encode or a prefill, and on this thread, without
-// entering a parallel region, for a decode step's few rows (a region costs microseconds there).
+// f(t) for the tokens t < n: over the threads for an encode or a prefill, on this thread for a decode
+// step's few rows.
 template <typename F>
 void for_tokens(int64_t n, F&& f) {
-  if (n < 16) {
-    for (int64_t t = 0; t < n; ++t) f(t);
-    return;
-  }
-#pragma omp parallel for schedule(static)
-  for (int64_t t = 0; t < n; ++t) f(t);
+  for_rows(n, n >= 16, f);
 }
 
 // Token t's k and v (rows of kv_dim) as the projections leave them: rounded, k normalised per head. The

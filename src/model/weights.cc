@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "util/bf16.h"
 #include "util/error.h"
@@ -382,26 +383,30 @@ std::vector<const WeightMatrix*> decode_step_matrices(const ModelWeights& w) {
   return decode_step_matrices_of<const WeightMatrix>(w);
 }
 
+namespace {
+// n rounded up to whole cache lines: where the next matrix starts in a buffer of several.
+size_t align_up(size_t n) { return (n + AlignedBytes::kAlign - 1) / AlignedBytes::kAlign * AlignedBytes::kAlign; }
+}  // namespace
+
 size_t pack_encoder_matrices(ModelWeights& w) {
   if (!gemm_bf16_available() || w.precision != Precision::kBF16) return 0;
   std::vector<WeightMatrix*> mats;
   for (auto& l : w.encoder)
     for (WeightMatrix* m : {&l.attn.q, &l.attn.k, &l.attn.v, &l.attn.o, &l.mlp.gate, &l.mlp.up, &l.mlp.down})
       if (m->type == WeightType::kBF16 && m->gemm_panels == nullptr) mats.push_back(m);
-  const auto words = [](const WeightMatrix& m) {
-    const size_t b = static_cast<size_t>(bf16_gemm_panel_words(m.rows, m.cols)) * sizeof(uint32_t);
-    return (b + AlignedBytes::kAlign - 1) / AlignedBytes::kAlign * AlignedBytes::kAlign;
+  const auto bytes = [](const WeightMatrix& m) {
+    return align_up(static_cast<size_t>(bf16_gemm_panel_words(m.rows, m.cols)) * sizeof(uint32_t));
   };
   size_t total = 0;
-  for (const WeightMatrix* m : mats) total += words(*m);
+  for (const WeightMatrix* m : mats) total += bytes(*m);
   if (total == 0) return 0;
-  std::unordered_map<const void*, bool> owned;  // a buffer converted at load stays: `data` must stay valid
-  for (const AlignedBytes& b : w.owned) owned.emplace(b.data(), true);
+  std::unordered_set<const void*> owned;  // a buffer converted at load stays: `data` must stay valid
+  for (const AlignedBytes& b : w.owned) owned.insert(b.data());
   AlignedBytes arena(total);
   size_t off = 0;
   for (WeightMatrix* m : mats) {
     uint32_t* out = reinterpret_cast<uint32_t*>(arena.data() + off);
-    off += words(*m);
+    off += bytes(*m);
     pack_bf16_gemm_panels(*m, out);
     m->gemm_panels = out;
     // Only the GEMV (an encode of at most 8 tokens) reads `data` now: mapped pages fault back in if it does.
@@ -413,13 +418,12 @@ size_t pack_encoder_matrices(ModelWeights& w) {
 
 void move_decode_matrices_to_huge_pages(ModelWeights& w) {
   const std::vector<WeightMatrix*> hot = decode_step_matrices(w);
-  const auto round = [](size_t n) { return (n + AlignedBytes::kAlign - 1) / AlignedBytes::kAlign * AlignedBytes::kAlign; };
   const auto scale_bytes = [](const WeightMatrix& m) {
     return is_quantized(m.type) ? static_cast<size_t>(quant_scale_count(m.rows, m.cols)) * 2 : size_t{0};
   };
   const auto data_bytes = [&](const WeightMatrix& m) { return static_cast<size_t>(weight_matrix_bytes(m)) - scale_bytes(m); };
   size_t total = 0;
-  for (const WeightMatrix* m : hot) total += round(data_bytes(*m)) + round(scale_bytes(*m));
+  for (const WeightMatrix* m : hot) total += align_up(data_bytes(*m)) + align_up(scale_bytes(*m));
   AlignedBytes arena(total);
   std::unordered_map<const void*, size_t> owned_at;  // a buffer converted at load -> its index in w.owned
   for (size_t i = 0; i < w.owned.size(); ++i) owned_at.emplace(w.owned[i].data(), i);
@@ -428,7 +432,7 @@ void move_decode_matrices_to_huge_pages(ModelWeights& w) {
   const auto move = [&](const void* src, size_t n) -> const void* {
     if (auto it = moved.find(src); it != moved.end()) return it->second;
     uint8_t* dst = arena.data() + off;
-    off += round(n);
+    off += align_up(n);
     constexpr int64_t kBlock = int64_t(1) << 20;
     const int64_t blocks = (static_cast<int64_t>(n) + kBlock - 1) / kBlock;
 #pragma omp parallel for schedule(static) if (blocks > 4)
