@@ -8,6 +8,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -25,6 +26,7 @@
 #include "kernels/ops.h"
 #include "kernels/ops_internal.h"
 #include "kernels/roofline.h"
+#include "kernels/team.h"
 #include "util/bf16.h"
 
 namespace {
@@ -410,6 +412,25 @@ BENCHMARK(BM_AttentionRow)
     ->ArgsProduct({{130, 512, 16384, 131072}, {0, 1, 2}})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
+
+// One hand-off of a job to the threads and back: an OpenMP parallel region (fork and join) against a job
+// posted to a team held open (kernels/team.h, as a decode step runs: ~4 products a layer, each a hand-off).
+void BM_ParallelHandoff(benchmark::State& state) {
+  const bool team = state.range(0) != 0;
+  std::atomic<int> sink{0};
+  if (team) {
+    run_as_team(omp_get_max_threads(), [&] {
+      for (auto _ : state) team_run([&](int m, int) { sink.fetch_add(m, std::memory_order_relaxed); });
+    });
+  } else {
+    for (auto _ : state) {
+#pragma omp parallel
+      sink.fetch_add(omp_get_thread_num(), std::memory_order_relaxed);
+    }
+  }
+  benchmark::DoNotOptimize(sink.load());
+}
+BENCHMARK(BM_ParallelHandoff)->ArgNames({"team"})->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 // Element-wise ops (single-threaded) over 1 Mi elements, bf16 rounding: 0 = gelu_mul (tanh),
 // 1 = gelu (erf), 2 = add, 3 = rms_norm (rows of 1152), 4 = layer_norm (rows of 1152), 5 = round_act.

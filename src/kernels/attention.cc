@@ -10,6 +10,7 @@
 #include "kernels/cpu_features.h"
 #include "kernels/matmul.h"
 #include "kernels/ops_internal.h"
+#include "kernels/team.h"
 
 namespace t5g {
 
@@ -442,11 +443,12 @@ void attention_banded(const float* q, int64_t ldq, const float* k, const float* 
 // the number of keys only: never on the thread count. With fewer than kRowParallelKeys keys (every short
 // input) this is a plain in-order pass. K/V rows may be fp32, bf16 or int8 (KvRows).
 constexpr int64_t kRowChunk = 32;          // keys per chunk (32 KiB of fp32 K or V at head_dim 256)
-constexpr int64_t kRowParallelKeys = 192;  // fewer keys: one thread (a fork costs more) and one block
+constexpr int64_t kRowParallelKeys = 192;  // fewer keys: one thread and one block
 // Keys per block: all of them below kRowParallelKeys, else about a quarter (rounded up to 32), at most
 // 2048: a function of n alone, so that the arithmetic does not depend on the threads. A decode step's
 // self keys (hundreds) then split over the threads; long inputs keep 2048-key blocks (256-key blocks
-// made 16K keys 1.7x slower).
+// made 16K keys 1.7x slower). (Fewer keys stay on one thread even inside a decode step's team: a 130-key
+// row split in two blocks over the team made a q4 decode step's decoder 3-9% slower.)
 inline int64_t row_block(int64_t n) {
   return n < kRowParallelKeys ? std::max<int64_t>(n, 1) : std::clamp<int64_t>((n + 127) / 128 * 32, 32, 2048);
 }
@@ -461,29 +463,6 @@ void for_each_span_piece(const KvSpan* spans, int n_spans, int64_t k0, int64_t k
   for (int si = 0; si < n_spans && c < k1; c += spans[si].n, ++si) {
     const int64_t lo = std::max<int64_t>(k0, c), hi = std::min<int64_t>(k1, c + spans[si].n);
     if (lo < hi) f(spans[si], lo - c, hi - lo, lo);
-  }
-}
-
-// f(bi) for bi in [0, nblk): shared out over the threads of the enclosing parallel region (kTeam: every
-// thread of the team calls it), or all on this thread.
-template <bool kTeam, class F>
-void for_blocks(int64_t nblk, F&& f) {
-  if constexpr (kTeam) {
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t bi = 0; bi < nblk; ++bi) f(bi);
-  } else {
-    for (int64_t bi = 0; bi < nblk; ++bi) f(bi);
-  }
-}
-
-// f() once: by one thread of the enclosing region, the others waiting for it (kTeam), or on this thread.
-template <bool kTeam, class F>
-void once(F&& f) {
-  if constexpr (kTeam) {
-#pragma omp single
-    f();
-  } else {
-    f();
   }
 }
 
@@ -512,71 +491,62 @@ void attention_row(const float* q, const KvSpan* spans, int n_spans, float* out,
   for (int si = 0; si < n_spans; ++si) n += spans[si].n;
   const int64_t blk = row_block(n);
   const int64_t nblk = std::max<int64_t>(1, (n + blk - 1) / blk);
-  const bool parallel = n >= kRowParallelKeys && !omp_in_parallel();
+  // Split over the threads: the decode step's team when this thread leads one (team.h), else a parallel
+  // region of its own (not from inside another).
+  const bool parallel = n >= kRowParallelKeys && (team_size() > 1 || !omp_in_parallel());
   std::vector<float> scores(static_cast<size_t>(std::max<int64_t>(1, H * n)));
   std::vector<float> bmax(static_cast<size_t>(nblk * H)), bsum(static_cast<size_t>(nblk * H));
   std::vector<float> part(static_cast<size_t>(nblk * H * hd), 0.f);  // per block P·V, [nblk][H][hd]
   std::vector<float> rmax(static_cast<size_t>(H)), fac(static_cast<size_t>(H));  // per head: row max, 1/sum
-  // The phases, over the blocks: split over the threads of a parallel region (kTeam), or all on this
-  // thread without entering a region (fewer than kRowParallelKeys keys, or called from inside a parallel
-  // region): an `omp parallel if (false)` still starts a team of one, and a batch-1 decode step's row over
-  // a short input (130 keys) took 13.4 us that way against 6.6 us (BM_AttentionRow/keys:130).
-  const auto phases = [&]<bool kTeam>() {
-    // 1. Scores and their finish (round, scale, softcap) and block maxima.
-    for_blocks<kTeam>(nblk, [&](int64_t bi) {
-      const int64_t k0 = bi * blk, k1 = std::min(n, k0 + blk);
-      for (int64_t kvh = 0; kvh < KVH; ++kvh)
-        for_each_span_piece(spans, n_spans, k0, k1, [&](const KvSpan& sp, int64_t j0, int64_t cnt, int64_t col) {
-          for (int64_t c0 = 0; c0 < cnt; c0 += kRowChunk) {
-            const int64_t nc = std::min(kRowChunk, cnt - c0), h0 = kvh * group;
-            rk.dot_heads(q + h0 * hd, hd, group, rows_at(sp.k, sp.ld, j0 + c0, kvh * hd, kvh), sp.ld, nc, hd,
-                         scores.data() + h0 * n + col + c0, n);
-          }
-        });
-      for (int64_t h = 0; h < H; ++h)
-        bmax[bi * H + h] = rk.finish(scores.data() + h * n + k0, k1 - k0, 0, k1 - k0, p.scale, cap, p.precision);
-    });
-    // 2. The row maxima; exp(s - row max) and the block sums.
-    once<kTeam>([&] {
-      for (int64_t h = 0; h < H; ++h) {
-        float mx = bmax[h];
-        for (int64_t j = 1; j < nblk; ++j) mx = std::max(mx, bmax[j * H + h]);
-        rmax[h] = mx;
-      }
-    });
-    for_blocks<kTeam>(nblk, [&](int64_t bi) {
-      const int64_t k0 = bi * blk, k1 = std::min(n, k0 + blk);
-      for (int64_t h = 0; h < H; ++h) bsum[bi * H + h] = rk.exp_sum(scores.data() + h * n + k0, k1 - k0, rmax[h]);
-    });
-    // 3. Row sums, block after block; 1/sum.
-    once<kTeam>([&] {
-      for (int64_t h = 0; h < H; ++h) {
-        float sum = bsum[h];
-        for (int64_t j = 1; j < nblk; ++j) sum += bsum[j * H + h];
-        fac[h] = sum > 0.f ? 1.f / sum : 0.f;
-      }
-    });
-    // 4. Rounded probabilities (reduced precision), then the block's P·V.
-    for_blocks<kTeam>(nblk, [&](int64_t bi) {
-      const int64_t k0 = bi * blk, k1 = std::min(n, k0 + blk);
-      if (exact_probs)
-        for (int64_t h = 0; h < H; ++h) rk.scale_round(scores.data() + h * n + k0, k1 - k0, fac[h], p.precision);
-      for (int64_t kvh = 0; kvh < KVH; ++kvh)
-        for_each_span_piece(spans, n_spans, k0, k1, [&](const KvSpan& sp, int64_t j0, int64_t cnt, int64_t col) {
-          for (int64_t c0 = 0; c0 < cnt; c0 += kRowChunk) {
-            const int64_t nc = std::min(kRowChunk, cnt - c0), h0 = kvh * group;
-            rk.axpy_heads(scores.data() + h0 * n + col + c0, n, group, rows_at(sp.v, sp.ld, j0 + c0, kvh * hd, kvh),
-                          sp.ld, nc, hd, part.data() + (bi * H + h0) * hd, hd);
-          }
-        });
-    });
-  };
-  if (parallel) {
-#pragma omp parallel
-    phases.template operator()<true>();
-  } else {
-    phases.template operator()<false>();
+  // The phases over the blocks: split over the threads (team_for, dynamic), or all on this thread without
+  // entering a region (fewer than kRowParallelKeys keys, or called from inside a parallel region): an
+  // `omp parallel if (false)` still starts a team of one, and a batch-1 decode step's row over a short
+  // input (130 keys) took 13.4 us that way against 6.6 us (BM_AttentionRow/keys:130). The two combines
+  // between them run on this thread.
+  // 1. Scores and their finish (round, scale, softcap) and block maxima.
+  team_for(nblk, parallel, [&](int64_t bi) {
+    const int64_t k0 = bi * blk, k1 = std::min(n, k0 + blk);
+    for (int64_t kvh = 0; kvh < KVH; ++kvh)
+      for_each_span_piece(spans, n_spans, k0, k1, [&](const KvSpan& sp, int64_t j0, int64_t cnt, int64_t col) {
+        for (int64_t c0 = 0; c0 < cnt; c0 += kRowChunk) {
+          const int64_t nc = std::min(kRowChunk, cnt - c0), h0 = kvh * group;
+          rk.dot_heads(q + h0 * hd, hd, group, rows_at(sp.k, sp.ld, j0 + c0, kvh * hd, kvh), sp.ld, nc, hd,
+                       scores.data() + h0 * n + col + c0, n);
+        }
+      });
+    for (int64_t h = 0; h < H; ++h)
+      bmax[bi * H + h] = rk.finish(scores.data() + h * n + k0, k1 - k0, 0, k1 - k0, p.scale, cap, p.precision);
+  });
+  // 2. The row maxima; exp(s - row max) and the block sums.
+  for (int64_t h = 0; h < H; ++h) {
+    float mx = bmax[h];
+    for (int64_t j = 1; j < nblk; ++j) mx = std::max(mx, bmax[j * H + h]);
+    rmax[h] = mx;
   }
+  team_for(nblk, parallel, [&](int64_t bi) {
+    const int64_t k0 = bi * blk, k1 = std::min(n, k0 + blk);
+    for (int64_t h = 0; h < H; ++h) bsum[bi * H + h] = rk.exp_sum(scores.data() + h * n + k0, k1 - k0, rmax[h]);
+  });
+  // 3. Row sums, block after block; 1/sum.
+  for (int64_t h = 0; h < H; ++h) {
+    float sum = bsum[h];
+    for (int64_t j = 1; j < nblk; ++j) sum += bsum[j * H + h];
+    fac[h] = sum > 0.f ? 1.f / sum : 0.f;
+  }
+  // 4. Rounded probabilities (reduced precision), then the block's P·V.
+  team_for(nblk, parallel, [&](int64_t bi) {
+    const int64_t k0 = bi * blk, k1 = std::min(n, k0 + blk);
+    if (exact_probs)
+      for (int64_t h = 0; h < H; ++h) rk.scale_round(scores.data() + h * n + k0, k1 - k0, fac[h], p.precision);
+    for (int64_t kvh = 0; kvh < KVH; ++kvh)
+      for_each_span_piece(spans, n_spans, k0, k1, [&](const KvSpan& sp, int64_t j0, int64_t cnt, int64_t col) {
+        for (int64_t c0 = 0; c0 < cnt; c0 += kRowChunk) {
+          const int64_t nc = std::min(kRowChunk, cnt - c0), h0 = kvh * group;
+          rk.axpy_heads(scores.data() + h0 * n + col + c0, n, group, rows_at(sp.v, sp.ld, j0 + c0, kvh * hd, kvh),
+                        sp.ld, nc, hd, part.data() + (bi * H + h0) * hd, hd);
+        }
+      });
+  });
   // 5. The blocks' P·V added in block order, times 1/sum unless the probabilities were already normalised
   // (rounded); the output rounded.
   for (int64_t h = 0; h < H; ++h) {

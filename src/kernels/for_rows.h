@@ -2,6 +2,8 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/team.h"
+
 namespace t5g {
 
 // f(r) for the rows [0, rows): over the threads when `parallel`, else on this thread, without entering a
@@ -12,6 +14,12 @@ template <typename F>
 void for_rows(int64_t rows, bool parallel, F&& f) {
   if (!parallel) {
     for (int64_t r = 0; r < rows; ++r) f(r);
+    return;
+  }
+  if (team_size() > 1) {  // inside a decode step's team: its members, in contiguous runs of rows
+    team_run([&](int m, int T) {
+      for (int64_t r = rows * m / T; r < rows * (m + 1) / T; ++r) f(r);
+    });
     return;
   }
 #pragma omp parallel for schedule(static)

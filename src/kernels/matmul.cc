@@ -6,6 +6,7 @@
 
 #include "kernels/cpu_features.h"
 #include "kernels/matmul_internal.h"
+#include "kernels/team.h"
 #include "util/error.h"
 
 namespace t5g {
@@ -151,6 +152,27 @@ void gemm_bf16_panels(int64_t M, int64_t N, int64_t Kp, const uint16_t* A, int64
                       int64_t ldp, float* C, int64_t ldc, bool accumulate) {
   check(gemm_bf16_available(), "gemm_bf16_panels: this CPU (or T5G_ISA) has no AVX512_BF16");
   kern::avx512::gemm_bf16_panels(M, N, Kp, A, lda, Bp, ldp, C, ldc, accumulate);
+}
+
+void prefetch_decode_shares(std::initializer_list<const WeightMatrix*> ws) {
+  const int T = team_size();
+  if (T <= 1) return;
+  const auto data_bytes = [](const WeightMatrix& W) {
+    return is_quantized(W.type) ? quant_data_bytes(W.type, W.rows, W.cols) : W.rows * W.cols * weight_type_bytes(W.type);
+  };
+  int64_t total = 0;
+  for (const WeightMatrix* w : ws) total += data_bytes(*w);
+  // Member 1's share starts total / T bytes in (member 0, the master, streams its own): from there to the
+  // end of the matrix it falls in, which the waiting members split (for T = 2 exactly member 1's share).
+  int64_t at = total / T;
+  for (const WeightMatrix* w : ws) {
+    const int64_t b = data_bytes(*w);
+    if (at < b) {
+      team_prefetch(static_cast<const char*>(w->data) + at, static_cast<size_t>(b - at));
+      return;
+    }
+    at -= b;
+  }
 }
 
 void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy,

@@ -2,6 +2,7 @@
 // products through gemm_f32(). Every product accumulates in fp32, as the reference does.
 #pragma once
 #include <cstdint>
+#include <initializer_list>
 
 #include "kernels/cpu_features.h"
 
@@ -129,6 +130,13 @@ inline constexpr int kMaxMatmulParts = 4;
 // split alone is shared too and the threads meet once. Likewise from 9 to 256 rows (an encoder or a
 // prefill of a few hundred tokens; K > 0): their column chunks go out as one list. n <= kMaxMatmulParts.
 void matmul_parts(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n, const MatmulOptions& opt = {});
+
+// Inside a decode step's team (kernels/team.h), asks its waiting members to prefetch the start of their
+// shares of the next decode product, of the matrices ws laid end to end as matmul_parts schedules them
+// (row_shares.h: member t of T streams from t/T of their bytes on), so that the memory bus streams it
+// during the master's serial work before the product (an attention row, norms, GELU). No effect outside
+// a team.
+void prefetch_decode_shares(std::initializer_list<const WeightMatrix*> ws);
 
 // Dense fp32 C[M,N] (+)= A[M,K] · op(B), op(B) = Bᵀ (B is [N,K], ldb) when b_transposed, else B ([K,N], ldb).
 // accumulate=false overwrites C. Single-threaded: callers parallelise over independent blocks.

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <memory>
 
+#include "kernels/team.h"
+
 namespace t5g::kern {
 namespace {
 
@@ -42,7 +44,8 @@ bool claim(Share& s, int64_t step, bool from_back, int64_t* a, int64_t* b) {
 void for_each_unit_range(int64_t units, int64_t step, bool parallel, UnitRangeFn fn, void* ctx) {
   if (units <= 0) return;
   step = std::max<int64_t>(1, step);
-  const int64_t T = parallel ? std::min<int64_t>(omp_get_max_threads(), units) : 1;
+  const int team = parallel ? team_size() : 0;  // the decode step's team (team.h), when there is one
+  const int64_t T = parallel ? std::min<int64_t>(team > 1 ? team : omp_get_max_threads(), units) : 1;
   // (The packed cursors hold 32-bit unit indices: a product of 2^32 units is split statically instead.)
   if (T <= 1 || units >= (int64_t(1) << 32)) {
     if (T <= 1) {
@@ -58,15 +61,20 @@ void for_each_unit_range(int64_t units, int64_t step, bool parallel, UnitRangeFn
   Share* shares = local;
   if (T > 16) shares = (heap = std::make_unique<Share[]>(static_cast<size_t>(T))).get();
   for (int64_t t = 0; t < T; ++t) shares[t].word.store(pack(units * t / T, units * (t + 1) / T), std::memory_order_relaxed);
-#pragma omp parallel num_threads(static_cast<int>(T))
-  {
-    // (The team may be smaller than T: the missing threads' shares are taken by the others as thieves.)
-    const int64_t me = omp_get_thread_num();
+  const auto walk = [&](int64_t me) {
     int64_t a, b;
     while (claim(shares[me], step, false, &a, &b)) fn(ctx, a, b);
     for (int64_t k = 1; k < T; ++k)
       while (claim(shares[(me + k) % T], step, true, &a, &b)) fn(ctx, a, b);
+  };
+  if (team > 1) {
+    team_run([&](int me, int) {
+      if (me < T) walk(me);
+    });
+    return;
   }
+#pragma omp parallel num_threads(static_cast<int>(T))
+  walk(omp_get_thread_num());  // (a smaller team than T: the missing threads' shares go to the others as thieves)
 }
 
 }  // namespace t5g::kern

@@ -1,11 +1,15 @@
 #include "model/decoder.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include "kernels/attention.h"
 #include "kernels/convert.h"
+#include "kernels/matmul.h"
+#include "kernels/team.h"
 #include "model/blocks.h"
 #include "util/error.h"
 
@@ -220,9 +224,11 @@ void append_self(DecoderLayerCache& lc, int64_t cached_len, const float* new_k, 
 
 }  // namespace
 
-void decoder_forward(const ModelWeights& w, const ModelConfig& cfg, const std::vector<DecoderState*>& states,
-                     const std::vector<std::span<const int32_t>>& tokens, std::vector<float>& hidden,
-                     const HiddenStateHook& hook) {
+namespace {
+
+void decoder_forward_on_team(const ModelWeights& w, const ModelConfig& cfg, const std::vector<DecoderState*>& states,
+                             const std::vector<std::span<const int32_t>>& tokens, std::vector<float>& hidden,
+                             const HiddenStateHook& hook) {
   const TextConfig& c = cfg.decoder;
   const Precision p = w.precision;
   check(states.size() == tokens.size(), "decoder_forward: ", states.size(), " states but ", tokens.size(),
@@ -259,6 +265,7 @@ void decoder_forward(const ModelWeights& w, const ModelConfig& cfg, const std::v
     rms_norm(h.data(), R, H, H, l.pre_attn_norm.data(), eps, xn.data(), H, p);
     project_qkv(l.attn, c, xn.data(), R, q.data(), k.data(), v.data(), &rope.of(c.layer_types[li]), p,
                 /*row_stable=*/true);
+    prefetch_decode_shares({&l.attn.o});  // streamed by the waiting threads during the attention rows
     const auto attend = [&](int64_t r) {
       const int64_t b = owner[r];
       const DecoderState& st = *states[b];
@@ -272,12 +279,7 @@ void decoder_forward(const ModelWeights& w, const ModelConfig& cfg, const std::v
     // Several rows: one per thread at a time. One row (batch-1 decode): attention_row itself splits a
     // long input's keys over the threads; called from inside even an if(false) parallel region, it ran
     // on one thread (libgomp made it a nested region), which at 8K input tokens cost a third of a step.
-    if (R > 1) {
-#pragma omp parallel for schedule(dynamic, 1)
-      for (int64_t r = 0; r < R; ++r) attend(r);
-    } else {
-      attend(0);
-    }
+    team_for(R, R > 1, attend);
     for (int64_t b = 0; b < B; ++b)
       append_self(states[b]->layers[li], states[b]->length, k.data() + row0[b] * kvd, v.data() + row0[b] * kvd,
                   row0[b + 1] - row0[b], kvd);
@@ -288,6 +290,17 @@ void decoder_forward(const ModelWeights& w, const ModelConfig& cfg, const std::v
   for (int64_t b = 0; b < B; ++b) states[b]->length += row0[b + 1] - row0[b];
   hidden.resize(static_cast<size_t>(R * H));
   rms_norm(h.data(), R, H, H, w.decoder_norm.data(), eps, hidden.data(), H, p);
+}
+
+}  // namespace
+
+// The step runs as one team (kernels/team.h): its ~4 products per layer (row-stable, so always the decode
+// kernels' schedule), norms and attention rows hand work to the threads by spinning instead of a fork
+// and join each.
+void decoder_forward(const ModelWeights& w, const ModelConfig& cfg, const std::vector<DecoderState*>& states,
+                     const std::vector<std::span<const int32_t>>& tokens, std::vector<float>& hidden,
+                     const HiddenStateHook& hook) {
+  run_as_team(omp_get_max_threads(), [&] { decoder_forward_on_team(w, cfg, states, tokens, hidden, hook); });
 }
 
 void lm_head(const ModelWeights& w, const ModelConfig& cfg, const float* hidden, int64_t n, float* logits) {

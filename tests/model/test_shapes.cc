@@ -4,6 +4,7 @@
 // a final softcap. Encoder output and logits within 1e-4, greedy sequences exact, batched rows
 // bitwise equal to running alone, and score() equal to the reference log-softmax.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <span>
@@ -93,6 +94,16 @@ TEST_P(Shapes, MatchesReference) {
     EXPECT_EQ(alone[0].ids, batched[b].ids);
     EXPECT_EQ(alone[0].step_logits, batched[b].step_logits) << "row " << b << " differs when batched";
   }
+  // The decoder's steps run as a team of the OpenMP threads (kernels/team.h): the batch gives the same
+  // bits on one thread (no team) and on three.
+  const int saved = omp_get_max_threads();
+  for (int threads : {1, 3}) {
+    omp_set_num_threads(threads);
+    auto again = generate_greedy(*m, ins, gp);
+    for (size_t b = 0; b < inputs.size(); ++b)
+      EXPECT_EQ(again[b].step_logits, batched[b].step_logits) << "row " << b << " differs on " << threads << " threads";
+  }
+  omp_set_num_threads(saved);
 }
 
 INSTANTIATE_TEST_SUITE_P(Oracle, Shapes, ::testing::Values("mqa_oddwin", "gqa_evenwin_softcap"));
