@@ -400,10 +400,13 @@ void BM_AttentionRow(benchmark::State& state) {
     span.k = KvRows{nullptr, nullptr, kq.data(), ks.data(), 1};
     span.v = KvRows{nullptr, nullptr, vq.data(), vs.data(), 1};
   }
-  for (auto _ : state) {
-    attention_row(q.data(), &span, 1, o.data(), p);
-    benchmark::ClobberMemory();
-  }
+  // Inside a team, as a decode step calls it (kernels/team.h): long rows split their keys over it.
+  run_as_team(omp_get_max_threads(), [&] {
+    for (auto _ : state) {
+      attention_row(q.data(), &span, 1, o.data(), p);
+      benchmark::ClobberMemory();
+    }
+  });
   const double bytes = 2.0 * n * (kind == 0 ? 4 * hd : kind == 1 ? 2 * hd : hd + 4);
   state.counters["GB/s"] = benchmark::Counter(bytes * state.iterations() / 1e9, benchmark::Counter::kIsRate);
 }
