@@ -157,16 +157,13 @@ void gemm_bf16_panels(int64_t M, int64_t N, int64_t Kp, const uint16_t* A, int64
 void prefetch_decode_shares(std::initializer_list<const WeightMatrix*> ws) {
   const int T = team_size();
   if (T <= 1) return;
-  const auto data_bytes = [](const WeightMatrix& W) {
-    return is_quantized(W.type) ? quant_data_bytes(W.type, W.rows, W.cols) : W.rows * W.cols * weight_type_bytes(W.type);
-  };
   int64_t total = 0;
-  for (const WeightMatrix* w : ws) total += data_bytes(*w);
+  for (const WeightMatrix* w : ws) total += weight_matrix_data_bytes(*w);
   // Member 1's share starts total / T bytes in (member 0, the master, streams its own): from there to the
   // end of the matrix it falls in, which the waiting members split (for T = 2 exactly member 1's share).
   int64_t at = total / T;
   for (const WeightMatrix* w : ws) {
-    const int64_t b = data_bytes(*w);
+    const int64_t b = weight_matrix_data_bytes(*w);
     if (at < b) {
       team_prefetch(static_cast<const char*>(w->data) + at, static_cast<size_t>(b - at));
       return;

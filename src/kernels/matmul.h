@@ -66,6 +66,8 @@ struct WeightMatrix {
 
 // Bytes a matrix occupies (data + scales): what one pass over it reads from memory.
 int64_t weight_matrix_bytes(const WeightMatrix& w);
+// Bytes of its `data` alone (Q8 / Q4: without the scales).
+int64_t weight_matrix_data_bytes(const WeightMatrix& w);
 
 // Quantizes a dense matrix `src` (F32/BF16/F16) to Q8 or Q4 into caller-provided buffers of
 // quant_data_bytes(type, rows, cols) and quant_scale_count(rows, cols) fp16 elements (the

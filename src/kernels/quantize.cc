@@ -43,10 +43,12 @@ int64_t quant_scale_count(int64_t rows, int64_t cols) {
   return quant_padded_rows(rows) * (quant_padded_cols(cols) / kQuantGroup);
 }
 
+int64_t weight_matrix_data_bytes(const WeightMatrix& w) {
+  return is_quantized(w.type) ? quant_data_bytes(w.type, w.rows, w.cols) : w.rows * w.cols * weight_type_bytes(w.type);
+}
+
 int64_t weight_matrix_bytes(const WeightMatrix& w) {
-  if (is_quantized(w.type))
-    return quant_data_bytes(w.type, w.rows, w.cols) + 2 * quant_scale_count(w.rows, w.cols);
-  return w.rows * w.cols * weight_type_bytes(w.type);
+  return weight_matrix_data_bytes(w) + (is_quantized(w.type) ? 2 * quant_scale_count(w.rows, w.cols) : 0);
 }
 
 void weight_row_f32(const WeightMatrix& w, int64_t r, float* out) {

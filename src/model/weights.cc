@@ -421,7 +421,7 @@ void move_decode_matrices_to_huge_pages(ModelWeights& w) {
   const auto scale_bytes = [](const WeightMatrix& m) {
     return is_quantized(m.type) ? static_cast<size_t>(quant_scale_count(m.rows, m.cols)) * 2 : size_t{0};
   };
-  const auto data_bytes = [&](const WeightMatrix& m) { return static_cast<size_t>(weight_matrix_bytes(m)) - scale_bytes(m); };
+  const auto data_bytes = [](const WeightMatrix& m) { return static_cast<size_t>(weight_matrix_data_bytes(m)); };
   size_t total = 0;
   for (const WeightMatrix* m : hot) total += align_up(data_bytes(*m)) + align_up(scale_bytes(*m));
   AlignedBytes arena(total);
