@@ -169,6 +169,11 @@ void matmul_args(benchmark::internal::Benchmark* b) {
   for (int t : {static_cast<int>(WeightType::kQ8), static_cast<int>(WeightType::kQ4)})
     for (const auto& nk : QNK)
       for (int64_t M : {1, 8, 512}) b->Args({M, nk[0], nk[1], t, 0});
+  // ... and the encoder's GEMM in bf16 compute mode (the weights unpacked to bf16 as the product goes).
+  for (int t : {static_cast<int>(WeightType::kQ8), static_cast<int>(WeightType::kQ4)})
+    for (const auto& nk : QNK)
+      if (nk[0] < 262144)
+        for (int64_t M : {128, 512}) b->Args({M, nk[0], nk[1], t, 1});
   // A cache-resident decode shape (64 x 640: 23-82 KB, single-threaded): the kernels' compute ceiling,
   // to compare with their rate on the streamed shapes above.
   for (int t : {static_cast<int>(WeightType::kBF16), static_cast<int>(WeightType::kQ8), static_cast<int>(WeightType::kQ4)})

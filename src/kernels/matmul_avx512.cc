@@ -303,6 +303,115 @@ void pack_b_quant_bf16(const WeightMatrix& W, int64_t n0, int nr, int64_t k0, in
   }
 }
 
+// The first row tile over a full panel of Q8 / Q4 weights (32 rows n0.., two whole tiles) packs the panel
+// as it goes: C[MR x 32] (+)= A·B over kp pairs from k0, each pair of B made from the tiles' bytes right
+// before the vdpbf16ps that use it, and stored to Bp for the other row tiles. Packing as a pass of its
+// own (pack_b_quant_bf16) left the FMA units idle: 6-8 ms of a 60 ms int8 128-token encode; here the
+// conversions run beside the first tile's products. The pairs are the bits pack_b_quant_bf16 writes:
+// bf16(q·d), q·d in fp32 (exact), rounded to nearest even.
+//
+// A 64-byte chunk is 4 values of the tile's 16 rows, row after row (matmul.h); its 16-byte quarter q
+// (rows 4q..4q+3) widens to 16 fp32 lanes [row 4q + l / 4, value l % 4], scaled by ds[q] (the rows'
+// scales in the same lanes), and two quarters round to the bf16 of 8 rows: dword 2r + p = pair p of row r.
+inline void quant_tile_group_scales(const uint16_t* s, float* ds) {
+  const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s)));
+  const __m512i row = _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 2);
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; ++q)
+    _mm512_store_ps(ds + 16 * q, _mm512_permutexvar_ps(_mm512_add_epi32(row, _mm512_set1_epi32(4 * q)), d));
+}
+
+// Pairs 0 and 1 of the chunk at p for the tile's 16 rows (Q4: the low nibbles, or the high ones).
+template <WeightType WT>
+T5G_QINLINE void quant_chunk_pairs(const uint8_t* p, bool high, const float* ds, __m512i& pair0, __m512i& pair1) {
+  __m512 f[4];
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; ++q) {
+    __m512i u = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * q)));
+    if constexpr (WT == WeightType::kQ8) {
+      u = _mm512_sub_epi32(u, _mm512_set1_epi32(128));
+    } else {
+      if (high) u = _mm512_srli_epi32(u, 4);
+      u = _mm512_sub_epi32(_mm512_and_si512(u, _mm512_set1_epi32(0x0f)), _mm512_set1_epi32(8));
+    }
+    f[q] = _mm512_mul_ps(_mm512_cvtepi32_ps(u), _mm512_load_ps(ds + 16 * q));
+  }
+  const __m512i lo = (__m512i)_mm512_cvtne2ps_pbh(f[1], f[0]), hi = (__m512i)_mm512_cvtne2ps_pbh(f[3], f[2]);
+  pair0 = _mm512_permutex2var_epi32(lo, _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), hi);
+  pair1 = _mm512_permutex2var_epi32(lo, _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), hi);
+}
+
+// Chunks ahead of the one being packed that the first tile asks for (the block's bytes are usually in L2
+// already, bd_gemm's QuantPrefetch; from memory otherwise).
+constexpr int64_t kQuantFirstPrefetchBytes = 1024;
+
+// kp even; k0 a multiple of 4; A packed (PackBf16Dot::pack_a), B's pairs to Bp as [pair][32] dwords.
+template <int MR, WeightType WT>
+void bd_ukernel_quant_first(int64_t kp, const uint16_t* A, const WeightMatrix& W, int64_t n0, int64_t k0, uint32_t* Bp,
+                            float* C, int64_t ldc, bool accumulate) {
+  static_assert(kNV == 2 && kNR == 32, "a panel is two 16-row tiles");
+  const int64_t G = quant_padded_cols(W.cols) / kQuantGroup;
+  const uint8_t* data = static_cast<const uint8_t*>(W.data);
+  __m512 c[MR][kNV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 2
+    for (int j = 0; j < kNV; ++j) c[i][j] = accumulate ? _mm512_loadu_ps(C + i * ldc + j * 16) : _mm512_setzero_ps();
+  alignas(64) float ds[2][64];
+  const int64_t kend = k0 + 2 * kp;
+  for (int64_t k = k0; k < kend; k += 4, Bp += 2 * kNR, A += 4 * kMR) {
+    if (k == k0 || k % kQuantGroup == 0)
+#pragma GCC unroll 2
+      for (int t = 0; t < 2; ++t)
+        quant_tile_group_scales(W.scales + quant_scale_index(n0 + 16 * t, k / kQuantGroup, G), ds[t]);
+    const bool high = WT == WeightType::kQ4 && k % kQuantGroup >= 16;
+    __m512i b[2][kNV];  // [pair][tile]
+#pragma GCC unroll 2
+    for (int t = 0; t < 2; ++t) {
+      const uint8_t* p = data + (WT == WeightType::kQ8 ? q8_byte_index(n0 + 16 * t, k, G) : q4_byte_index(n0 + 16 * t, k, G));
+      if (!high) _mm_prefetch(reinterpret_cast<const char*>(p) + kQuantFirstPrefetchBytes, _MM_HINT_T0);
+      quant_chunk_pairs<WT>(p, high, ds[t], b[0][t], b[1][t]);
+    }
+#pragma GCC unroll 2
+    for (int pp = 0; pp < 2; ++pp) {
+#pragma GCC unroll 2
+      for (int j = 0; j < kNV; ++j) _mm512_storeu_si512(Bp + pp * kNR + j * 16, b[pp][j]);
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i) {
+        int32_t pair;
+        std::memcpy(&pair, A + 2 * (pp * kMR + i), 4);
+        const __m512i a = _mm512_set1_epi32(pair);
+#pragma GCC unroll 2
+        for (int j = 0; j < kNV; ++j) c[i][j] = _mm512_dpbf16_ps(c[i][j], as_bh(a), as_bh(b[pp][j]));
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 2
+    for (int j = 0; j < kNV; ++j) _mm512_storeu_ps(C + i * ldc + j * 16, c[i][j]);
+}
+
+using BdQuantFirstFn = void (*)(int64_t, const uint16_t*, const WeightMatrix&, int64_t, int64_t, uint32_t*, float*, int64_t,
+                                bool);
+template <WeightType WT, int MR>
+constexpr void bd_quant_first_fill(BdQuantFirstFn fn[]) {
+  fn[MR] = &bd_ukernel_quant_first<MR, WT>;
+  if constexpr (MR > 1) bd_quant_first_fill<WT, MR - 1>(fn);
+}
+template <WeightType WT>
+struct BdQuantFirst {
+  BdQuantFirstFn fn[kMR + 1] = {};
+  constexpr BdQuantFirst() { bd_quant_first_fill<WT, kMR>(fn); }
+};
+constexpr BdQuantFirst<WeightType::kQ8> g_bd_q8_first;
+constexpr BdQuantFirst<WeightType::kQ4> g_bd_q4_first;
+
+// Whether bd_ukernel_quant_first takes this panel and K block.
+inline bool quant_first_takes(const WeightMatrix& W, int nvalid, int64_t k0, int64_t kc) {
+  return is_quantized(W.type) && nvalid == kNR && k0 % 4 == 0 && kc % 4 == 0;
+}
+
 // r[j] lane l -> r[l] lane j (16 x 16, 32-bit lanes): 32-bit, then 64-bit interleaves within the 128-bit
 // lanes, then two 128-bit lane shuffles.
 inline void transpose16(__m512 (&r)[16]) {
@@ -464,19 +573,29 @@ void bd_gemm(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int
         const uint32_t* packed = W.type == WeightType::kBF16 ? W.gemm_panels : nullptr;
         for (int64_t pc = 0; pc < K; pc += kc_nom) {
           const int64_t kc = imin(kc_nom, K - pc), kp = cdiv(kc, 2);
+          // Quantized full panels are packed by their first row tile (bd_ukernel_quant_first).
+          auto packs_in_first_tile = [&](int64_t jp) {
+            return quant_first_takes(W, static_cast<int>(imin(kNR, N - jp * kNR)), pc, kc);
+          };
           if (!packed)
             for (int64_t jp = jp0; jp < jp1; ++jp)
-              PackBf16Dot::pack_b(W, jp * kNR, static_cast<int>(imin(kNR, N - jp * kNR)), pc, kc,
-                                  reinterpret_cast<float*>(Bp + (jp - jp0) * kNR * kp));
+              if (!packs_in_first_tile(jp))
+                PackBf16Dot::pack_b(W, jp * kNR, static_cast<int>(imin(kNR, N - jp * kNR)), pc, kc,
+                                    reinterpret_cast<float*>(Bp + (jp - jp0) * kNR * kp));
           for (int64_t jp = jp0; jp < jp1; ++jp) {
             const int nvalid = static_cast<int>(imin(kNR, N - jp * kNR));
             // A panel packed at load holds all K: this block's pairs start pc / 2 pairs in.
-            const uint32_t* B = packed ? packed + jp * kNR * Kp + (pc / 2) * kNR : Bp + (jp - jp0) * kNR * kp;
+            uint32_t* Bw = Bp + (jp - jp0) * kNR * kp;
+            const uint32_t* B = packed ? packed + jp * kNR * Kp + (pc / 2) * kNR : Bw;
+            const bool first_packs = packs_in_first_tile(jp);
             for (int64_t pr = 0; pr < npr; ++pr) {
               const int mr = static_cast<int>(imin(kMR, m - pr * kMR));
               const uint16_t* At = reinterpret_cast<const uint16_t*>(Ap + pr * kMR * Kp + (pc / 2) * kMR);
               float* Ct = Y + pr * kMR * ldy + jp * kNR;
-              if (packed && pr == 0) g_bd_uk_first.run(mr, nvalid, kp, At, 0, B, kNR, Ct, ldy, pc > 0);
+              if (first_packs && pr == 0)
+                (W.type == WeightType::kQ8 ? g_bd_q8_first.fn : g_bd_q4_first.fn)[mr](kp, At, W, jp * kNR, pc, Bw, Ct,
+                                                                                      ldy, pc > 0);
+              else if (packed && pr == 0) g_bd_uk_first.run(mr, nvalid, kp, At, 0, B, kNR, Ct, ldy, pc > 0);
               else g_bd_uk.run(mr, nvalid, kp, At, 0, B, kNR, Ct, ldy, pc > 0);
             }
           }

@@ -365,7 +365,11 @@ TEST(MatmulQuant, DecodeSameBitsOnEveryIsa) {
 // The GEMM (M > 8) of a bf16-compute model (X bf16-representable) on AVX512_BF16: the weights are
 // dequantized (q·d as weight_row_f32) and rounded to bf16 into vdpbf16ps panels. Reference: X times
 // those rounded weights in double; bound: fp32 reassociation, 2(K+2)·2⁻²⁴·Σ|x·w|. Also checks the
-// parts schedule (q, k, v sharing X) gives each product's own result bitwise, and the K blocks.
+// parts schedule (q, k, v sharing X) gives each product's own result bitwise, and the K blocks. And the
+// result is bitwise the GEMM of a bf16 matrix holding bf16(q·d): the same vdpbf16ps chains over the same
+// pairs, whether a panel's pairs are made by a packing pass or by its first row tile (full 32-row panels,
+// K blocks of whole 4-column chunks: N = 37, 45, 70 and K = 40, 300, 2100 here; K = 650 and the last
+// panels pack first), so the pairs are the same bits either way.
 TEST(MatmulQuant, Bf16GemmOfDequantizedWeights) {
   if (!gemm_bf16_available()) GTEST_SKIP() << "no AVX512_BF16 here (or T5G_ISA lowered)";
   std::mt19937 rng(31);
@@ -394,6 +398,12 @@ TEST(MatmulQuant, Bf16GemmOfDequantizedWeights) {
               ADD_FAILURE() << weight_type_name(t) << " M=" << M << " N=" << N << " K=" << K << ": Y[" << m << "," << n
                             << "] = " << y[m * N + n] << ", want " << want << ", tol " << tol, ++bad;
           }
+        std::vector<uint16_t> deq_bf16(static_cast<size_t>(N * K));
+        for (size_t i = 0; i < deq_bf16.size(); ++i) deq_bf16[i] = f32_to_bf16(round_bf16(w.deq[i]));
+        std::vector<float> yb(static_cast<size_t>(M * N));
+        matmul(x.data(), M, K, WeightMatrix{WeightType::kBF16, N, K, deq_bf16.data()}, yb.data(), N, opt);
+        ASSERT_EQ(0, std::memcmp(yb.data(), y.data(), y.size() * 4))
+            << weight_type_name(t) << " against bf16(q·d) weights, M=" << M << " N=" << N << " K=" << K;
         // Two parts sharing X: each equals its own product bitwise.
         std::vector<float> y2(static_cast<size_t>(M * N * 2), 0.f);
         const WeightMatrix wm = w.matrix();
