@@ -558,12 +558,12 @@ TEST(OpsHeads, Int8RowsComputeWithTheDequantizedRows) {
 
 // The AVX-512 Q·K and P·V rows give bitwise the AVX2 kernels' results (the same chains of FMAs, the same
 // horizontal sums) for fp32, bf16 and int8 rows, 1-6 heads, widths around the 8-, 16- and 32-column steps,
-// odd and even key counts.
+// odd and even key counts around the Q·K kernel's steps of four and two keys.
 TEST(OpsHeads, Avx512DotAndAxpySameBitsAsAvx2) {
   if (active_isa() < Isa::kAvx512) GTEST_SKIP() << "no AVX-512 on this CPU";
   for (int64_t nh : {1, 3, 4, 6})
     for (int64_t d : {1, 7, 16, 17, 31, 32, 40, 72, 256})
-      for (int64_t n : {0, 1, 2, 3, 37}) {
+      for (int64_t n : {0, 1, 2, 3, 4, 6, 37, 39}) {
         const int64_t ld = d + 5, sld = 2, lds = n + 1, ldq = d + 3;
         const auto w = randn(nh * lds, 1.f, 50), a0 = randn(nh * d, 1.f, 51), vf = randn(n * ld, 1.f, 52);
         const auto q = randn(nh * ldq, 1.f, 53);
