@@ -341,8 +341,9 @@ T5G_QINLINE void quant_chunk_pairs(const uint8_t* p, bool high, const float* ds,
   pair1 = _mm512_permutex2var_epi32(lo, _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), hi);
 }
 
-// Chunks ahead of the one being packed that the first tile asks for (the block's bytes are usually in L2
-// already, bd_gemm's QuantPrefetch; from memory otherwise).
+// How far ahead in a tile's bytes the first row tile asks for the next ones (into L1): the panel streams
+// from memory. 512 B to 4 KB measured the same; so did prefetching the next panel's bytes into L2 during
+// the row tiles before it, and unpacking the next panel in slices inside those row tiles.
 constexpr int64_t kQuantFirstPrefetchBytes = 1024;
 
 // kp even; k0 a multiple of 4; A packed (PackBf16Dot::pack_a), B's pairs to Bp as [pair][32] dwords.
