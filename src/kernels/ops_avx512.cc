@@ -254,31 +254,30 @@ inline __m256 load8m(const int8_t* p, __mmask8 m) {
 // NH heads (up to 4) against shared keys, two keys per zmm: lanes 0-7 hold key c's chain, lanes 8-15 key
 // c + 1's, each exactly avx2's 8-lane chain (q·k over whole vectors of 8 in order, then the masked tail;
 // a masked lane adds 0·0, as avx2's zeroing masked loads), then avx2's hsum of each half. A last odd key
-// goes through avx2 itself. So bitwise avx2::dot_rows_heads, with half the FMAs. Four keys go at a time
-// (2·NH chains: with NH = 4 and two keys the loop waited on the FMAs' latency, 1 FMA a cycle), against q
-// duplicated into both halves once per call rather than at every step. (fp32 rows stay at two keys: at
-// 16K keys they stream from memory at its rate, and four rows' prefetches at a time made them 10% slower.)
+// goes through avx2 itself. So bitwise avx2::dot_rows_heads, with half the FMAs.
 template <class T, int NH>
 void dot_heads16(const float* q, int64_t ldq, const T* k, int64_t ldk, int64_t n, int64_t d, float* s, int64_t lds,
                  const float* sc, int64_t sld) {
   constexpr bool kScaled = std::is_same_v<T, int8_t>;
-  const int64_t dv = d / 8 * 8, steps = (d + 7) / 8;
+  const int64_t dv = d / 8 * 8;
   const int64_t pd = kv_prefetch_rows<T>(d) * ldk;
   const __mmask8 tm = static_cast<__mmask8>((1u << (d - dv)) - 1u);
-  // qd[h][step]: the step's 8 q values (the tail masked to zero) in both halves.
-  constexpr int64_t kMaxSteps = 64;  // head_dim <= 512
-  alignas(64) float qd[NH][kMaxSteps * 16];
-  const bool fits = steps <= kMaxSteps && !std::is_same_v<T, float>;
-  if (fits)
-    for (int h = 0; h < NH; ++h)
-      for (int64_t st = 0; st < steps; ++st) {
-        const __m256 qh = _mm256_maskz_loadu_ps(st * 8 < dv ? 0xff : tm, q + h * ldq + st * 8);
-        _mm512_store_ps(qd[h] + st * 16, _mm512_insertf32x8(_mm512_castps256_ps512(qh), qh, 1));
+  int64_t c = 0;
+  for (; c + 2 <= n; c += 2) {
+    const T* k0 = k + c * ldk;
+    kv_prefetch_row(k0 + pd, d);
+    kv_prefetch_row(k0 + pd + ldk, d);
+    __m512 a[NH];
+    for (int h = 0; h < NH; ++h) a[h] = _mm512_setzero_ps();
+    auto step = [&](int64_t e, __mmask8 m) {
+      const __m512 x = _mm512_insertf32x8(_mm512_castps256_ps512(load8m(k0 + e, m)), load8m(k0 + ldk + e, m), 1);
+      for (int h = 0; h < NH; ++h) {
+        const __m256 qh = _mm256_maskz_loadu_ps(m, q + h * ldq + e);
+        a[h] = _mm512_fmadd_ps(_mm512_insertf32x8(_mm512_castps256_ps512(qh), qh, 1), x, a[h]);
       }
-  auto two_keys = [&](const T* k0, int64_t e, __mmask8 m) {
-    return _mm512_insertf32x8(_mm512_castps256_ps512(load8m(k0 + e, m)), load8m(k0 + ldk + e, m), 1);
-  };
-  auto store = [&](const __m512 (&a)[NH], int64_t c) {
+    };
+    for (int64_t e = 0; e < dv; e += 8) step(e, 0xff);
+    if (dv < d) step(dv, tm);
     for (int h = 0; h < NH; ++h) {
       s[h * lds + c] = avx2::hsum_v(_mm512_castps512_ps256(a[h]));
       s[h * lds + c + 1] = avx2::hsum_v(_mm512_extractf32x8_ps(a[h], 1));
@@ -287,42 +286,6 @@ void dot_heads16(const float* q, int64_t ldq, const T* k, int64_t ldk, int64_t n
         s[h * lds + c + 1] *= sc[(c + 1) * sld];
       }
     }
-  };
-  int64_t c = 0;
-  if (fits)
-    for (; c + 4 <= n; c += 4) {
-      const T* k0 = k + c * ldk;
-      for (int r = 0; r < 4; ++r) kv_prefetch_row(k0 + pd + r * ldk, d);
-      __m512 a[NH], b[NH];
-      for (int h = 0; h < NH; ++h) a[h] = b[h] = _mm512_setzero_ps();
-      for (int64_t st = 0; st < steps; ++st) {
-        const __mmask8 m = st * 8 < dv ? 0xff : tm;
-        const __m512 x = two_keys(k0, st * 8, m), y = two_keys(k0 + 2 * ldk, st * 8, m);
-        for (int h = 0; h < NH; ++h) {
-          const __m512 qh = _mm512_load_ps(qd[h] + st * 16);
-          a[h] = _mm512_fmadd_ps(qh, x, a[h]);
-          b[h] = _mm512_fmadd_ps(qh, y, b[h]);
-        }
-      }
-      store(a, c);
-      store(b, c + 2);
-    }
-  for (; c + 2 <= n; c += 2) {
-    const T* k0 = k + c * ldk;
-    kv_prefetch_row(k0 + pd, d);
-    kv_prefetch_row(k0 + pd + ldk, d);
-    __m512 a[NH];
-    for (int h = 0; h < NH; ++h) a[h] = _mm512_setzero_ps();
-    auto step = [&](int64_t e, __mmask8 m) {
-      const __m512 x = two_keys(k0, e, m);
-      for (int h = 0; h < NH; ++h) {
-        const __m256 qh = _mm256_maskz_loadu_ps(m, q + h * ldq + e);
-        a[h] = _mm512_fmadd_ps(_mm512_insertf32x8(_mm512_castps256_ps512(qh), qh, 1), x, a[h]);
-      }
-    };
-    for (int64_t e = 0; e < dv; e += 8) step(e, 0xff);
-    if (dv < d) step(dv, tm);
-    store(a, c);
   }
   if (c < n) {  // the last odd key: avx2's own one-key path
     KvRows r;

@@ -558,7 +558,7 @@ TEST(OpsHeads, Int8RowsComputeWithTheDequantizedRows) {
 
 // The AVX-512 Q·K and P·V rows give bitwise the AVX2 kernels' results (the same chains of FMAs, the same
 // horizontal sums) for fp32, bf16 and int8 rows, 1-6 heads, widths around the 8-, 16- and 32-column steps,
-// odd and even key counts around the Q·K kernel's steps of four and two keys.
+// odd and even key counts.
 TEST(OpsHeads, Avx512DotAndAxpySameBitsAsAvx2) {
   if (active_isa() < Isa::kAvx512) GTEST_SKIP() << "no AVX-512 on this CPU";
   for (int64_t nh : {1, 3, 4, 6})
