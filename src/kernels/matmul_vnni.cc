@@ -44,7 +44,8 @@ constexpr int kChunks = WT == WeightType::kQ8 ? 8 : 4;
 // of X row m as one int32 at x[(8g + c)·M + m], dx at d[g·M + m], the sums' start -off·Σqx at o[g·M + m]
 // (off = 128 for Q8, 8 for Q4): the MC rows' operands lie side by side, so each is a broadcast at a
 // constant offset (folded into vpdpbusd as {1to16}) rather than a row stride apart (an address add per
-// X row and step: M = 8 measured 10-25% slower).
+// X row and step: M = 8 measured 10-25% slower), and 4 rows' operands are one 16-byte block
+// (q_tile_x4h). M is the product's rows, padded to 8 for q_tile_x4h<WT, 2> (zero rows: x, dx and o 0).
 struct TileX {
   const int32_t* x;
   const float* d;
@@ -139,6 +140,81 @@ T5G_QINLINE void q_tile(const uint8_t* t, const uint16_t* sc, int64_t G, const T
   static_for<MC>([&](auto mc) { out[mc.value] = acc[mc.value]; });
 }
 
+// H sets of 4 X rows (4 or 8 rows; TileX padded to 8 rows for 7, the rows past M zero): each set's 4
+// bytes of a chunk side by side in a 16-byte block broadcast to the four 128-bit lanes (one load per 4
+// vpdpbusd instead of one broadcast per vpdpbusd: the broadcasts' loads bounded q_tile<8>), and each
+// weight chunk (row r's 4 bytes in lane r) rotated within its 128-bit lanes: in vector s, lane 4a + b
+// holds row 4a + (b + s) % 4 (s = 0 is the chunk as loaded). Sum (s, h) lane 4a + b is then that row
+// times X row 4h + b, so the four rotations (three vpshufd) meet every row with every X row. The same
+// int32 sums and fp32 FMAs as q_tile, so the same bits; the outputs come back to row order once per tile
+// (a 4x4 transpose within each 128-bit lane, then a rotation).
+constexpr int kRot[4] = {0xE4, 0x39, 0x4E, 0x93};  // vpshufd: lane b takes dword (b + s) % 4
+
+template <WeightType WT, int H>
+T5G_QINLINE void q_tile_x4h(const uint8_t* t, const uint16_t* sc, int64_t G, const TileX& xt, __m512 (&out)[4 * H]) {
+  constexpr int CH = kChunks<WT>, MP = 4 * H;
+  __m512 acc[4][H];
+  static_for<4>([&](auto s) { static_for<H>([&](auto h) { acc[s.value][h.value] = _mm512_setzero_ps(); }); });
+  auto bcast4 = [](const void* p) T5G_QLAMBDA {
+    return _mm512_broadcast_i32x4(_mm_loadu_si128(static_cast<const __m128i*>(p)));
+  };
+  for (int64_t g = 0; g < G; ++g) {
+    const uint8_t* p = t + g * 64 * CH;
+    const int32_t* xg = xt.x + g * 8 * MP;
+    __m512i is[4][H];
+    static_for<H>([&](auto h) {
+      const __m512i o = bcast4(xt.o + g * MP + 4 * h.value);
+      static_for<4>([&](auto s) { is[s.value][h.value] = o; });
+    });
+    auto dots = [&](__m512i w, int c) T5G_QLAMBDA {
+      __m512i x[H];
+      static_for<H>([&](auto h) { x[h.value] = bcast4(xg + c * MP + 4 * h.value); });
+      static_for<4>([&](auto s) {
+        constexpr int S = decltype(s)::value;
+        const __m512i ws = S == 0 ? w : _mm512_shuffle_epi32(w, static_cast<_MM_PERM_ENUM>(kRot[S]));
+        static_for<H>([&](auto h) { is[S][h.value] = _mm512_dpbusd_epi32(is[S][h.value], ws, x[h.value]); });
+      });
+    };
+    static_for<CH>([&](auto cc) {
+      const __m512i wv = _mm512_loadu_si512(p + 64 * cc.value);
+      if constexpr (WT == WeightType::kQ8) {
+        dots(wv, cc.value);
+      } else {
+        const __m512i low4 = _mm512_set1_epi8(0x0f);
+        dots(_mm512_and_si512(wv, low4), cc.value);
+        dots(_mm512_and_si512(_mm512_srli_epi16(wv, 4), low4), cc.value + 4);
+      }
+    });
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc + g * kQuantTileRows)));
+    __m512 dx[H];
+    static_for<H>([&](auto h) { dx[h.value] = _mm512_broadcast_f32x4(_mm_loadu_ps(xt.d + g * MP + 4 * h.value)); });
+    static_for<4>([&](auto s) {
+      constexpr int S = decltype(s)::value;
+      const __m512 dws = S == 0 ? dw : _mm512_permute_ps(dw, kRot[S]);
+      static_for<H>([&](auto h) {
+        constexpr int J = decltype(h)::value;
+        acc[S][J] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[S][J]), _mm512_mul_ps(dws, dx[J]), acc[S][J]);
+      });
+    });
+  }
+  static_for<H>([&](auto h) {
+    constexpr int J = decltype(h)::value;
+    const __m512 t0 = _mm512_unpacklo_ps(acc[0][J], acc[1][J]), t1 = _mm512_unpacklo_ps(acc[2][J], acc[3][J]);
+    const __m512 t2 = _mm512_unpackhi_ps(acc[0][J], acc[1][J]), t3 = _mm512_unpackhi_ps(acc[2][J], acc[3][J]);
+    auto lo = [](__m512 a, __m512 b) T5G_QLAMBDA {
+      return _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+    };
+    auto hi = [](__m512 a, __m512 b) T5G_QLAMBDA {
+      return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+    };
+    // T_b lane 4a + s: row 4a + (b + s) % 4; out lane 4a + j takes T_b's dword (j - b) % 4.
+    out[4 * J + 0] = lo(t0, t1);
+    out[4 * J + 1] = _mm512_permute_ps(hi(t0, t1), kRot[3]);
+    out[4 * J + 2] = _mm512_permute_ps(lo(t2, t3), kRot[2]);
+    out[4 * J + 3] = _mm512_permute_ps(hi(t2, t3), kRot[1]);
+  });
+}
+
 // One X row: the tile's groups 4 at a time (4 independent vpdpbusd chains, where MC rows give MC), then
 // their FMAs in order: the same arithmetic as q_tile<WT, 1>.
 template <WeightType WT>
@@ -182,6 +258,13 @@ T5G_QINLINE void store_tile(__m512 v, int64_t n, float* y) {
   _mm512_mask_storeu_ps(y, static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1u), v);
 }
 
+// The sets of 4 X rows q_tile_x4h takes for MC rows (0: q_tile's broadcasts instead). Padded to 8, 5 and 6
+// rows were slower than q_tile (its broadcasts do MC products per chunk, q_tile_x4h's 8); at 4 rows Q8 is
+// faster, Q4 (its nibble split on top of the rotations) slower. m8-style timings, single thread, weights in
+// L2: Q8 M = 8 19.4-23.4 -> 17.3-20.7 us, M = 4 11.5 -> 9.5 us; Q4 M = 8 19.2-19.3 -> 17.0-17.1 us.
+template <WeightType WT, int MC>
+constexpr int kX4Sets = MC >= 7 ? 2 : (MC == 4 && WT == WeightType::kQ8) ? 1 : 0;
+
 // Rows [n0, n1) of one matrix (n0 a multiple of 16; n1 may end inside a tile) times the MC rows of X,
 // tile after tile.
 template <WeightType WT, int MC>
@@ -204,6 +287,10 @@ void q_tiles_range(const WeightMatrix& W, int64_t n0, int64_t n1, int64_t G, con
     const int64_t n = n0 + i * kQuantTileRows, rows = imin(kQuantTileRows, n1 - n);
     if constexpr (MC == 1) {
       store_tile(q_tile_m1<WT>(t, sc, G, xt), rows, y + n);
+    } else if constexpr (kX4Sets<WT, MC> > 0) {
+      __m512 out[4 * kX4Sets<WT, MC>];
+      q_tile_x4h<WT, kX4Sets<WT, MC>>(t, sc, G, xt, out);
+      static_for<MC>([&](auto mc) { store_tile(out[mc.value], rows, y + mc.value * ldy + n); });
     } else {
       __m512 out[MC];
       q_tile<WT, MC>(t, sc, G, xt, out);
@@ -224,13 +311,19 @@ void q_tiles_dispatch(int mc, const WeightMatrix& W, int64_t n0, int64_t n1, int
 template <WeightType WT>
 void qgemv(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int np) {
   const int64_t K = parts[0].w->cols, G = quant_padded_cols(K) / kQG;
-  const size_t xbytes = static_cast<size_t>(G * 8 * M) * 4, gbytes = static_cast<size_t>(G * M) * 4;
+  const int64_t Mp = M >= 7 ? 8 : M;  // q_tile_x4h<WT, 2> reads 8 rows
+  const size_t xbytes = static_cast<size_t>(G * 8 * Mp) * 4, gbytes = static_cast<size_t>(G * Mp) * 4;
   char* s = static_cast<char*>(kern::scratch(kern::kScratchX, xbytes + 2 * gbytes));
   int32_t* x = reinterpret_cast<int32_t*>(s);
   float* d = reinterpret_cast<float*>(s + xbytes);
   int32_t* o = reinterpret_cast<int32_t*>(s + xbytes + gbytes);
   const int32_t off = WT == WeightType::kQ8 ? 128 : 8;
-  for (int64_t m = 0; m < M; ++m) quantize_row_tiles(X + m * ldx, K, G, m, M, off, x, d, o);
+  for (int64_t m = 0; m < M; ++m) quantize_row_tiles(X + m * ldx, K, G, m, Mp, off, x, d, o);
+  for (int64_t m = M; m < Mp; ++m)
+    for (int64_t g = 0; g < G; ++g) {
+      d[g * Mp + m] = 0.f, o[g * Mp + m] = 0;
+      for (int c = 0; c < 8; ++c) x[(8 * g + c) * Mp + m] = 0;
+    }
   const TileX xt{x, d, o};
   int64_t N[kMaxMatmulParts];
   const int64_t row_bytes = G * kChunks<WT> * 4 + 2 * G;
