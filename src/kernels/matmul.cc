@@ -6,6 +6,7 @@
 
 #include "kernels/cpu_features.h"
 #include "kernels/matmul_internal.h"
+#include "kernels/ops.h"
 #include "kernels/team.h"
 #include "util/error.h"
 
@@ -74,6 +75,18 @@ void matmul_isa(Isa isa, const float* X, int64_t M, int64_t ldx, const WeightMat
   ref::matmul(X, M, ldx, W, Y, ldy);
 }
 
+// MatmulOut::round_bf16 after the product, for the paths whose kernels do not round as they store: round_act,
+// which shares long rows (a batch's logits) among the threads.
+static void round_outputs(const MatmulOut* parts, int n, int64_t M) {
+  for (int i = 0; i < n; ++i) {
+    const MatmulOut& p = parts[i];
+    if (!p.round_bf16) continue;
+    if (p.ldy == p.w->rows) round_act(p.y, M * p.ldy, Precision::kBF16);
+    else
+      for (int64_t m = 0; m < M; ++m) round_act(p.y + m * p.ldy, p.w->rows, Precision::kBF16);
+  }
+}
+
 void matmul_parts_isa(Isa isa, const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n,
                       const MatmulOptions& opt) {
   check_part_count(n);
@@ -85,15 +98,17 @@ void matmul_parts_isa(Isa isa, const float* X, int64_t M, int64_t ldx, const Mat
   const Isa best = clamp_isa(isa);
   if (!shared || best == Isa::kScalar) {
     for (int i = 0; i < n; ++i) matmul_isa(isa, X, M, ldx, *parts[i].w, parts[i].y, parts[i].ldy, opt);
+    round_outputs(parts, n, M);
     return;
   }
-  if (best == Isa::kAvx512 && vnni_decode(M, parts[0].w->type)) {
-    kern::avx512vnni::qmatmul_decode(X, M, ldx, parts, n);
-  } else if (best == Isa::kAvx512) {
-    kern::avx512::matmul_parts(X, M, ldx, parts, n, avx512_bf16_dot(opt, parts[0].w->type));
-  } else {
-    kern::avx2::matmul_parts(X, M, ldx, parts, n);
+  const WeightType t = parts[0].w->type;
+  if (best == Isa::kAvx512 && vnni_decode(M, t)) {
+    kern::avx512vnni::qmatmul_decode(X, M, ldx, parts, n);  // rounds as it stores
+    return;
   }
+  if (best == Isa::kAvx512) kern::avx512::matmul_parts(X, M, ldx, parts, n, avx512_bf16_dot(opt, t));
+  else kern::avx2::matmul_parts(X, M, ldx, parts, n);
+  round_outputs(parts, n, M);
 }
 
 void gemm_f32_isa(Isa isa, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
@@ -186,6 +201,7 @@ void matmul_parts(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts
   check_part_count(n);  // also on the row-stable path, which does not reach matmul_parts_isa
   if (opt.row_stable && M > kRowStableGroup) {
     for (int i = 0; i < n; ++i) matmul(X, M, ldx, *parts[i].w, parts[i].y, parts[i].ldy, opt);
+    round_outputs(parts, n, M);
     return;
   }
   matmul_parts_isa(active_isa(), X, M, ldx, parts, n, opt);

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/bf16_avx512.h"
 #include "kernels/matmul_internal.h"
 
 namespace t5g::kern::avx512vnni {
@@ -253,9 +254,9 @@ T5G_QINLINE __m512 q_tile_m1(const uint8_t* t, const uint16_t* sc, int64_t G, co
   return acc;
 }
 
-// The first n (<= 16) of a tile's outputs to y.
-T5G_QINLINE void store_tile(__m512 v, int64_t n, float* y) {
-  _mm512_mask_storeu_ps(y, static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1u), v);
+// The first n (<= 16) of a tile's outputs to y, rounded to bf16 when rnd (MatmulOut::round_bf16).
+T5G_QINLINE void store_tile(__m512 v, int64_t n, float* y, bool rnd) {
+  _mm512_mask_storeu_ps(y, static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1u), rnd ? round_bf16_16(v) : v);
 }
 
 // The sets of 4 X rows q_tile_x4h takes for MC rows (0: q_tile's broadcasts instead). Padded to 8, 5 and 6
@@ -268,7 +269,8 @@ constexpr int kX4Sets = MC >= 7 ? 2 : (MC == 4 && WT == WeightType::kQ8) ? 1 : 0
 // Rows [n0, n1) of one matrix (n0 a multiple of 16; n1 may end inside a tile) times the MC rows of X,
 // tile after tile.
 template <WeightType WT, int MC>
-void q_tiles_range(const WeightMatrix& W, int64_t n0, int64_t n1, int64_t G, const TileX& xt, float* y, int64_t ldy) {
+void q_tiles_range(const WeightMatrix& W, int64_t n0, int64_t n1, int64_t G, const TileX& xt, float* y, int64_t ldy,
+                   bool rnd) {
   const int64_t tb = G * 64 * kChunks<WT>;
   const uint8_t* base = static_cast<const uint8_t*>(W.data) + (n0 / kQuantTileRows) * tb;
   const uint16_t* scales = W.scales + (n0 / kQuantTileRows) * G * kQuantTileRows;
@@ -286,24 +288,24 @@ void q_tiles_range(const WeightMatrix& W, int64_t n0, int64_t n1, int64_t G, con
       if (i + ahead < tiles) prefetch_l2(reinterpret_cast<const char*>(sc) + ahead * sb, sb);
     const int64_t n = n0 + i * kQuantTileRows, rows = imin(kQuantTileRows, n1 - n);
     if constexpr (MC == 1) {
-      store_tile(q_tile_m1<WT>(t, sc, G, xt), rows, y + n);
+      store_tile(q_tile_m1<WT>(t, sc, G, xt), rows, y + n, rnd);
     } else if constexpr (kX4Sets<WT, MC> > 0) {
       __m512 out[4 * kX4Sets<WT, MC>];
       q_tile_x4h<WT, kX4Sets<WT, MC>>(t, sc, G, xt, out);
-      static_for<MC>([&](auto mc) { store_tile(out[mc.value], rows, y + mc.value * ldy + n); });
+      static_for<MC>([&](auto mc) { store_tile(out[mc.value], rows, y + mc.value * ldy + n, rnd); });
     } else {
       __m512 out[MC];
       q_tile<WT, MC>(t, sc, G, xt, out);
-      static_for<MC>([&](auto mc) { store_tile(out[mc.value], rows, y + mc.value * ldy + n); });
+      static_for<MC>([&](auto mc) { store_tile(out[mc.value], rows, y + mc.value * ldy + n, rnd); });
     }
   }
 }
 
 template <WeightType WT, int MC = 8>
 void q_tiles_dispatch(int mc, const WeightMatrix& W, int64_t n0, int64_t n1, int64_t G, const TileX& xt, float* y,
-                      int64_t ldy) {
-  if (mc == MC) q_tiles_range<WT, MC>(W, n0, n1, G, xt, y, ldy);
-  else if constexpr (MC > 1) q_tiles_dispatch<WT, MC - 1>(mc, W, n0, n1, G, xt, y, ldy);
+                      int64_t ldy, bool rnd) {
+  if (mc == MC) q_tiles_range<WT, MC>(W, n0, n1, G, xt, y, ldy, rnd);
+  else if constexpr (MC > 1) q_tiles_dispatch<WT, MC - 1>(mc, W, n0, n1, G, xt, y, ldy, rnd);
 }
 
 // X quantized into the TileX layout, then ranges of whole tiles in the decode schedule (for_each_range:
@@ -329,7 +331,7 @@ void qgemv(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n
   const int64_t row_bytes = G * kChunks<WT> * 4 + 2 * G;
   const bool parallel = part_rows(parts, np, row_bytes, N);
   for_each_range(N, np, kQuantTileRows, row_bytes, parallel, [&](int p, int64_t n0, int64_t n1) {
-    q_tiles_dispatch<WT>(static_cast<int>(M), *parts[p].w, n0, n1, G, xt, parts[p].y, parts[p].ldy);
+    q_tiles_dispatch<WT>(static_cast<int>(M), *parts[p].w, n0, n1, G, xt, parts[p].y, parts[p].ldy, parts[p].round_bf16);
   });
 }
 

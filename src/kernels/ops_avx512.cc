@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "kernels/bf16_avx512.h"
 #include "kernels/ops_internal.h"
 #include "kernels/vec_math_avx2.h"
 
@@ -46,16 +47,7 @@ inline __m512 exp16(__m512 x) {
   return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);  // NaN
 }
 
-// avx2::round_bf16_v / round_f16_v / rnd<P> on 16 lanes (round to nearest even; NaN kept, made quiet).
-inline __m512 round_bf16_16(__m512 x) {
-  const __m512i u = _mm512_castps_si512(x);
-  const __mmask16 isnan =
-      _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
-  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-  __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb));
-  r = _mm512_mask_mov_epi32(r, isnan, _mm512_or_si512(u, _mm512_set1_epi32(0x00400000)));
-  return _mm512_castsi512_ps(_mm512_and_si512(r, _mm512_set1_epi32(static_cast<int>(0xffff0000u))));
-}
+// avx2::round_f16_v / rnd<P> on 16 lanes (round to nearest even; NaN kept, made quiet); bf16: bf16_avx512.h.
 template <int P>
 inline __m512 rnd16(__m512 x) {
   if constexpr (P == 1) return round_bf16_16(x);

@@ -305,8 +305,11 @@ void decoder_forward(const ModelWeights& w, const ModelConfig& cfg, const std::v
 
 void lm_head(const ModelWeights& w, const ModelConfig& cfg, const float* hidden, int64_t n, float* logits) {
   const int64_t V = w.embed.rows;
-  matmul(hidden, n, w.embed.cols, w.embed, logits, V, MatmulOptions{w.precision == Precision::kBF16, true});
-  round_act(logits, n * V, w.precision);
+  // A bf16 model's logits are rounded by the product as it stores them (round_act's bits).
+  const bool bf16 = w.precision == Precision::kBF16;
+  const MatmulOut out{&w.embed, logits, V, bf16};
+  matmul_parts(hidden, n, w.embed.cols, &out, 1, MatmulOptions{bf16, true});
+  if (!bf16) round_act(logits, n * V, w.precision);
   if (cfg.decoder.final_logit_softcapping)
     softcap(logits, n * V, static_cast<float>(*cfg.decoder.final_logit_softcapping), w.precision);
 }

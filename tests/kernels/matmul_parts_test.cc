@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -87,6 +88,71 @@ TEST(MatmulParts, SameBitsAsOneProductAtATime) {
     }
   }
   omp_set_num_threads(saved);
+}
+
+// MatmulOut::round_bf16: every output rounded to bf16 as round_bf16 rounds it, once, whichever path (the
+// AVX512_VNNI / AVX512_BF16 decode kernels round in registers, the others after the product), and the
+// padding between rows untouched. X bf16-representable, so the AVX512_BF16 kernels take bf16 weights.
+TEST(MatmulParts, RoundBf16Outputs) {
+  std::mt19937 rng(14);
+  const int saved = omp_get_max_threads();
+  const WeightType types[] = {WeightType::kF32, WeightType::kBF16, WeightType::kQ8, WeightType::kQ4};
+  for (int isa_i = static_cast<int>(Isa::kScalar); isa_i <= static_cast<int>(active_isa()); ++isa_i) {
+    const Isa isa = static_cast<Isa>(isa_i);
+    for (WeightType t : types) {
+      const int64_t K = 200;
+      Stored big = make(t, 1500, K, rng), small = make(t, 37, K, rng), other = make(t, 20, K + 8, rng);
+      for (bool mixed : {false, true})  // a part of another K: no shared schedule
+        for (int64_t M : {1, 3, 4, 7, 8, 9, 40}) {
+          std::normal_distribution<float> nd(0.f, 1.f);
+          std::vector<float> x(static_cast<size_t>(M * (K + 8)));
+          for (auto& v : x) v = round_bf16(nd(rng));
+          if (M == 3) x[5] = std::numeric_limits<float>::quiet_NaN();  // a NaN output row stays NaN
+          for (int threads : {1, 2, 3}) {
+            omp_set_num_threads(threads);
+            const Stored* ws[3] = {&big, &small, &other};
+            const int np = mixed ? 3 : 2;
+            std::vector<std::vector<float>> want(3), got(3);
+            MatmulOut parts[3];
+            const MatmulOptions opt{true, false};
+            for (int p = 0; p < np; ++p) {
+              const int64_t n = ws[p]->m.rows, ldy = n + 3;
+              want[p].assign(static_cast<size_t>(M * ldy), kPad);
+              got[p].assign(static_cast<size_t>(M * ldy), kPad);
+              matmul_isa(isa, x.data(), M, K + 8, ws[p]->m, want[p].data(), ldy, opt);
+              const bool rnd = p != 1;  // part 1 stays fp32
+              if (rnd)
+                for (int64_t m = 0; m < M; ++m)
+                  for (int64_t j = 0; j < n; ++j) want[p][m * ldy + j] = round_bf16(want[p][m * ldy + j]);
+              parts[p] = MatmulOut{&ws[p]->m, got[p].data(), ldy, rnd};
+            }
+            matmul_parts_isa(isa, x.data(), M, K + 8, parts, np, opt);
+            for (int p = 0; p < np; ++p)
+              ASSERT_EQ(0, std::memcmp(want[p].data(), got[p].data(), want[p].size() * sizeof(float)))
+                  << isa_name(isa) << " " << weight_type_name(t) << " M=" << M << " threads=" << threads << " part " << p
+                  << (mixed ? " mixed" : "");
+          }
+        }
+    }
+  }
+  omp_set_num_threads(saved);
+}
+
+// ... and on the row-stable path over more than 8 rows (8 rows at a time, then the rounding).
+TEST(MatmulParts, RoundBf16OnRowStablePath) {
+  std::mt19937 rng(15);
+  for (WeightType t : {WeightType::kBF16, WeightType::kQ8}) {
+    Stored a = make(t, 300, 64, rng);
+    std::vector<float> x(20 * 64);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 7) - 3.f;
+    const MatmulOptions stable{true, true};
+    std::vector<float> want(20 * 300), got(20 * 300);
+    matmul(x.data(), 20, 64, a.m, want.data(), 300, stable);
+    for (float& v : want) v = round_bf16(v);
+    const MatmulOut part{&a.m, got.data(), 300, true};
+    matmul_parts(x.data(), 20, 64, &part, 1, stable);
+    EXPECT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float))) << weight_type_name(t);
+  }
 }
 
 // Parts of different K or formats cannot share a schedule: each is then computed on its own.
