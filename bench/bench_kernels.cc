@@ -164,11 +164,12 @@ void matmul_args(benchmark::internal::Benchmark* b) {
   // bf16 compute mode (X bf16-representable): takes the AVX512_BF16 path where the CPU has it.
   for (const auto& nk : NK)
     for (int64_t M : {1, 8, 128, 512}) b->Args({M, nk[0], nk[1], static_cast<int>(WeightType::kBF16), 1});
-  // Quantized weights (GB/s counts data + scales): decode shapes at M = 1 and 8, and GEMM at M = 512.
+  // Quantized weights (GB/s counts data + scales): decode shapes at M = 1, 4 (four beams; int8 takes the
+  // four-row broadcast kernel there, q4 one broadcast per row) and 8, and GEMM at M = 512.
   const int64_t QNK[][2] = {{262144, 640}, {2048, 640}, {640, 2048}, {1024, 640}};
   for (int t : {static_cast<int>(WeightType::kQ8), static_cast<int>(WeightType::kQ4)})
     for (const auto& nk : QNK)
-      for (int64_t M : {1, 8, 512}) b->Args({M, nk[0], nk[1], t, 0});
+      for (int64_t M : {1, 4, 8, 512}) b->Args({M, nk[0], nk[1], t, 0});
   // ... and the encoder's GEMM in bf16 compute mode (the weights unpacked to bf16 as the product goes).
   for (int t : {static_cast<int>(WeightType::kQ8), static_cast<int>(WeightType::kQ4)})
     for (const auto& nk : QNK)
