@@ -261,8 +261,8 @@ T5G_QINLINE void store_tile(__m512 v, int64_t n, float* y, bool rnd) {
 
 // The sets of 4 X rows q_tile_x4h takes for MC rows (0: q_tile's broadcasts instead). Padded to 8, 5 and 6
 // rows were slower than q_tile (its broadcasts do MC products per chunk, q_tile_x4h's 8); at 4 rows Q8 is
-// faster, Q4 (its nibble split on top of the rotations) slower. m8-style timings, single thread, weights in
-// L2: Q8 M = 8 19.4-23.4 -> 17.3-20.7 us, M = 4 11.5 -> 9.5 us; Q4 M = 8 19.2-19.3 -> 17.0-17.1 us.
+// faster, Q4 (its nibble split on top of the rotations) slower. One thread, M x 1024 x 640 in L2: Q8 M = 8
+// 19.4-23.4 -> 17.3-20.7 us, M = 4 11.5 -> 9.5 us; Q4 M = 8 19.2-19.3 -> 17.0-17.1 us (BENCHMARKS.md).
 template <WeightType WT, int MC>
 constexpr int kX4Sets = MC >= 7 ? 2 : (MC == 4 && WT == WeightType::kQ8) ? 1 : 0;
 
