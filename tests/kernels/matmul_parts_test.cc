@@ -91,8 +91,8 @@ TEST(MatmulParts, SameBitsAsOneProductAtATime) {
 }
 
 // MatmulOut::round_bf16: every output rounded to bf16 as round_bf16 rounds it, once, whichever path (the
-// AVX512_VNNI / AVX512_BF16 decode kernels round in registers, the others after the product), and the
-// padding between rows untouched. X bf16-representable, so the AVX512_BF16 kernels take bf16 weights.
+// AVX512_VNNI decode kernels round in registers, the others after the product), and the padding between
+// rows untouched. X bf16-representable, so the AVX512_BF16 kernels take the bf16 weights.
 TEST(MatmulParts, RoundBf16Outputs) {
   std::mt19937 rng(14);
   const int saved = omp_get_max_threads();
