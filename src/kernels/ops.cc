@@ -188,8 +188,14 @@ inline bool use_avx512() {
 
 void rms_norm(const float* x, int64_t rows, int64_t n, int64_t ldx, const float* gain, float eps, float* y,
               int64_t ldy, Precision p) {
-  for_rows(rows, rows * n > 32768,
-           [&](int64_t r) { T5G_DISPATCH(rms_norm_row, x + r * ldx, n, gain, eps, y + r * ldy, p); });
+  if (!use_avx2()) {
+    for_rows(rows, rows * n > 32768, [&](int64_t r) { kern::scalar::rms_norm_row(x + r * ldx, n, gain, eps, y + r * ldy, p); });
+    return;
+  }
+  constexpr int64_t G = kern::avx2::kNormRows;
+  for_rows((rows + G - 1) / G, rows * n > 32768, [&](int64_t g) {
+    kern::avx2::rms_norm_rows(x + g * G * ldx, std::min(G, rows - g * G), n, ldx, gain, eps, y + g * G * ldy, ldy, p);
+  });
 }
 
 void layer_norm(const float* x, int64_t rows, int64_t n, const float* w, const float* b, float eps, float* y,

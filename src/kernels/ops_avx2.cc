@@ -133,6 +133,34 @@ void rms_norm_row(const float* x, int64_t n, const float* gain, float eps, float
   });
 }
 
+void rms_norm_rows(const float* x, int64_t rows, int64_t n, int64_t ldx, const float* gain, float eps, float* y,
+                   int64_t ldy, Precision p) {
+  for (int64_t r0 = 0; r0 < rows; r0 += kNormRows) {
+    const int64_t nr = std::min<int64_t>(kNormRows, rows - r0);
+    // The sums of squares of nr rows side by side: each row's chain exactly rms_norm_row's (one 8-lane
+    // accumulator over the vectors in order), but the rows' chains interleave instead of waiting for each
+    // other's FMA latency.
+    __m256 acc[kNormRows];
+    for (int64_t r = 0; r < kNormRows; ++r) acc[r] = _mm256_setzero_ps();
+    for_each_vec(n, [&](int64_t i, __m256i m, bool t) {
+      for (int64_t r = 0; r < nr; ++r) {
+        const __m256 v = load(x + (r0 + r) * ldx + i, m, t);
+        acc[r] = _mm256_fmadd_ps(v, v, acc[r]);
+      }
+    });
+    with_precision(p, [&]<int P>() {
+      for (int64_t r = 0; r < nr; ++r) {
+        const float* xr = x + (r0 + r) * ldx;
+        float* yr = y + (r0 + r) * ldy;
+        const __m256 vinv = _mm256_set1_ps(1.0f / __builtin_sqrtf(hsum_v(acc[r]) / static_cast<float>(n) + eps));
+        for_each_vec(n, [&](int64_t i, __m256i m, bool t) {
+          store(yr + i, rnd<P>(_mm256_mul_ps(_mm256_mul_ps(load(xr + i, m, t), vinv), load(gain + i, m, t))), m, t);
+        });
+      }
+    });
+  }
+}
+
 void layer_norm_row(const float* x, int64_t n, const float* w, const float* b, float eps, float* y, Precision p) {
   // Statistics in double as the scalar kernel (4 lanes per half vector).
   __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();

@@ -48,6 +48,12 @@ T5G_OPS_KERNELS
 
 namespace avx2 {
 T5G_OPS_KERNELS
+// rms_norm_row over rows [0, rows) (row r at x + r·ldx, y + r·ldy; x == y allowed), kNormRows at a time:
+// bitwise rms_norm_row on each row. One row's sum of squares is a chain of n/8 dependent FMAs (a 640-wide
+// norm waits ~320 cycles on their latency); interleaving rows keeps several chains in flight.
+inline constexpr int64_t kNormRows = 4;
+void rms_norm_rows(const float* x, int64_t rows, int64_t n, int64_t ldx, const float* gain, float eps, float* y,
+                   int64_t ldy, Precision p);
 }  // namespace avx2
 
 // AVX-512 (ops_avx512.cc): the softmax's two long-row kernels, the decode step's Q·K and P·V rows, and

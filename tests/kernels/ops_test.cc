@@ -192,6 +192,32 @@ TEST(OpsAvx2, Norms) {
     }
 }
 
+// The interleaved rows give each row exactly the one-row kernel's bits, for any row count (whole groups of
+// kNormRows and a partial one), row strides wider than the rows, and in place.
+TEST(OpsAvx2, RmsNormRowsBitwiseOneRow) {
+  REQUIRE_AVX2();
+  for (Precision p : kPrecisions)
+    for (int64_t n : kSizes) {
+      if (n == 0) continue;
+      for (int64_t rows : {1, 2, 3, 4, 5, 7, 8, 9}) {
+        const int64_t ld = n + 5;
+        auto x = randn(rows * ld, 3.f, 11 + rows), g = randn(n, 1.f, 12);
+        for (int64_t r = 0; r < rows; ++r) x[r * ld] *= static_cast<float>(r + 1);  // rows of different scales
+        std::vector<float> want(rows * n), got(rows * n, -1.f);
+        for (int64_t r = 0; r < rows; ++r) vx::rms_norm_row(x.data() + r * ld, n, g.data(), 1e-6f, want.data() + r * n, p);
+        vx::rms_norm_rows(x.data(), rows, n, ld, g.data(), 1e-6f, got.data(), n, p);
+        expect_bit_equal(got, want);
+        std::vector<float> inplace = x;  // y == x, stride ld
+        vx::rms_norm_rows(inplace.data(), rows, n, ld, g.data(), 1e-6f, inplace.data(), ld, p);
+        for (int64_t r = 0; r < rows; ++r) {
+          expect_bit_equal(std::vector<float>(inplace.begin() + r * ld, inplace.begin() + r * ld + n),
+                           std::vector<float>(want.begin() + r * n, want.begin() + (r + 1) * n));
+          for (int64_t e = n; e < ld && r + 1 < rows; ++e) EXPECT_EQ(inplace[r * ld + e], x[r * ld + e]);  // gaps untouched
+        }
+      }
+    }
+}
+
 double gelu_ref(double z, bool tanh_approx) {
   if (tanh_approx) return 0.5 * z * (1.0 + std::tanh(0.7978845608028654 * (z + 0.044715 * z * z * z)));
   return 0.5 * z * std::erfc(-z / std::sqrt(2.0));
