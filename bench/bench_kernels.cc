@@ -471,6 +471,34 @@ void BM_Elementwise(benchmark::State& state) {
 }
 BENCHMARK(BM_Elementwise)->ArgNames({"op"})->DenseRange(0, 5)->UseRealTime();
 
+// RMSNorm over the 270m's shapes (single-threaded, bf16 rounding): a decode step's q / k heads (4 x 256),
+// a hidden row (1 x 640), a 128-token encoder's hidden rows (128 x 640). rows_kernel 0 = avx2::rms_norm_row
+// row after row (the previous dispatch), 1 = the dispatched kernel (kern::avx2::rms_norm_rows on x86-64:
+// kNormRows rows' sums of squares interleaved, the same bits).
+void BM_RmsNorm(benchmark::State& state) {
+  const int64_t rows = state.range(0), n = state.range(1);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.f, 2.f);
+  std::vector<float> x(static_cast<size_t>(rows * n)), y(x.size()), g(static_cast<size_t>(n), 1.f);
+  for (auto& v : x) v = round_one(nd(rng), Precision::kBF16);
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  for (auto _ : state) {
+    if (state.range(2) == 0)
+      for (int64_t r = 0; r < rows; ++r)
+        kern::avx2::rms_norm_row(x.data() + r * n, n, g.data(), 1e-6f, y.data() + r * n, Precision::kBF16);
+    else
+      rms_norm(x.data(), rows, n, n, g.data(), 1e-6f, y.data(), n, Precision::kBF16);
+    benchmark::ClobberMemory();
+  }
+  omp_set_num_threads(saved);
+  state.counters["Melem/s"] = benchmark::Counter(1e-6 * rows * n * state.iterations(), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_RmsNorm)
+    ->ArgNames({"rows", "n", "rows_kernel"})
+    ->ArgsProduct({{1, 4, 128}, {256, 640}, {0, 1}})
+    ->UseRealTime();
+
 // Greedy selection over one row of logits (the 270m's 262144), from cache as after the LM head:
 // 0 = the scalar loop (kern::scalar), 1 = the dispatched kernel (AVX2 on x86-64).
 void BM_ArgmaxRow(benchmark::State& state) {

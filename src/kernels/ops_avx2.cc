@@ -137,6 +137,10 @@ void rms_norm_rows(const float* x, int64_t rows, int64_t n, int64_t ldx, const f
                    int64_t ldy, Precision p) {
   for (int64_t r0 = 0; r0 < rows; r0 += kNormRows) {
     const int64_t nr = std::min<int64_t>(kNormRows, rows - r0);
+    if (nr == 1) {  // (a lone row: the one-row kernel, a little leaner)
+      rms_norm_row(x + r0 * ldx, n, gain, eps, y + r0 * ldy, p);
+      continue;
+    }
     // The sums of squares of nr rows side by side: each row's chain exactly rms_norm_row's (one 8-lane
     // accumulator over the vectors in order), but the rows' chains interleave instead of waiting for each
     // other's FMA latency.
