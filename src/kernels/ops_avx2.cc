@@ -118,51 +118,41 @@ int64_t argmax_first(const float* x, int64_t n) {
   return 0;  // unreachable: m is one of the values
 }
 
-void rms_norm_row(const float* x, int64_t n, const float* gain, float eps, float* y, Precision p) {
-  __m256 acc = _mm256_setzero_ps();
+namespace {
+// rms_norm_row on nr <= kNormRows rows side by side: each row's sum of squares is one 8-lane accumulator
+// over its vectors in order (so every row gets the one-row bits), the rows' chains interleaved instead of
+// each waiting on its own FMA latency.
+void rms_norm_group(const float* x, int64_t nr, int64_t n, int64_t ldx, const float* gain, float eps, float* y,
+                    int64_t ldy, Precision p) {
+  __m256 acc[kNormRows];
+  for (int64_t r = 0; r < kNormRows; ++r) acc[r] = _mm256_setzero_ps();
   for_each_vec(n, [&](int64_t i, __m256i m, bool t) {
-    const __m256 v = load(x + i, m, t);
-    acc = _mm256_fmadd_ps(v, v, acc);
+    for (int64_t r = 0; r < nr; ++r) {
+      const __m256 v = load(x + r * ldx + i, m, t);
+      acc[r] = _mm256_fmadd_ps(v, v, acc[r]);
+    }
   });
-  const float inv = 1.0f / __builtin_sqrtf(hsum_v(acc) / static_cast<float>(n) + eps);
-  const __m256 vinv = _mm256_set1_ps(inv);
   with_precision(p, [&]<int P>() {
-    for_each_vec(n, [&](int64_t i, __m256i m, bool t) {
-      store(y + i, rnd<P>(_mm256_mul_ps(_mm256_mul_ps(load(x + i, m, t), vinv), load(gain + i, m, t))), m, t);
-    });
+    for (int64_t r = 0; r < nr; ++r) {
+      const float* xr = x + r * ldx;
+      float* yr = y + r * ldy;
+      const __m256 vinv = _mm256_set1_ps(1.0f / __builtin_sqrtf(hsum_v(acc[r]) / static_cast<float>(n) + eps));
+      for_each_vec(n, [&](int64_t i, __m256i m, bool t) {
+        store(yr + i, rnd<P>(_mm256_mul_ps(_mm256_mul_ps(load(xr + i, m, t), vinv), load(gain + i, m, t))), m, t);
+      });
+    }
   });
+}
+}  // namespace
+
+void rms_norm_row(const float* x, int64_t n, const float* gain, float eps, float* y, Precision p) {
+  rms_norm_group(x, 1, n, n, gain, eps, y, n, p);
 }
 
 void rms_norm_rows(const float* x, int64_t rows, int64_t n, int64_t ldx, const float* gain, float eps, float* y,
                    int64_t ldy, Precision p) {
-  for (int64_t r0 = 0; r0 < rows; r0 += kNormRows) {
-    const int64_t nr = std::min<int64_t>(kNormRows, rows - r0);
-    if (nr == 1) {  // (a lone row: the one-row kernel, a little leaner)
-      rms_norm_row(x + r0 * ldx, n, gain, eps, y + r0 * ldy, p);
-      continue;
-    }
-    // The sums of squares of nr rows side by side: each row's chain exactly rms_norm_row's (one 8-lane
-    // accumulator over the vectors in order), but the rows' chains interleave instead of waiting for each
-    // other's FMA latency.
-    __m256 acc[kNormRows];
-    for (int64_t r = 0; r < kNormRows; ++r) acc[r] = _mm256_setzero_ps();
-    for_each_vec(n, [&](int64_t i, __m256i m, bool t) {
-      for (int64_t r = 0; r < nr; ++r) {
-        const __m256 v = load(x + (r0 + r) * ldx + i, m, t);
-        acc[r] = _mm256_fmadd_ps(v, v, acc[r]);
-      }
-    });
-    with_precision(p, [&]<int P>() {
-      for (int64_t r = 0; r < nr; ++r) {
-        const float* xr = x + (r0 + r) * ldx;
-        float* yr = y + (r0 + r) * ldy;
-        const __m256 vinv = _mm256_set1_ps(1.0f / __builtin_sqrtf(hsum_v(acc[r]) / static_cast<float>(n) + eps));
-        for_each_vec(n, [&](int64_t i, __m256i m, bool t) {
-          store(yr + i, rnd<P>(_mm256_mul_ps(_mm256_mul_ps(load(xr + i, m, t), vinv), load(gain + i, m, t))), m, t);
-        });
-      }
-    });
-  }
+  for (int64_t r0 = 0; r0 < rows; r0 += kNormRows)
+    rms_norm_group(x + r0 * ldx, std::min<int64_t>(kNormRows, rows - r0), n, ldx, gain, eps, y + r0 * ldy, ldy, p);
 }
 
 void layer_norm_row(const float* x, int64_t n, const float* w, const float* b, float eps, float* y, Precision p) {
