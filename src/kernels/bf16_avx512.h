@@ -1,6 +1,5 @@
-// Rounding fp32 lanes to bf16 on AVX-512, shared by the element-wise ops (ops_avx512.cc), the array
-// conversions (convert_avx512.cc) and the decode kernels that round their outputs as they store them
-// (matmul_vnni.cc). Include only in translation units
+// Rounding fp32 lanes to bf16 on AVX-512, shared by the element-wise ops (ops_avx512.cc) and the decode
+// kernels that round their outputs as they store them (matmul_vnni.cc). Include only in translation units
 // compiled with the AVX-512 flags.
 #pragma once
 #include <immintrin.h>
