@@ -198,6 +198,19 @@ void rms_norm(const float* x, int64_t rows, int64_t n, int64_t ldx, const float*
   });
 }
 
+void post_norm_residual(float* x, int64_t rows, int64_t n, const float* gain, float eps, float* h, Precision p) {
+  // Groups of rms_norm's rows: each group's rows are rounded, normalised and added while they are in L1.
+  const int64_t G = use_avx2() ? kern::avx2::kNormRows : 1;
+  for_rows((rows + G - 1) / G, rows * n > 32768, [&](int64_t g) {
+    const int64_t m = std::min(G, rows - g * G);
+    float *xg = x + g * G * n, *hg = h + g * G * n;
+    if (p != Precision::kF32) T5G_DISPATCH_WIDE(round_act, xg, m * n, p);
+    if (use_avx2()) kern::avx2::rms_norm_rows(xg, m, n, n, gain, eps, xg, n, p);
+    else kern::scalar::rms_norm_row(xg, n, gain, eps, xg, p);
+    T5G_DISPATCH_WIDE(add, hg, xg, hg, m * n, p);
+  });
+}
+
 void layer_norm(const float* x, int64_t rows, int64_t n, const float* w, const float* b, float eps, float* y,
                 Precision p) {
   for_rows(rows, rows * n > 32768, [&](int64_t r) { T5G_DISPATCH(layer_norm_row, x + r * n, n, w, b, eps, y + r * n, p); });

@@ -31,6 +31,11 @@ float round_one(float x, Precision p);
 void rms_norm(const float* x, int64_t rows, int64_t n, int64_t ldx, const float* gain, float eps, float* y,
               int64_t ldy, Precision p);
 
+// A Gemma block's output into the residual stream, in one pass over each group of rows instead of three:
+// x = rms_norm(round(x)) (x: rows of n, the block's raw product), then h = round(h + x). Bitwise
+// round_act, rms_norm and add in turn.
+void post_norm_residual(float* x, int64_t rows, int64_t n, const float* gain, float eps, float* h, Precision p);
+
 // LayerNorm (SigLIP): (x - mean) / sqrt(var + eps) * w + b, statistics in fp32, then rounded.
 void layer_norm(const float* x, int64_t rows, int64_t n, const float* w, const float* b, float eps, float* y,
                 Precision p);

@@ -111,9 +111,7 @@ void attention_output(const TextLayerWeights& l, const TextConfig& c, const floa
   scratch.resize(static_cast<size_t>(n * H));
   matmul(attn, n, c.q_dim(), l.attn.o, scratch.data(), H, MatmulOptions{p == Precision::kBF16, row_stable});
   prefetch_decode_shares({&l.mlp.gate, &l.mlp.up});  // (in a decode step's team: its next product, see matmul.h)
-  round_act(scratch.data(), n * H, p);
-  rms_norm(scratch.data(), n, H, H, l.post_attn_norm.data(), static_cast<float>(c.rms_norm_eps), scratch.data(), H, p);
-  add(h, scratch.data(), h, n * H, p);
+  post_norm_residual(scratch.data(), n, H, l.post_attn_norm.data(), static_cast<float>(c.rms_norm_eps), h, p);
 }
 
 void mlp_block(const TextLayerWeights& l, const TextConfig& c, float* h, int64_t n, std::vector<float>& scratch,
@@ -138,9 +136,7 @@ void mlp_block(const TextLayerWeights& l, const TextConfig& c, float* h, int64_t
     prefetch_decode_shares({&l.mlp.down});
     gelu_mul(gate, up, m * I, c.activation == Activation::kGeluTanh, p);  // rounds gate and up first
     matmul(gate, m, I, l.mlp.down, out, H, mo);
-    round_act(out, m * H, p);
-    rms_norm(out, m, H, H, l.post_ff_norm.data(), eps, out, H, p);
-    add(hr, out, hr, m * H, p);
+    post_norm_residual(out, m, H, l.post_ff_norm.data(), eps, hr, p);
   }
 }
 

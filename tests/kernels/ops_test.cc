@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/cpu_features.h"
+#include "kernels/ops.h"
 #include "kernels/ops_internal.h"
 
 namespace t5g {
@@ -216,6 +217,30 @@ TEST(OpsAvx2, RmsNormRowsBitwiseOneRow) {
         }
       }
     }
+}
+
+// The fused block output (post_norm_residual) is bitwise round_act, rms_norm and add in turn: row counts
+// that fill kNormRows groups or not, one row (a decode step), 130 rows (over the threads), widths with and
+// without a vector tail, special values in the product and the residual.
+TEST(Ops, PostNormResidualBitwiseThreeOps) {
+  for (Precision p : kPrecisions)
+    for (int64_t n : {1, 17, 256, 640})
+      for (int64_t rows : {1, 3, 4, 5, 9, 130}) {
+        auto x = randn(rows * n, 40.f, 21 + rows), h = randn(rows * n, 5.f, 22), g = randn(n, 1.f, 23);
+        const auto sp = special_values();
+        for (size_t i = 0; i < sp.size() && rows > 1 && n > 1; ++i) {  // not in row 0: its norm stays finite
+          x[n + (i * 7) % ((rows - 1) * n)] = sp[i];
+          h[(i * 5) % (rows * n)] = sp[i];
+        }
+        std::vector<float> wx = x, wh = h;
+        round_act(wx.data(), rows * n, p);
+        rms_norm(wx.data(), rows, n, n, g.data(), 1e-6f, wx.data(), n, p);
+        add(wh.data(), wx.data(), wh.data(), rows * n, p);
+        post_norm_residual(x.data(), rows, n, g.data(), 1e-6f, h.data(), p);
+        SCOPED_TRACE(::testing::Message() << precision_name(p) << " n=" << n << " rows=" << rows);
+        expect_bit_equal(h, wh);
+        expect_bit_equal(x, wx);
+      }
 }
 
 double gelu_ref(double z, bool tanh_approx) {
