@@ -56,6 +56,10 @@ for W in int8 q4; do
 done
 B=$($T5G bench -m $QD/q4 --encoder-lengths 8 --decode-batches 1 --decode-tokens 3 --repeats 1)
 case "$B" in *'"weights":"q4"'*'"decode":[{"batch":1'*'"fraction_of_bound"'*) ok ;; *) bad "bench q4: ${B:0:200}" ;; esac
+# Batch sizes measured in interleaved rounds; with batch 1 among them, each entry has the median per-round
+# ratio to it (batch 1's own is exactly 1).
+B2=$($T5G bench -m $MODEL --encoder-lengths 8 --decode-batches 2,1 --decode-tokens 3 --repeats 2)
+case "$B2" in *'"decode":[{"batch":2,'*'"speedup_over_batch_1":'*'{"batch":1,'*'"speedup_over_batch_1":1.0}]'*) ok ;; *) bad "bench speedup_over_batch_1: ${B2:0:600}" ;; esac
 # The roofline: the best of three samples of each, all reported.
 case "$B" in *'"fma_peak_samples_gflop_per_s":['*,*,*']'*'"memory_bandwidth_samples_gbs":['*,*,*']'*) ok ;; *) bad "bench roofline samples: ${B:0:300}" ;; esac
 # The compute peak the GEMMs are measured against: the FMA peak for q4 weights (dequantized to fp32 panels);
@@ -79,8 +83,10 @@ for WM in mapped huge-pages; do
   expect_eq "$($T5G generate -m $QD/q4 --input-ids $IN --max-new-tokens 8 --json --weight-memory $WM)" \
     "$($T5G generate -m $QD/q4 --input-ids $IN --max-new-tokens 8 --json)" "generate --weight-memory $WM"
 done
-B=$($T5G bench -m $MODEL --weight-memory mapped --encoder-lengths 8 --decode-batches 1 --decode-tokens 3 --repeats 1)
+B=$($T5G bench -m $MODEL --weight-memory mapped --encoder-lengths 8 --decode-batches 2 --decode-tokens 3 --repeats 1)
 case "$B" in *'"weights":"f32"'*'"weight_memory":"mapped"'*) ok ;; *) bad "bench --weight-memory mapped: ${B:0:200}" ;; esac
+# Without batch 1 there is nothing to divide by: no speedup_over_batch_1.
+case "$B" in *'"decode":[{"batch":2,'*'"speedup_over_batch_1"'*) bad "bench without batch 1: ${B:0:600}" ;; *'"decode":[{"batch":2,'*) ok ;; *) bad "bench batch 2: ${B:0:600}" ;; esac
 B=$($T5G bench -m $MODEL --weight-memory huge-pages --encoder-lengths 8 --decode-batches 1 --decode-tokens 3 --repeats 1)
 case "$B" in *'"weight_memory":"huge-pages"'*) ok ;; *) bad "bench --weight-memory huge-pages: ${B:0:200}" ;; esac
 expect_error "unknown weight memory" "unknown weight memory 'hugepages'" $T5G generate -m $MODEL --input-ids 2 --weight-memory hugepages
