@@ -476,6 +476,10 @@ BENCHMARK(BM_Elementwise)->ArgNames({"op"})->DenseRange(0, 5)->UseRealTime();
 // row after row (the previous dispatch), 1 = the dispatched kernel (kern::avx2::rms_norm_rows on x86-64:
 // kNormRows rows' sums of squares interleaved, the same bits).
 void BM_RmsNorm(benchmark::State& state) {
+  if (static_cast<int>(active_isa()) < static_cast<int>(Isa::kAvx2)) {
+    state.SkipWithError("ISA not available");
+    return;
+  }
   const int64_t rows = state.range(0), n = state.range(1);
   std::mt19937 rng(5);
   std::normal_distribution<float> nd(0.f, 2.f);

@@ -186,27 +186,34 @@ inline bool use_avx512() {
 #define T5G_DISPATCH(fn, ...) (use_avx2() ? kern::avx2::fn(__VA_ARGS__) : kern::scalar::fn(__VA_ARGS__))
 #define T5G_DISPATCH_WIDE(fn, ...) (use_avx512() ? kern::avx512::fn(__VA_ARGS__) : T5G_DISPATCH(fn, __VA_ARGS__))
 
+namespace {
+// rms_norm's rows go in groups: kNormRows interleaved rows for the AVX2 kernel, one row for the scalar one.
+inline int64_t norm_group_rows() { return use_avx2() ? kern::avx2::kNormRows : 1; }
+// One group of m rows.
+void rms_norm_group(const float* x, int64_t m, int64_t n, int64_t ldx, const float* gain, float eps, float* y,
+                    int64_t ldy, Precision p) {
+  if (use_avx2()) kern::avx2::rms_norm_rows(x, m, n, ldx, gain, eps, y, ldy, p);
+  else
+    for (int64_t r = 0; r < m; ++r) kern::scalar::rms_norm_row(x + r * ldx, n, gain, eps, y + r * ldy, p);
+}
+}  // namespace
+
 void rms_norm(const float* x, int64_t rows, int64_t n, int64_t ldx, const float* gain, float eps, float* y,
               int64_t ldy, Precision p) {
-  if (!use_avx2()) {
-    for_rows(rows, rows * n > 32768, [&](int64_t r) { kern::scalar::rms_norm_row(x + r * ldx, n, gain, eps, y + r * ldy, p); });
-    return;
-  }
-  constexpr int64_t G = kern::avx2::kNormRows;
+  const int64_t G = norm_group_rows();
   for_rows((rows + G - 1) / G, rows * n > 32768, [&](int64_t g) {
-    kern::avx2::rms_norm_rows(x + g * G * ldx, std::min(G, rows - g * G), n, ldx, gain, eps, y + g * G * ldy, ldy, p);
+    rms_norm_group(x + g * G * ldx, std::min(G, rows - g * G), n, ldx, gain, eps, y + g * G * ldy, ldy, p);
   });
 }
 
 void post_norm_residual(float* x, int64_t rows, int64_t n, const float* gain, float eps, float* h, Precision p) {
-  // Groups of rms_norm's rows: each group's rows are rounded, normalised and added while they are in L1.
-  const int64_t G = use_avx2() ? kern::avx2::kNormRows : 1;
+  // rms_norm's groups: each group's rows are rounded, normalised and added while they are in L1.
+  const int64_t G = norm_group_rows();
   for_rows((rows + G - 1) / G, rows * n > 32768, [&](int64_t g) {
     const int64_t m = std::min(G, rows - g * G);
     float *xg = x + g * G * n, *hg = h + g * G * n;
     if (p != Precision::kF32) T5G_DISPATCH_WIDE(round_act, xg, m * n, p);
-    if (use_avx2()) kern::avx2::rms_norm_rows(xg, m, n, n, gain, eps, xg, n, p);
-    else kern::scalar::rms_norm_row(xg, n, gain, eps, xg, p);
+    rms_norm_group(xg, m, n, n, gain, eps, xg, n, p);
     T5G_DISPATCH_WIDE(add, hg, xg, hg, m * n, p);
   });
 }
