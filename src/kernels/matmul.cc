@@ -41,15 +41,24 @@ static Isa clamp_isa(Isa isa) {
   return static_cast<int>(isa) > static_cast<int>(best) ? best : isa;
 }
 
-// The AVX512_BF16 (vdpbf16ps) kernels apply: X bf16-representable, the CPU has them, and bf16 weights or
-// (for the GEMM only, M > 8: the AVX-512 unit decides by M) Q8 / Q4 weights dequantized into bf16 panels.
+// The AVX512_BF16 (vdpbf16ps) kernels apply: X bf16-representable, the CPU has them, and bf16 weights.
 static bool avx512_bf16_dot(const MatmulOptions& opt, WeightType t) {
-  return opt.x_is_bf16 && (t == WeightType::kBF16 || is_quantized(t)) && cpu_features().avx512bf16;
+  return opt.x_is_bf16 && t == WeightType::kBF16 && cpu_features().avx512bf16;
 }
 
-// Q8/Q4 decode products on AVX512_VNNI (matmul_vnni.cc).
+// Q8/Q4 products on AVX512_VNNI (matmul_vnni.cc): decode (M <= 8) and the GEMM, one arithmetic.
 static bool vnni_decode(int64_t M, WeightType t) {
   return is_quantized(t) && M >= 1 && M <= kern::kDecodeMaxM && cpu_features().avx512vnni;
+}
+static bool vnni_gemm(int64_t M, WeightType t) {
+  return is_quantized(t) && M > kern::kDecodeMaxM && cpu_features().avx512vnni;
+}
+
+// Parts that can share one schedule: non-empty, one weight type and K.
+static bool same_type_and_k(const MatmulOut* parts, int n) {
+  for (int i = 0; i < n; ++i)
+    if (parts[i].w->rows <= 0 || parts[i].w->type != parts[0].w->type || parts[i].w->cols != parts[0].w->cols) return false;
+  return true;
 }
 
 static void check_part_count(int n) {
@@ -63,6 +72,11 @@ void matmul_isa(Isa isa, const float* X, int64_t M, int64_t ldx, const WeightMat
       if (vnni_decode(M, W.type) && W.rows > 0) {
         const MatmulOut part{&W, Y, ldy};
         kern::avx512vnni::qmatmul_decode(X, M, ldx, &part, 1);
+        return;
+      }
+      if (vnni_gemm(M, W.type) && W.rows > 0) {
+        const MatmulOut part{&W, Y, ldy};
+        kern::avx512vnni::qmatmul_gemm(X, M, ldx, &part, 1);
         return;
       }
       // (Without VNNI, and for the GEMM, Q8/Q4 use the 256-bit AVX2 integer kernels in the AVX-512 unit.)
@@ -91,11 +105,13 @@ void matmul_parts_isa(Isa isa, const float* X, int64_t M, int64_t ldx, const Mat
                       const MatmulOptions& opt) {
   check_part_count(n);
   // Decode, and the column-split GEMM: one schedule for all the parts (see matmul_parts).
-  bool shared = M >= 1 && M <= kern::kColSplitMaxM;
-  for (int i = 0; i < n && shared; ++i)
-    shared = parts[i].w->rows > 0 && parts[i].w->type == parts[0].w->type && parts[i].w->cols == parts[0].w->cols &&
-             (M <= kern::kDecodeMaxM || parts[i].w->cols > 0);
+  bool shared = M >= 1 && M <= kern::kColSplitMaxM && same_type_and_k(parts, n);
+  for (int i = 0; i < n && shared; ++i) shared = M <= kern::kDecodeMaxM || parts[i].w->cols > 0;
   const Isa best = clamp_isa(isa);
+  if (best == Isa::kAvx512 && vnni_gemm(M, parts[0].w->type) && same_type_and_k(parts, n)) {
+    kern::avx512vnni::qmatmul_gemm(X, M, ldx, parts, n);  // rounds as it stores
+    return;
+  }
   if (!shared || best == Isa::kScalar) {
     for (int i = 0; i < n; ++i) matmul_isa(isa, X, M, ldx, *parts[i].w, parts[i].y, parts[i].ldy, opt);
     round_outputs(parts, n, M);
@@ -187,9 +203,15 @@ void prefetch_decode_shares(std::initializer_list<const WeightMatrix*> ws) {
   }
 }
 
+// Products whose rows are independent of M on every path here (the VNNI GEMM does the decode arithmetic):
+// row_stable needs no split into groups of kRowStableGroup rows.
+static bool rows_independent_of_m(WeightType t) {
+  return active_isa() == Isa::kAvx512 && vnni_gemm(kern::kDecodeMaxM + 1, t);
+}
+
 void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy,
             const MatmulOptions& opt) {
-  if (opt.row_stable && M > kRowStableGroup) {
+  if (opt.row_stable && M > kRowStableGroup && !rows_independent_of_m(W.type)) {
     for (int64_t m0 = 0; m0 < M; m0 += kRowStableGroup)
       matmul_isa(active_isa(), X + m0 * ldx, std::min(kRowStableGroup, M - m0), ldx, W, Y + m0 * ldy, ldy, opt);
     return;
@@ -199,7 +221,9 @@ void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float
 
 void matmul_parts(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n, const MatmulOptions& opt) {
   check_part_count(n);  // also on the row-stable path, which does not reach matmul_parts_isa
-  if (opt.row_stable && M > kRowStableGroup) {
+  bool split = opt.row_stable && M > kRowStableGroup;
+  for (int i = 0; i < n && split; ++i) split = !rows_independent_of_m(parts[i].w->type);
+  if (split) {
     for (int i = 0; i < n; ++i) matmul(X, M, ldx, *parts[i].w, parts[i].y, parts[i].ldy, opt);
     round_outputs(parts, n, M);
     return;

@@ -89,7 +89,8 @@ struct MatmulOptions {
   bool x_is_bf16 = false;
   // Each row's result must not depend on how many rows are multiplied together (a decoder batch
   // row must equal the same request run alone): rows go through the decode path in groups of at
-  // most kRowStableGroup, whose per-row summation order is independent of M.
+  // most kRowStableGroup, whose per-row summation order is independent of M (Q8/Q4 on AVX512_VNNI:
+  // in one product, whose rows never depend on M).
   bool row_stable = false;
 };
 inline constexpr int64_t kRowStableGroup = 8;
@@ -99,21 +100,20 @@ inline constexpr int64_t kRowStableGroup = 8;
 // W is only read (it may be an mmap'd checkpoint). Results are bit-identical for any thread count:
 // each output's K reduction order depends only on K, M (M <= 8 streams W; larger M packs it into
 // cache blocks) and the ISA, never on the thread count. Kernels: src/kernels/matmul_impl.inl.
-// Q8/Q4 weights: for M > 8 the weights are dequantized (q·d, as weight_row_f32) into the fp32 GEMM, so
-// the result is X times the dequantized weights up to fp32 reassociation. For M <= 8 (decode) each row
-// of X is also quantized, to int8 per group of kQuantGroup (d = max|x|/127, round to nearest), and the
-// group dot products are exact integer sums, each output y = fma(float(sum_g), dw_g·dx_g, y) over the
-// groups in order (the same bits on AVX2 and AVX512_VNNI): |error| <= Σ_g (d_g/2)·Σ_{k in g}|w_k| plus
-// fp32 rounding, about 0.5% of rms(Y) for Gaussian data (kernels: src/kernels/matmul_quant.inl, and
-// matmul_vnni.cc on AVX512_VNNI). A row's result does not depend on the other rows of its M <= 8 group
-// (row_stable holds).
+// Q8/Q4 weights, decode (M <= 8) and, on AVX-512 with AVX512_VNNI, every M: each row of X is quantized to
+// int8 per group of kQuantGroup (d = max|x|/127, round to nearest), and the group dot products are exact
+// integer sums, each output y = fma(float(sum_g), dw_g·dx_g, y) over the groups in order (the same bits on
+// AVX2 and AVX512_VNNI, and in the VNNI GEMM): |error| <= Σ_g (d_g/2)·Σ_{k in g}|w_k| plus fp32 rounding,
+// about 0.5% of rms(Y) for Gaussian data, as much again as int8 weights' own (kernels:
+// src/kernels/matmul_quant.inl, and matmul_vnni.cc on AVX512_VNNI). A row's result does not depend on the
+// other rows (of its M <= 8 group; of any M on VNNI, where row_stable needs no split). Without VNNI, M > 8:
+// the weights are dequantized (q·d, as weight_row_f32) into the fp32 GEMM, so the result is X times the
+// dequantized weights up to fp32 reassociation. The VNNI GEMM runs 1.3-1.4x as fast as that product of the
+// dequantized weights rounded to bf16 on vdpbf16ps, which it replaced (an int8 128-token encode 53 -> 37.5
+// ms; BENCHMARKS.md, twenty-second session).
 // bf16 weights with x_is_bf16 on AVX512_BF16 (matmul_avx512.cc) use vdpbf16ps: each output is one fp32
 // chain over the (k, k+1) pairs, whose pair sums round differently from two FMAs (bf16 noise, see
-// tests/model); still independent of the threads and, up to 8 rows, of M. Q8/Q4 weights with x_is_bf16
-// on AVX512_BF16, M > 8: the dequantized weights q·d are rounded to bf16 (nearest even) into the same
-// vdpbf16ps GEMM, so the result is X times bf16(q·d) up to fp32 reassociation (1.9x the fp32 GEMM's
-// speed; on the tiny bf16 checkpoint the log-prob error is unchanged within the quantization's own,
-// tests/model/test_quantized.cc).
+// tests/model); still independent of the threads and, up to 8 rows, of M.
 void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy,
             const MatmulOptions& opt = {});
 

@@ -219,200 +219,6 @@ inline uint32_t w_pair(const uint16_t* row, int64_t k, int64_t kend) {
   return lo | (hi << 16);
 }
 
-// Q8 / Q4 weights into the bf16 pair panels: each value q·d (fp32, exactly as weight_row_f32) rounded to
-// bf16 (round to nearest even, vcvtneps2bf16; q·d is never subnormal: |q| >= 1 and d an fp16 scale).
-// Rows n0..n0+nr-1, columns k0..k0+kc-1 (k0 a multiple of 8), pairs (k, k+1) as dwords, low half even k.
-// 8 rows (n a multiple of 8: half a tile's chunk) times 16 columns k .. k+15 (k a multiple of 16: one
-// half of a group) as bf16(q·d) pairs: out[t] = pair t of the 8 rows, the dwords of Bp's panel. The 4
-// chunks of the tile (Q8: chunks c0..c0+3, c0 = (k % 32) / 4; Q4: chunks 0..3, the low nibbles for the
-// first half of the group, the high ones for the second) hold the 8 rows' 4 values each, row after row,
-// in 32 contiguous bytes: converted 16 values (4 rows x 4 columns) at a time, scaled by the rows' scales
-// (one load: the tile's scales of a group are consecutive), rounded to bf16, then the even and the odd
-// pairs of the 8 rows split into two outputs. The values are q·d exactly as qload8 / weight_row_f32.
-template <WeightType WT>
-T5G_QINLINE void tile_rows8_bf16(const WeightMatrix& W, int64_t G, int64_t n, int64_t k, __m256i (&out)[8]) {
-  const int64_t g = k / kQuantGroup, half = (k % kQuantGroup) / 16;
-  const uint8_t* base = static_cast<const uint8_t*>(W.data) +
-                        (WT == WeightType::kQ8 ? q8_byte_index(n, k, G) : q4_byte_index(n, g * kQuantGroup, G));
-  const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(W.scales + quant_scale_index(n, g, G))));
-  const __m512 d = _mm512_castps256_ps512(d8);
-  // Lanes [row r x 4 columns]: rows 0-3 and rows 4-7 of the 8 scales.
-  const __m512 dlo = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3), d);
-  const __m512 dhi = _mm512_permutexvar_ps(_mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7), d);
-  const __m512i even_odd = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
-  for (int c = 0; c < 4; ++c) {
-    __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + 64 * c));
-    __m512i lo, hi;
-    if constexpr (WT == WeightType::kQ8) {
-      b = _mm256_xor_si256(b, _mm256_set1_epi8(static_cast<char>(0x80)));  // q + 128 -> q
-      lo = _mm512_cvtepi8_epi32(_mm256_castsi256_si128(b));
-      hi = _mm512_cvtepi8_epi32(_mm256_extracti128_si256(b, 1));
-    } else {
-      if (half) b = _mm256_srli_epi16(b, 4);
-      b = _mm256_and_si256(b, _mm256_set1_epi8(0x0f));
-      lo = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm256_castsi256_si128(b)), _mm512_set1_epi32(8));
-      hi = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm256_extracti128_si256(b, 1)), _mm512_set1_epi32(8));
-    }
-    const __m512 flo = _mm512_mul_ps(_mm512_cvtepi32_ps(lo), dlo), fhi = _mm512_mul_ps(_mm512_cvtepi32_ps(hi), dhi);
-    // 16 dwords: (row r, pair p) at 2r + p; even lanes are pair 2c of the 8 rows, odd ones pair 2c + 1.
-    const __m512i u = _mm512_permutexvar_epi32(even_odd, (__m512i)_mm512_cvtne2ps_pbh(fhi, flo));
-    out[2 * c] = _mm512_castsi512_si256(u);
-    out[2 * c + 1] = _mm512_extracti64x4_epi64(u, 1);
-  }
-}
-
-template <WeightType WT>
-void pack_b_quant_bf16(const WeightMatrix& W, int64_t n0, int nr, int64_t k0, int64_t kc, uint32_t* Bp) {
-  const int64_t Q = quant_padded_cols(W.cols), G = Q / kQuantGroup;
-  const int64_t np = (kc + 1) / 2;
-  auto pair = [&](int64_t n, int64_t k) -> uint32_t {  // columns k, k + 1 of the block (zero past kc)
-    const uint32_t lo = k < kc ? t5g::f32_to_bf16(qscalar<WT>(W, Q, n, k0 + k)) : 0u;
-    const uint32_t hi = k + 1 < kc ? t5g::f32_to_bf16(qscalar<WT>(W, Q, n, k0 + k + 1)) : 0u;
-    return lo | (hi << 16);
-  };
-  int j0 = 0;
-  for (; j0 + 8 <= nr; j0 += 8) {
-    int64_t kk = 0;
-    if ((n0 + j0) % 8 == 0 && k0 % 16 == 0) {  // whole half chunks of the tiles
-      for (; 2 * kk + 16 <= kc; kk += 8) {
-        __m256i out[8];
-        tile_rows8_bf16<WT>(W, G, n0 + j0, k0 + 2 * kk, out);
-#pragma GCC unroll 8
-        for (int t = 0; t < 8; ++t) _mm256_storeu_si256(reinterpret_cast<__m256i*>(Bp + (kk + t) * kNR + j0), out[t]);
-      }
-    }
-    for (; 2 * kk + 16 <= kc; kk += 8) {  // 8 rows x 16 columns: 8 x 8 pairs, transposed
-      __m256 r[8];
-#pragma GCC unroll 8
-      for (int j = 0; j < 8; ++j) {
-        const int64_t n = n0 + j0 + j, k = k0 + 2 * kk;
-        const __m512 v = _mm512_insertf32x8(_mm512_castps256_ps512(qload8<WT>(W, Q, n, k)), qload8<WT>(W, Q, n, k + 8), 1);
-        r[j] = _mm256_castsi256_ps((__m256i)_mm512_cvtneps_pbh(v));
-      }
-      transpose8(r);
-#pragma GCC unroll 8
-      for (int t = 0; t < 8; ++t)
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(Bp + (kk + t) * kNR + j0), _mm256_castps_si256(r[t]));
-    }
-    for (; kk < np; ++kk)
-      for (int j = 0; j < 8; ++j) Bp[kk * kNR + j0 + j] = pair(n0 + j0 + j, 2 * kk);
-  }
-  for (int64_t kk = 0; kk < np; ++kk) {
-    for (int j = j0; j < nr; ++j) Bp[kk * kNR + j] = pair(n0 + j, 2 * kk);
-    for (int j = nr; j < kNR; ++j) Bp[kk * kNR + j] = 0u;
-  }
-}
-
-// The first row tile over a full panel of Q8 / Q4 weights (32 rows n0.., two whole tiles) packs the panel
-// as it goes: C[MR x 32] (+)= A·B over kp pairs from k0, each pair of B made from the tiles' bytes right
-// before the vdpbf16ps that use it, and stored to Bp for the other row tiles. Packing as a pass of its
-// own (pack_b_quant_bf16) left the FMA units idle: 6-8 ms of a 60 ms int8 128-token encode; here the
-// conversions run beside the first tile's products. The pairs are the bits pack_b_quant_bf16 writes:
-// bf16(q·d), q·d in fp32 (exact), rounded to nearest even.
-//
-// A 64-byte chunk is 4 values of the tile's 16 rows, row after row (matmul.h); its 16-byte quarter q
-// (rows 4q..4q+3) widens to 16 fp32 lanes [row 4q + l / 4, value l % 4], scaled by ds[q] (the rows'
-// scales in the same lanes), and two quarters round to the bf16 of 8 rows: dword 2r + p = pair p of row r.
-inline void quant_tile_group_scales(const uint16_t* s, float* ds) {
-  const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s)));
-  const __m512i row = _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 2);
-#pragma GCC unroll 4
-  for (int q = 0; q < 4; ++q)
-    _mm512_store_ps(ds + 16 * q, _mm512_permutexvar_ps(_mm512_add_epi32(row, _mm512_set1_epi32(4 * q)), d));
-}
-
-// Pairs 0 and 1 of the chunk at p for the tile's 16 rows (Q4: the low nibbles, or the high ones).
-template <WeightType WT>
-T5G_QINLINE void quant_chunk_pairs(const uint8_t* p, bool high, const float* ds, __m512i& pair0, __m512i& pair1) {
-  __m512 f[4];
-#pragma GCC unroll 4
-  for (int q = 0; q < 4; ++q) {
-    __m512i u = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * q)));
-    if constexpr (WT == WeightType::kQ8) {
-      u = _mm512_sub_epi32(u, _mm512_set1_epi32(128));
-    } else {
-      if (high) u = _mm512_srli_epi32(u, 4);
-      u = _mm512_sub_epi32(_mm512_and_si512(u, _mm512_set1_epi32(0x0f)), _mm512_set1_epi32(8));
-    }
-    f[q] = _mm512_mul_ps(_mm512_cvtepi32_ps(u), _mm512_load_ps(ds + 16 * q));
-  }
-  const __m512i lo = (__m512i)_mm512_cvtne2ps_pbh(f[1], f[0]), hi = (__m512i)_mm512_cvtne2ps_pbh(f[3], f[2]);
-  pair0 = _mm512_permutex2var_epi32(lo, _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), hi);
-  pair1 = _mm512_permutex2var_epi32(lo, _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), hi);
-}
-
-// How far ahead in a tile's bytes the first row tile asks for the next ones (into L1): the panel streams
-// from memory. 512 B to 4 KB measured the same; so did prefetching the next panel's bytes into L2 during
-// the row tiles before it, and unpacking the next panel in slices inside those row tiles.
-constexpr int64_t kQuantFirstPrefetchBytes = 1024;
-
-// kp even; k0 a multiple of 4; A packed (PackBf16Dot::pack_a), B's pairs to Bp as [pair][32] dwords.
-template <int MR, WeightType WT>
-void bd_ukernel_quant_first(int64_t kp, const uint16_t* A, const WeightMatrix& W, int64_t n0, int64_t k0, uint32_t* Bp,
-                            float* C, int64_t ldc, bool accumulate) {
-  static_assert(kNV == 2 && kNR == 32, "a panel is two 16-row tiles");
-  const int64_t G = quant_padded_cols(W.cols) / kQuantGroup;
-  const uint8_t* data = static_cast<const uint8_t*>(W.data);
-  __m512 c[MR][kNV];
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 2
-    for (int j = 0; j < kNV; ++j) c[i][j] = accumulate ? _mm512_loadu_ps(C + i * ldc + j * 16) : _mm512_setzero_ps();
-  alignas(64) float ds[2][64];
-  const int64_t kend = k0 + 2 * kp;
-  for (int64_t k = k0; k < kend; k += 4, Bp += 2 * kNR, A += 4 * kMR) {
-    if (k == k0 || k % kQuantGroup == 0)
-#pragma GCC unroll 2
-      for (int t = 0; t < 2; ++t)
-        quant_tile_group_scales(W.scales + quant_scale_index(n0 + 16 * t, k / kQuantGroup, G), ds[t]);
-    const bool high = WT == WeightType::kQ4 && k % kQuantGroup >= 16;
-    __m512i b[2][kNV];  // [pair][tile]
-#pragma GCC unroll 2
-    for (int t = 0; t < 2; ++t) {
-      const uint8_t* p = data + (WT == WeightType::kQ8 ? q8_byte_index(n0 + 16 * t, k, G) : q4_byte_index(n0 + 16 * t, k, G));
-      if (!high) _mm_prefetch(reinterpret_cast<const char*>(p) + kQuantFirstPrefetchBytes, _MM_HINT_T0);
-      quant_chunk_pairs<WT>(p, high, ds[t], b[0][t], b[1][t]);
-    }
-#pragma GCC unroll 2
-    for (int pp = 0; pp < 2; ++pp) {
-#pragma GCC unroll 2
-      for (int j = 0; j < kNV; ++j) _mm512_storeu_si512(Bp + pp * kNR + j * 16, b[pp][j]);
-#pragma GCC unroll 16
-      for (int i = 0; i < MR; ++i) {
-        int32_t pair;
-        std::memcpy(&pair, A + 2 * (pp * kMR + i), 4);
-        const __m512i a = _mm512_set1_epi32(pair);
-#pragma GCC unroll 2
-        for (int j = 0; j < kNV; ++j) c[i][j] = _mm512_dpbf16_ps(c[i][j], as_bh(a), as_bh(b[pp][j]));
-      }
-    }
-  }
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 2
-    for (int j = 0; j < kNV; ++j) _mm512_storeu_ps(C + i * ldc + j * 16, c[i][j]);
-}
-
-using BdQuantFirstFn = void (*)(int64_t, const uint16_t*, const WeightMatrix&, int64_t, int64_t, uint32_t*, float*, int64_t,
-                                bool);
-template <WeightType WT, int MR>
-constexpr void bd_quant_first_fill(BdQuantFirstFn fn[]) {
-  fn[MR] = &bd_ukernel_quant_first<MR, WT>;
-  if constexpr (MR > 1) bd_quant_first_fill<WT, MR - 1>(fn);
-}
-template <WeightType WT>
-struct BdQuantFirst {
-  BdQuantFirstFn fn[kMR + 1] = {};
-  constexpr BdQuantFirst() { bd_quant_first_fill<WT, kMR>(fn); }
-};
-constexpr BdQuantFirst<WeightType::kQ8> g_bd_q8_first;
-constexpr BdQuantFirst<WeightType::kQ4> g_bd_q4_first;
-
-// Whether bd_ukernel_quant_first takes this panel and K block.
-inline bool quant_first_takes(const WeightMatrix& W, int nvalid, int64_t k0, int64_t kc) {
-  return is_quantized(W.type) && nvalid == kNR && k0 % 4 == 0 && kc % 4 == 0;
-}
-
 // r[j] lane l -> r[l] lane j (16 x 16, 32-bit lanes): 32-bit, then 64-bit interleaves within the 128-bit
 // lanes, then two 128-bit lane shuffles.
 inline void transpose16(__m512 (&r)[16]) {
@@ -441,8 +247,6 @@ struct PackBf16Dot {
   static int64_t kp(int64_t kc) { return (kc + 1) / 2; }
   static void pack_b(const WeightMatrix& W, int64_t n0, int nr, int64_t k0, int64_t kc, float* Bpf) {
     uint32_t* Bp = reinterpret_cast<uint32_t*>(Bpf);
-    if (W.type == WeightType::kQ8) return pack_b_quant_bf16<WeightType::kQ8>(W, n0, nr, k0, kc, Bp);
-    if (W.type == WeightType::kQ4) return pack_b_quant_bf16<WeightType::kQ4>(W, n0, nr, k0, kc, Bp);
     const uint16_t* w = static_cast<const uint16_t*>(W.data);
     const int64_t K = W.cols;
     const int64_t kpp = kc / 2;  // whole pairs
@@ -523,10 +327,10 @@ constexpr int64_t kBdRowBlock = 32 * kMR;
 constexpr int64_t kBdChunkPanels = 2;
 constexpr int64_t kBdPackASlices = 4;
 
-// K block: even (blocks start on a pair); for Q8 / Q4 weights a multiple of 16 (pack_b_quant_bf16's tile path).
-inline int64_t bd_kc(int64_t K, WeightType t) {
-  const int64_t nk = cdiv(K, kBdKcMax), step = is_quantized(t) ? 16 : 2;
-  return cdiv(cdiv(K, nk), step) * step;
+// K block: even (blocks start on a pair).
+inline int64_t bd_kc(int64_t K) {
+  const int64_t nk = cdiv(K, kBdKcMax);
+  return cdiv(cdiv(K, nk), 2) * 2;
 }
 
 void bd_gemm(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int np) {
@@ -537,7 +341,7 @@ void bd_gemm(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int
         for (int64_t n = 0; n < parts[p].w->rows; ++n) parts[p].y[m * parts[p].ldy + n] = 0.f;
     return;
   }
-  const int64_t Kp = cdiv(K, 2), kc_nom = bd_kc(K, parts[0].w->type);
+  const int64_t Kp = cdiv(K, 2), kc_nom = bd_kc(K);
   int64_t first[kMaxMatmulParts + 1], rows = 0;
   first[0] = 0;
   for (int p = 0; p < np; ++p) {
@@ -574,29 +378,19 @@ void bd_gemm(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int
         const uint32_t* packed = W.type == WeightType::kBF16 ? W.gemm_panels : nullptr;
         for (int64_t pc = 0; pc < K; pc += kc_nom) {
           const int64_t kc = imin(kc_nom, K - pc), kp = cdiv(kc, 2);
-          // Quantized full panels are packed by their first row tile (bd_ukernel_quant_first).
-          auto packs_in_first_tile = [&](int64_t jp) {
-            return quant_first_takes(W, static_cast<int>(imin(kNR, N - jp * kNR)), pc, kc);
-          };
           if (!packed)
             for (int64_t jp = jp0; jp < jp1; ++jp)
-              if (!packs_in_first_tile(jp))
-                PackBf16Dot::pack_b(W, jp * kNR, static_cast<int>(imin(kNR, N - jp * kNR)), pc, kc,
-                                    reinterpret_cast<float*>(Bp + (jp - jp0) * kNR * kp));
+              PackBf16Dot::pack_b(W, jp * kNR, static_cast<int>(imin(kNR, N - jp * kNR)), pc, kc,
+                                  reinterpret_cast<float*>(Bp + (jp - jp0) * kNR * kp));
           for (int64_t jp = jp0; jp < jp1; ++jp) {
             const int nvalid = static_cast<int>(imin(kNR, N - jp * kNR));
             // A panel packed at load holds all K: this block's pairs start pc / 2 pairs in.
-            uint32_t* Bw = Bp + (jp - jp0) * kNR * kp;
-            const uint32_t* B = packed ? packed + jp * kNR * Kp + (pc / 2) * kNR : Bw;
-            const bool first_packs = packs_in_first_tile(jp);
+            const uint32_t* B = packed ? packed + jp * kNR * Kp + (pc / 2) * kNR : Bp + (jp - jp0) * kNR * kp;
             for (int64_t pr = 0; pr < npr; ++pr) {
               const int mr = static_cast<int>(imin(kMR, m - pr * kMR));
               const uint16_t* At = reinterpret_cast<const uint16_t*>(Ap + pr * kMR * Kp + (pc / 2) * kMR);
               float* Ct = Y + pr * kMR * ldy + jp * kNR;
-              if (first_packs && pr == 0)
-                (W.type == WeightType::kQ8 ? g_bd_q8_first.fn : g_bd_q4_first.fn)[mr](kp, At, W, jp * kNR, pc, Bw, Ct,
-                                                                                      ldy, pc > 0);
-              else if (packed && pr == 0) g_bd_uk_first.run(mr, nvalid, kp, At, 0, B, kNR, Ct, ldy, pc > 0);
+              if (packed && pr == 0) g_bd_uk_first.run(mr, nvalid, kp, At, 0, B, kNR, Ct, ldy, pc > 0);
               else g_bd_uk.run(mr, nvalid, kp, At, 0, B, kNR, Ct, ldy, pc > 0);
             }
           }
@@ -645,12 +439,13 @@ void gemm_bf16_panels(int64_t M, int64_t N, int64_t Kp, const uint16_t* A, int64
   }
 }
 
-// Whether the vdpbf16ps kernels take weights of type t at M rows (bf16_dot given: X bf16-representable,
-// the CPU has AVX512_BF16): bf16 always, Q8 / Q4 in the GEMM only (their decode is integer, matmul_vnni.cc).
-inline bool bd_takes(WeightType t, int64_t M) { return t == WeightType::kBF16 || (is_quantized(t) && M > kGemvMaxM); }
+// Whether the vdpbf16ps kernels take weights of type t (bf16_dot given: X bf16-representable, the CPU has
+// AVX512_BF16): bf16 only. (Q8 / Q4 products are integer on VNNI, matmul_vnni.cc, which every CPU with
+// AVX512_BF16 has; without it they take the fp32 kernels of the dequantized weights.)
+inline bool bd_takes(WeightType t) { return t == WeightType::kBF16; }
 
 void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy, bool bf16_dot) {
-  if (!bf16_dot || !bd_takes(W.type, M) || M <= 0 || W.rows <= 0) {
+  if (!bf16_dot || !bd_takes(W.type) || M <= 0 || W.rows <= 0) {
     matmul_f32acc(X, M, ldx, W, Y, ldy);
     return;
   }
@@ -660,7 +455,7 @@ void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float
 }
 
 void matmul_parts(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n, bool bf16_dot) {
-  if (bf16_dot && bd_takes(parts[0].w->type, M)) {
+  if (bf16_dot && bd_takes(parts[0].w->type)) {
     if (M > kGemvMaxM) bd_gemm(X, M, ldx, parts, n);  // one schedule for all the parts
     else bd_gemv(X, M, ldx, parts, n);
     return;

@@ -58,9 +58,11 @@ void f32_to_bf16(const float* src, uint16_t* dst, int64_t n);
 void round_to_bf16_inplace(float* x, int64_t n);
 }  // namespace avx512
 
-// AVX-512 + AVX512_VNNI: Q8/Q4 decode products (1 <= M <= kDecodeMaxM; parts of one quantized type and K).
+// AVX-512 + AVX512_VNNI: Q8/Q4 products, decode (1 <= M <= kDecodeMaxM) and GEMM (M > kDecodeMaxM), each row
+// with the same bits either way (parts of one quantized type and K).
 namespace avx512vnni {
 void qmatmul_decode(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n);
+void qmatmul_gemm(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n);
 }  // namespace avx512vnni
 
 }  // namespace t5g::kern

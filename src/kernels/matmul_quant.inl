@@ -14,8 +14,9 @@
 //   VNNI kernels give the same bits. A tile is 16 outputs side by side (two 8-lane halves): no
 //   horizontal sums. Error vs fp32 X times the dequantized weights: |Δy| <= Σ_g (dx_g / 2) Σ_{k in g}
 //   |w_k| (+ fp32 rounding), about 0.5% rms of |y| for Gaussian data (tests/kernels/matmul_quant_test.cc).
-// GEMM (M > 8): the packed fp32 GEMM with the weights dequantized into its B micro-panels
-//   (value = q · d exactly as weight_row_f32 computes it), so only the weight quantization is lost.
+// GEMM (M > 8) where the CPU has no AVX512_VNNI: the packed fp32 GEMM with the weights dequantized into its
+//   B micro-panels (value = q · d exactly as weight_row_f32 computes it), so only the weight quantization
+//   is lost. (With VNNI the GEMM does the decode arithmetic, matmul_vnni.cc.)
 
 constexpr int64_t kQPrefetchBytes = 1024;  // near prefetch distance (into L1) along the weight stream
 constexpr int64_t kQTileFar = 16384;       // far prefetch distance (into L2), as matmul_vnni.cc

@@ -65,6 +65,22 @@ __attribute__((target("avx512f,avx512bf16"), noinline)) float bf16_dot_loop(int6
   return out[0];
 }
 
+// vpdpbusd: 16 lanes x 4 byte products x 2 ops (multiply, add) per instruction.
+__attribute__((target("avx512f,avx512vnni"), noinline)) float int8_dot_loop(int64_t iters) {
+  __m512i acc[kChains];
+  for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_epi32(i);
+  const __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(-2);
+  for (int64_t it = 0; it < iters; ++it) {
+#pragma GCC unroll 12
+    for (int i = 0; i < kChains; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], a, b);
+  }
+  __m512i s = acc[0];
+  for (int i = 1; i < kChains; ++i) s = _mm512_add_epi32(s, acc[i]);
+  int32_t out[16];
+  _mm512_storeu_si512(out, s);
+  return static_cast<float>(out[0]);
+}
+
 template <class Loop>
 double best_parallel_gflops(Loop loop, double flops_per_iter, double seconds) {
   int64_t iters = 1 << 20;
@@ -92,6 +108,11 @@ double best_parallel_gflops(Loop loop, double flops_per_iter, double seconds) {
 double measure_bf16_dot_peak_gflops(double seconds) {
   if (!gemm_bf16_available()) return 0;
   return best_parallel_gflops([](int64_t iters) { return bf16_dot_loop(iters); }, 2.0 * 2 * 16 * kChains, seconds);
+}
+
+double measure_int8_dot_peak_gops(double seconds) {
+  if (active_isa() != Isa::kAvx512 || !cpu_features().avx512vnni) return 0;
+  return best_parallel_gflops([](int64_t iters) { return int8_dot_loop(iters); }, 2.0 * 4 * 16 * kChains, seconds);
 }
 
 float fma_loop(Isa isa, int64_t iters) { return isa == Isa::kAvx512 ? fma_loop_avx512(iters) : fma_loop_avx2(iters); }

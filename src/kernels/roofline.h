@@ -24,6 +24,10 @@ double measure_fma_peak_gflops(double seconds = 0.3);
 // condition under which they run on vdpbf16ps; 0 elsewhere.
 double measure_bf16_dot_peak_gflops(double seconds = 0.3);
 
+// Register-only vpdpbusd loop on every thread, in GOP/s (2 ops per byte product: multiply and add): the
+// compute peak of int8 / q4 models' GEMMs where they run on AVX512_VNNI (matmul.h); 0 elsewhere.
+double measure_int8_dot_peak_gops(double seconds = 0.3);
+
 // Sum of n floats with independent vector chains (AVX2 where active_isa() allows): one thread's
 // streaming read, limited by the loads, not the adds.
 float read_sum(const float* p, int64_t n);

@@ -1,8 +1,9 @@
 // Q8 / Q4 weights: quantize_matrix and weight_row_f32 properties, and the optimised matmul kernels of
 // every ISA this CPU runs against ref::matmul (fp32 X times the dequantized weights).
 //
-// Error bounds. For M > 8 (packed GEMM) the weights are dequantized exactly as the reference does, so
-// only fp32 reassociation separates the two: the usual 2(K+2)·2⁻²⁴·Σ|x·w| bound. For M <= 8 (decode)
+// Error bounds. For M > 8 (packed GEMM) without AVX512_VNNI the weights are dequantized exactly as the
+// reference does, so only fp32 reassociation separates the two: the usual 2(K+2)·2⁻²⁴·Σ|x·w| bound. For
+// M <= 8 (decode), and for every M on AVX-512 with VNNI (matmul_vnni.cc's GEMM, the decode arithmetic),
 // each row of X is quantized to int8 per group of 32, dx_g = max|x_g| / 127, and the integer dot
 // products are exact, so the kernel computes Σ_k w_k·x̂_k with |x_k - x̂_k| <= dx_g/2 (round to
 // nearest; 127/max|x| and max|x|/127 are each one fp32 rounding apart, hence the factor 1.001). So
@@ -30,6 +31,12 @@
 
 namespace t5g {
 namespace {
+
+// Whether matmul_isa(isa, ...) quantizes X (the decode arithmetic) for M rows, or runs the GEMM of the
+// dequantized weights.
+bool quantizes_x(Isa isa, int64_t M) {
+  return M <= 8 || (isa == Isa::kAvx512 && cpu_features().avx512vnni);
+}
 
 std::vector<Isa> simd_isas() {
   std::vector<Isa> v;
@@ -234,7 +241,7 @@ void check_quant_matmul(const QWeights& w, int64_t M, int64_t ldx, int64_t ldy, 
           if (got != kSentinel) ADD_FAILURE() << what << ": padding overwritten at m=" << m << " n=" << n, ++bad;
           continue;
         }
-        const double tol = tolerance(w, x.data() + m * ldx, n, M <= 8);
+        const double tol = tolerance(w, x.data() + m * ldx, n, quantizes_x(isa, M));
         const float want = yr[m * ldy + n];
         if (!(std::fabs(double(got) - want) <= tol))
           ADD_FAILURE() << what << ": Y[" << m << "," << n << "] = " << got << ", ref " << want << ", tol " << tol, ++bad;
@@ -362,57 +369,42 @@ TEST(MatmulQuant, DecodeSameBitsOnEveryIsa) {
   }
 }
 
-// The GEMM (M > 8) of a bf16-compute model (X bf16-representable) on AVX512_BF16: the weights are
-// dequantized (q·d as weight_row_f32) and rounded to bf16 into vdpbf16ps panels. Reference: X times
-// those rounded weights in double; bound: fp32 reassociation, 2(K+2)·2⁻²⁴·Σ|x·w|. Also checks the
-// parts schedule (q, k, v sharing X) gives each product's own result bitwise, and the K blocks. And the
-// result is bitwise the GEMM of a bf16 matrix holding bf16(q·d): the same vdpbf16ps chains over the same
-// pairs, whether a panel's pairs are made by a packing pass or by its first row tile (full 32-row panels,
-// K blocks of whole 4-column chunks: N = 37, 45, 70 and K = 40, 300, 2100 here; K = 650 and the last
-// panels pack first), so the pairs are the same bits either way.
-TEST(MatmulQuant, Bf16GemmOfDequantizedWeights) {
-  if (!gemm_bf16_available()) GTEST_SKIP() << "no AVX512_BF16 here (or T5G_ISA lowered)";
-  std::mt19937 rng(31);
-  const MatmulOptions opt{true, false};
+// On AVX-512 with VNNI the GEMM (M > 8) does the decode arithmetic (matmul_vnni.cc): every row of Y is
+// bitwise the row its X row gives alone (M = 1), whatever M (blocks of 6 rows, passes of 192: M = 9..400),
+// N (pairs of 16-row tiles, an odd last tile, a partial one), K (partial groups), the parts sharing X,
+// the bf16 rounding as it stores, and the threads.
+TEST(MatmulQuant, VnniGemmRowsAreTheDecodeRows) {
+  if (!quantizes_x(active_isa(), 9)) GTEST_SKIP() << "no AVX512_VNNI here (or T5G_ISA lowered)";
+  std::mt19937 rng(41);
+  const int saved = omp_get_max_threads();
   for (WeightType t : {WeightType::kQ8, WeightType::kQ4})
-    for (const auto& nk : {std::array<int64_t, 2>{37, 40}, std::array<int64_t, 2>{70, 300}, std::array<int64_t, 2>{45, 650},
-                           std::array<int64_t, 2>{33, 2100}}) {
-      const QWeights w = make_qweights(t, nk[0], nk[1], rng, 0.05f);
+    for (const auto& nk : {std::array<int64_t, 2>{37, 40}, std::array<int64_t, 2>{16, 300}, std::array<int64_t, 2>{70, 650},
+                           std::array<int64_t, 2>{33, 2048}}) {
       const int64_t N = nk[0], K = nk[1];
-      for (int64_t M : {9, 40, 130}) {
-        std::vector<float> x = make_x(M, K, rng);
-        for (auto& v : x) v = round_bf16(v);
-        std::vector<float> y(static_cast<size_t>(M * N));
-        matmul(x.data(), M, K, w.matrix(), y.data(), N, opt);
-        int bad = 0;
-        for (int64_t m = 0; m < M && bad < 5; ++m)
-          for (int64_t n = 0; n < N && bad < 5; ++n) {
-            double want = 0, mag = 0;
-            for (int64_t k = 0; k < K; ++k) {
-              const double wk = round_bf16(w.deq[n * K + k]);
-              want += double(x[m * K + k]) * wk;
-              mag += std::fabs(double(x[m * K + k]) * wk);
-            }
-            const double tol = 2.0 * (K + 2) * std::ldexp(1.0, -24) * mag + 1e-30;
-            if (!(std::fabs(y[m * N + n] - want) <= tol))
-              ADD_FAILURE() << weight_type_name(t) << " M=" << M << " N=" << N << " K=" << K << ": Y[" << m << "," << n
-                            << "] = " << y[m * N + n] << ", want " << want << ", tol " << tol, ++bad;
+      const QWeights w = make_qweights(t, N, K, rng, 0.05f);
+      const WeightMatrix wm = w.matrix();
+      for (int64_t M : {9, 13, 100, 197, 400}) {
+        SCOPED_TRACE(std::string(weight_type_name(t)) + " M=" + std::to_string(M) + " N=" + std::to_string(N) +
+                     " K=" + std::to_string(K));
+        const std::vector<float> x = make_x(M, K, rng);
+        for (bool rnd : {false, true}) {
+          std::vector<float> alone(static_cast<size_t>(M * N));
+          for (int64_t m = 0; m < M; ++m) {
+            const MatmulOut one{&wm, alone.data() + m * N, N, rnd};
+            matmul_parts(x.data() + m * K, 1, K, &one, 1);
           }
-        std::vector<uint16_t> deq_bf16(static_cast<size_t>(N * K));
-        for (size_t i = 0; i < deq_bf16.size(); ++i) deq_bf16[i] = f32_to_bf16(round_bf16(w.deq[i]));
-        std::vector<float> yb(static_cast<size_t>(M * N));
-        matmul(x.data(), M, K, WeightMatrix{WeightType::kBF16, N, K, deq_bf16.data()}, yb.data(), N, opt);
-        ASSERT_EQ(0, std::memcmp(yb.data(), y.data(), y.size() * 4))
-            << weight_type_name(t) << " against bf16(q·d) weights, M=" << M << " N=" << N << " K=" << K;
-        // Two parts sharing X: each equals its own product bitwise.
-        std::vector<float> y2(static_cast<size_t>(M * N * 2), 0.f);
-        const WeightMatrix wm = w.matrix();
-        const MatmulOut parts[2] = {{&wm, y2.data(), 2 * N}, {&wm, y2.data() + N, 2 * N}};
-        matmul_parts(x.data(), M, K, parts, 2, opt);
-        for (int64_t m = 0; m < M; ++m)
-          for (int h = 0; h < 2; ++h)
-            ASSERT_EQ(0, std::memcmp(y2.data() + m * 2 * N + h * N, y.data() + m * N, N * 4))
-                << weight_type_name(t) << " parts, M=" << M << " K=" << K;
+          for (int threads : {1, 2, 3}) {
+            omp_set_num_threads(threads);
+            std::vector<float> y(static_cast<size_t>(M * 2 * N), kSentinel);  // two parts side by side
+            const MatmulOut parts[2] = {{&wm, y.data(), 2 * N, rnd}, {&wm, y.data() + N, 2 * N, rnd}};
+            matmul_parts(x.data(), M, K, parts, 2);
+            for (int64_t m = 0; m < M; ++m)
+              for (int h = 0; h < 2; ++h)
+                ASSERT_EQ(0, std::memcmp(y.data() + m * 2 * N + h * N, alone.data() + m * N, N * 4))
+                    << "row " << m << " part " << h << " threads " << threads << (rnd ? " rounded" : "");
+          }
+          omp_set_num_threads(saved);
+        }
       }
     }
 }
@@ -477,7 +469,7 @@ TEST(MatmulQuant, AccuracyGaussian) {
     std::vector<float> x17(static_cast<size_t>(17 * K));
     for (size_t i = 0; i < x17.size(); ++i) x17[i] = x[i % x.size()];
     std::vector<float> y17(static_cast<size_t>(17 * N));
-    matmul(x17.data(), 17, K, w.matrix(), y17.data(), N);  // GEMM (dequantized weights)
+    matmul(x17.data(), 17, K, w.matrix(), y17.data(), N);  // GEMM: dequantized weights, or on VNNI the decode arithmetic
     double e_x = 0, e_all = 0, e_w = 0, e_gemm = 0, ss = 0;
     for (size_t i = 0; i < y.size(); ++i) {
       e_x += (double(y[i]) - yq[i]) * (double(y[i]) - yq[i]);
@@ -491,7 +483,12 @@ TEST(MatmulQuant, AccuracyGaussian) {
               << ", weight quantization (ref vs fp32 weights) " << rw << ", decode vs fp32 weights " << ra
               << ", GEMM vs ref " << rg << "\n";
     EXPECT_LT(rx, 0.01);
-    EXPECT_LT(rg, 1e-5);
+    if (quantizes_x(active_isa(), 17)) {  // each GEMM row is its decode row, bitwise
+      for (int64_t m = 0; m < 17; ++m)
+        EXPECT_EQ(0, std::memcmp(y17.data() + m * N, y.data() + (m % M) * N, N * 4)) << weight_type_name(t) << " m=" << m;
+    } else {
+      EXPECT_LT(rg, 1e-5);
+    }
     EXPECT_LT(ra, t == WeightType::kQ8 ? 0.02 : 0.15);
   }
 }

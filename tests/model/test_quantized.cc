@@ -86,9 +86,10 @@ struct Bound {
 // Bounds on the tiny random checkpoints. They amplify weight errors strongly: bf16 rounding of the
 // weights alone moves log-probs by up to 0.14 (the reference's own bf16-vs-fp32 logit gap is 0.13-0.28).
 // Measured (Release, AVX2 kernels; decode-shaped products quantize activations to int8 per group; in
-// brackets the plain-loop kernels, T5G_ISA=scalar, fp32 activations), max |dlogp| / target mean:
-//   tiny:         bf16 0.135 / 0.017   int8 0.97 (0.97) / 0.068 (0.056)   q4 4.24 (4.23) / 0.93 (0.94)
-//   tiny_softcap: bf16 0.104 / 0.008   int8 0.41 (0.36) / 0.035 (0.031)   q4 3.89 (3.84) / 0.57 (0.56)
+// brackets the plain-loop kernels, T5G_ISA=scalar, fp32 activations; in braces AVX-512 with VNNI, where
+// the encoder's products quantize activations too), max |dlogp| / target mean:
+//   tiny:         bf16 0.135 / 0.017   int8 0.97 (0.97) {1.02} / 0.068 (0.056) {0.071}   q4 4.24 (4.23) {4.29} / 0.93 (0.94) {0.93}
+//   tiny_softcap: bf16 0.104 / 0.008   int8 0.41 (0.36) {0.46} / 0.035 (0.031) {0.039}   q4 3.89 (3.84) {3.99} / 0.57 (0.56) {0.57}
 // int8 (max/127 per group of 32) errs ~5x more per weight than bf16, q4 (max/8) ~16x more than int8.
 // The bounds leave about 2x headroom.
 constexpr Bound kBounds[] = {
@@ -131,12 +132,12 @@ TEST_P(QuantizedAccuracy, LogprobsAgainstFp32Reference) {
 }
 
 // The bf16 checkpoints quantized (bf16 compute: activations rounded at the reference's points; on
-// AVX512_BF16 the encoder's and prefill's GEMMs take the int8 / q4 weights dequantized and rounded to bf16,
-// elsewhere dequantized to fp32), against the same fp32 reference outputs. Measured max |dlogp| / target
-// mean, argmax agreement (Release, Zen 5; AVX512_BF16 path, in brackets T5G_ISA=avx2 with fp32 panels):
-//   int8 0.578 (0.571) / 0.061 (0.059), 71 (72) of 80     q4 4.79 (4.88) / 0.948 (0.953), 19 (18) of 80
-// The bf16 rounding of the dequantized weights is lost in the quantization error; the bounds are the
-// fp32 checkpoints' (kBounds).
+// AVX512_VNNI the encoder's and prefill's products quantize the activations to int8 as decode does,
+// elsewhere they take the weights dequantized to fp32), against the same fp32 reference outputs. Measured
+// max |dlogp| / target mean, argmax agreement (Release, Zen 5; VNNI, in brackets T5G_ISA=avx2):
+//   int8 0.657 (0.571) / 0.064 (0.059), 72 (72) of 80     q4 4.58 (4.88) / 0.930 (0.957), 19 (18) of 80
+// (The earlier GEMM of the dequantized weights rounded to bf16 on vdpbf16ps: int8 0.578 / 0.061, q4
+// 4.79 / 0.948.) The bounds are the fp32 checkpoints' (kBounds).
 TEST(QuantizedAccuracyBf16, TinyBf16CheckpointAgainstFp32Reference) {
   const std::string vdir = test::vectors_dir() + "/tiny";
   for (const Bound& bd : kBounds) {

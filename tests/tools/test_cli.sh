@@ -62,9 +62,12 @@ B2=$($T5G bench -m $MODEL --encoder-lengths 8 --decode-batches 2,1 --decode-toke
 case "$B2" in *'"decode":[{"batch":2,'*'"speedup_over_batch_1":'*'{"batch":1,'*'"speedup_over_batch_1":1.0}]'*) ok ;; *) bad "bench speedup_over_batch_1: ${B2:0:600}" ;; esac
 # The roofline: the best of three samples of each, all reported.
 case "$B" in *'"fma_peak_samples_gflop_per_s":['*,*,*']'*'"memory_bandwidth_samples_gbs":['*,*,*']'*) ok ;; *) bad "bench roofline samples: ${B:0:300}" ;; esac
-# The compute peak the GEMMs are measured against: the FMA peak for q4 weights (dequantized to fp32 panels);
-# the vdpbf16ps peak is reported (null on CPUs without AVX512_BF16); every encoder entry has both fractions.
-case "$B" in *'"bf16_dot_peak_gflop_per_s":'*'"compute_peak_gflop_per_s":'*'"compute_peak_kind":"fp32_fma"'*'"fraction_of_fma_peak":'*'"fraction_of_compute_peak":'*) ok ;; *) bad "bench compute peak: ${B:0:400}" ;; esac
+# The compute peak the GEMMs are measured against: for q4 weights the vpdpbusd peak where they run on
+# AVX512_VNNI, else the FMA peak (dequantized to fp32 panels); the vdpbf16ps and vpdpbusd peaks are reported
+# (null on CPUs without them); every encoder entry has the three fractions.
+KIND=fp32_fma
+case "$B" in *'"isa":"avx512"'*) grep -qw avx512_vnni /proc/cpuinfo && KIND=int8_dot ;; esac
+case "$B" in *'"bf16_dot_peak_gflop_per_s":'*'"int8_dot_peak_gop_per_s":'*'"compute_peak_gflop_per_s":'*"\"compute_peak_kind\":\"$KIND\""*'"fraction_of_fma_peak":'*'"fraction_of_compute_peak":'*'"fraction_of_bf16_dot_peak":'*) ok ;; *) bad "bench compute peak ($KIND): ${B:0:600}" ;; esac
 expect_error "quantize into an existing folder" "exists" $T5G quantize -m $MODEL --weights q4 -o $QD/q4
 expect_error "quantize without a format" "needs --weights" $T5G quantize -m $MODEL -o $QD/none
 expect_error "unknown weight format" "unknown weight format 'q5'" $T5G generate -m $MODEL --input-ids 2 --weights q5

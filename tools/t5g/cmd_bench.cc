@@ -120,15 +120,16 @@ Action add_bench(CLI::App& app) {
     out["fma_peak_gflop_per_s"] = peak;  // = the bf16 GEMM peak on CPUs without AVX512_BF16 (bf16 is widened)
     out["fma_peak_samples_gflop_per_s"] = peak_samples;
     // A bf16 model's GEMMs (linear layers, encoder, prefill, vision) run on vdpbf16ps where the CPU has
-    // AVX512_BF16, its int8 / q4 weights dequantized into bf16 panels: their peak is that instruction's,
-    // about twice the fp32 FMA peak. compute_peak is the peak this model's GEMMs can reach here;
-    // fraction_of_compute_peak is measured against it.
-    const bool bf16_dot = gemm_bf16_available() && m.weights.precision == Precision::kBF16 &&
-                          (m.weights.embed.type == WeightType::kBF16 || is_quantized(m.weights.embed.type));
-    double compute_peak = peak, vision_peak = peak;  // the vision tower stays as stored (bf16 in a bf16 model)
+    // AVX512_BF16: their peak is that instruction's, about twice the fp32 FMA peak. An int8 / q4 model's
+    // run on vpdpbusd where it has AVX512_VNNI (X quantized to int8 as in decode), about twice that again.
+    // compute_peak is the peak this model's GEMMs can reach here; fraction_of_compute_peak is measured
+    // against it, fraction_of_bf16_dot_peak against the vdpbf16ps peak (the machine's bf16 GEMM peak).
+    const bool quantized = is_quantized(m.weights.embed.type);
+    const bool bf16_dot = gemm_bf16_available() && m.weights.precision == Precision::kBF16 && !quantized;
+    double compute_peak = peak, vision_peak = peak, dot_peak = 0;  // the vision tower stays as stored (bf16 in a bf16 model)
     if (gemm_bf16_available()) {
       nlohmann::ordered_json dot_samples;
-      const double dot_peak = best_of_samples([] { return measure_bf16_dot_peak_gflops(); }, dot_samples);
+      dot_peak = best_of_samples([] { return measure_bf16_dot_peak_gflops(); }, dot_samples);
       out["bf16_dot_peak_gflop_per_s"] = dot_peak;
       out["bf16_dot_peak_samples_gflop_per_s"] = dot_samples;
       if (bf16_dot) compute_peak = dot_peak;
@@ -136,8 +137,23 @@ Action add_bench(CLI::App& app) {
     } else {
       out["bf16_dot_peak_gflop_per_s"] = nullptr;
     }
+    const bool int8_dot = quantized && measure_int8_dot_peak_gops(0.01) > 0;
+    if (int8_dot) {
+      nlohmann::ordered_json int8_samples;
+      compute_peak = best_of_samples([] { return measure_int8_dot_peak_gops(); }, int8_samples);
+      out["int8_dot_peak_gop_per_s"] = compute_peak;
+      out["int8_dot_peak_samples_gop_per_s"] = int8_samples;
+    } else {
+      out["int8_dot_peak_gop_per_s"] = nullptr;
+    }
     out["compute_peak_gflop_per_s"] = compute_peak;
-    out["compute_peak_kind"] = bf16_dot ? "bf16_dot" : "fp32_fma";
+    out["compute_peak_kind"] = int8_dot ? "int8_dot" : bf16_dot ? "bf16_dot" : "fp32_fma";
+    // The fractions of an encoder / first-token / long-input entry.
+    auto fractions = [&](nlohmann::ordered_json& e, double gflop_per_s) {
+      e["fraction_of_fma_peak"] = gflop_per_s / peak;
+      e["fraction_of_compute_peak"] = gflop_per_s / compute_peak;
+      e["fraction_of_bf16_dot_peak"] = dot_peak > 0 ? nlohmann::ordered_json(gflop_per_s / dot_peak) : nlohmann::ordered_json();
+    };
 
     nlohmann::ordered_json enc = nlohmann::ordered_json::array(), ftl = nlohmann::ordered_json::array();
     for (int32_t L : parse_id_list(a->encoder_lengths, "--encoder-lengths")) {
@@ -158,22 +174,16 @@ Action add_bench(CLI::App& app) {
         tf.push_back(seconds_since(t));
       }
       const double s = median(te), gflop = encoder_flops(m.config.encoder, L) / 1e9;
-      enc.push_back({{"tokens", L},
-                     {"seconds", s},
-                     {"tokens_per_s", L / s},
-                     {"gflop", gflop},
-                     {"gflop_per_s", gflop / s},
-                     {"fraction_of_fma_peak", gflop / s / peak},
-                     {"fraction_of_compute_peak", gflop / s / compute_peak}});
+      nlohmann::ordered_json e = {{"tokens", L}, {"seconds", s}, {"tokens_per_s", L / s}, {"gflop", gflop}, {"gflop_per_s", gflop / s}};
+      fractions(e, gflop / s);
+      enc.push_back(e);
       // First token: the encoder, the cross K/V of every decoder layer, one decoder step and the LM head.
       const TextConfig& dc = m.config.decoder;
       const double ft_gflop = gflop + (2.0 * L * dc.hidden_size * 2 * dc.kv_dim() * dc.num_layers +
                                        2.0 * dc.vocab_size * dc.hidden_size) / 1e9;
-      ftl.push_back({{"tokens", L},
-                     {"seconds", median(tf)},
-                     {"gflop", ft_gflop},
-                     {"fraction_of_fma_peak", ft_gflop / median(tf) / peak},
-                     {"fraction_of_compute_peak", ft_gflop / median(tf) / compute_peak}});
+      nlohmann::ordered_json f = {{"tokens", L}, {"seconds", median(tf)}, {"gflop", ft_gflop}};
+      fractions(f, ft_gflop / median(tf));
+      ftl.push_back(f);
     }
     out["encoder"] = enc;
     out["first_token"] = ftl;
@@ -259,7 +269,9 @@ Action add_bench(CLI::App& app) {
                       {"gflop", flops / 1e9},
                       {"gflop_per_s", flops / 1e9 / s_img},
                       {"fraction_of_fma_peak", flops / 1e9 / s_img / peak},
-                      {"fraction_of_compute_peak", flops / 1e9 / s_img / vision_peak}};
+                      {"fraction_of_compute_peak", flops / 1e9 / s_img / vision_peak},
+                      {"fraction_of_bf16_dot_peak", dot_peak > 0 ? nlohmann::ordered_json(flops / 1e9 / s_img / dot_peak)
+                                                                 : nlohmann::ordered_json()}};
     }
     if (!a->long_lengths.empty()) {
       // Long inputs: one request each; peak RSS is the process's high-water mark after the run
@@ -280,14 +292,14 @@ Action add_bench(CLI::App& app) {
         std::vector<double> steps;
         for (size_t i = 1; i < at.size(); ++i) steps.push_back(at[i] - at[i - 1]);
         const double gflop = encoder_flops(m.config.encoder, L) / 1e9;
-        lo.push_back({{"tokens", L},
-                      {"first_token_s", at[0]},
-                      {"second_token_s", at[1] - at[0]},
-                      {"decode_step_s", median(steps)},  // median of the kLongSteps steps after the first token
-                      {"encoder_gflop", gflop},
-                      {"fraction_of_fma_peak", gflop / at[0] / peak},
-                      {"fraction_of_compute_peak", gflop / at[0] / compute_peak},
-                      {"peak_rss_mb", static_cast<double>(peak_rss_bytes()) / (1 << 20)}});
+        nlohmann::ordered_json e = {{"tokens", L},
+                                    {"first_token_s", at[0]},
+                                    {"second_token_s", at[1] - at[0]},
+                                    {"decode_step_s", median(steps)},  // median of the kLongSteps steps after the first token
+                                    {"encoder_gflop", gflop}};
+        fractions(e, gflop / at[0]);
+        e["peak_rss_mb"] = static_cast<double>(peak_rss_bytes()) / (1 << 20);
+        lo.push_back(e);
       }
       out["long"] = lo;
     }
