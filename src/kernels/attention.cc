@@ -11,6 +11,7 @@
 #include "kernels/matmul.h"
 #include "kernels/ops_internal.h"
 #include "kernels/team.h"
+#include "util/error.h"
 
 namespace t5g {
 
@@ -33,6 +34,7 @@ const RowKernels& row_kernels() {
       RowKernels r{kern::avx2::finish_scores_row, kern::avx2::exp_sum_row, kern::avx2::scale_round_row,
                    kern::avx2::round_act,         kern::avx2::dot_rows_heads, kern::avx2::axpy_rows_heads};
       if (isa >= Isa::kAvx512) {  // bitwise the AVX2 results, twice the lanes
+        r.finish = kern::avx512::finish_scores_row;
         r.exp_sum = kern::avx512::exp_sum_row;
         r.scale_round = kern::avx512::scale_round_row;
         r.dot_heads = kern::avx512::dot_rows_heads;
@@ -104,28 +106,27 @@ void softmax_pv_block(const RowKernels& rk, float* scores, int64_t lds, int64_t 
   const int64_t hd = p.head_dim;
   const bool exact_probs = p.precision != Precision::kF32;
   const float* cap = p.softcap ? &*p.softcap : nullptr;
+  // bf16 pair panels of V (a bf16 model on AVX512_BF16): each row's rounded probabilities go straight into
+  // the bf16 operand of P·V (pbuf, rows of ldb: ns rounded up to even, a zero after an odd ns).
+  check(!vo.vp16 || p.precision == Precision::kBF16, "attention: bf16 V panels need bf16 precision");
+  const int64_t ldb = (ns + 1) / 2 * 2;
+  if (vo.vp16 && vo.pbuf->size() < static_cast<size_t>(nq * ldb)) vo.pbuf->resize(static_cast<size_t>(nq * ldb));
   for (int64_t r = 0; r < nq; ++r) {
     float* s = scores + r * lds;
     const int64_t i = i0 + r;  // visible keys: [i - behind, i + ahead] (finish clamps to the row)
     const float mx = rk.finish(s, ns, i - band.behind - k_lo, i + band.ahead + 1 - k_lo, p.scale, cap, p.precision);
     const float sum = rk.exp_sum(s, ns, mx);
     const float f = sum > 0.f ? 1.f / sum : 0.f;  // fully masked row -> zeros
-    if (exact_probs) rk.scale_round(s, ns, f, p.precision);
+    if (vo.vp16) kern::avx512::scale_round_row_bf16(s, ns, f, vo.pbuf->data() + r * ldb);
+    else if (exact_probs) rk.scale_round(s, ns, f, p.precision);
     inv[r] = exact_probs ? 1.f : f;
   }
-  if (vo.vp16) {
-    const int64_t ldb = (ns + 1) / 2 * 2;
-    if (vo.pbuf->size() < static_cast<size_t>(nq * ldb)) vo.pbuf->resize(static_cast<size_t>(nq * ldb));
-    rows_to_bf16(scores, nq, ns, lds, vo.pbuf->data(), ldb);
-    if (exact_probs) {  // normalised already (inv = 1): the product goes straight to the output rows
-      gemm_bf16_panels(nq, hd, ldb / 2, vo.pbuf->data(), ldb, vo.vp16, vo.ldp16, out, ldo, false);
-      for (int64_t r = 0; r < nq; ++r) rk.round(out + r * ldo, hd, p.precision);
-      return;
-    }
-    gemm_bf16_panels(nq, hd, ldb / 2, vo.pbuf->data(), ldb, vo.vp16, vo.ldp16, acc, hd, false);
-  } else {
-    gemm_f32_panels(nq, hd, ns, scores, lds, vo.vp, vo.ldp, acc, hd, false);
+  if (vo.vp16) {  // normalised already (inv = 1): the product goes straight to the output rows
+    gemm_bf16_panels(nq, hd, ldb / 2, vo.pbuf->data(), ldb, vo.vp16, vo.ldp16, out, ldo, false);
+    for (int64_t r = 0; r < nq; ++r) rk.round(out + r * ldo, hd, p.precision);
+    return;
   }
+  gemm_f32_panels(nq, hd, ns, scores, lds, vo.vp, vo.ldp, acc, hd, false);
   for (int64_t r = 0; r < nq; ++r) {
     float* o = out + r * ldo;
     for (int64_t d = 0; d < hd; ++d) o[d] = acc[r * hd + d] * inv[r];

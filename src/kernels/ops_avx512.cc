@@ -148,6 +148,39 @@ void add(const float* a, const float* b, float* y, int64_t n, Precision p) {
   if (i < n) avx2::add(a + i, b + i, y + i, n - i, p);
 }
 
+namespace {
+// avx2::softcap_v on 16 lanes, operation for operation.
+template <int P>
+inline __m512 softcap16(__m512 x, float cap) {
+  const __m512 c = _mm512_set1_ps(cap);
+  return rnd16<P>(_mm512_mul_ps(rnd16<P>(tanh16(rnd16<P>(_mm512_div_ps(x, c)))), c));
+}
+}  // namespace
+
+// Each stored score is the AVX2 kernel's, bitwise; the maximum is the same value (max is exact in any
+// order; only the sign of a zero maximum, which exp(s - max) does not see, may differ, and for a row
+// holding a NaN, whose sum and outputs are NaN whatever maximum it returns, as in the AVX2 kernel).
+float finish_scores_row(float* s, int64_t n, int64_t lo, int64_t hi, float scale, const float* cap, Precision p) {
+  lo = lo < 0 ? 0 : lo > n ? n : lo;
+  hi = hi < lo ? lo : hi > n ? n : hi;
+  for (int64_t i = 0; i < lo; ++i) s[i] = kNegInf;
+  for (int64_t i = hi; i < n; ++i) s[i] = kNegInf;
+  __m512 mx = _mm512_set1_ps(kNegInf);
+  const __m512 vscale = _mm512_set1_ps(scale);
+  float* r = s + lo;
+  const int64_t m = hi - lo;
+  with_precision(p, [&]<int P>() {
+    for (int64_t i = 0; i < m; i += 16) {
+      const __mmask16 k = static_cast<__mmask16>(m - i >= 16 ? 0xffff : (1u << (m - i)) - 1u);
+      __m512 x = rnd16<P>(_mm512_mul_ps(rnd16<P>(_mm512_maskz_loadu_ps(k, r + i)), vscale));
+      if (cap != nullptr) x = softcap16<P>(x, *cap);
+      _mm512_mask_storeu_ps(r + i, k, x);
+      mx = _mm512_mask_max_ps(mx, k, mx, x);
+    }
+  });
+  return _mm512_reduce_max_ps(mx);
+}
+
 float exp_sum_row(float* s, int64_t n, float max) {
   if (max == kNegInf) {
     for (int64_t i = 0; i < n; ++i) s[i] = 0.f;
@@ -184,6 +217,16 @@ void scale_round_row(float* s, int64_t n, float f, Precision p) {
     for (; i + 16 <= n; i += 16) _mm512_storeu_ps(s + i, _mm512_mul_ps(_mm512_loadu_ps(s + i), vf));
   }
   if (i < n) avx2::scale_round_row(s + i, n - i, f, p);  // the rest (and f16) as the AVX2 kernel
+}
+
+void scale_round_row_bf16(const float* s, int64_t n, float f, uint16_t* dst) {
+  const __m512 vf = _mm512_set1_ps(f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 k = static_cast<__mmask16>(n - i >= 16 ? 0xffff : (1u << (n - i)) - 1u);
+    const __m512i r = _mm512_castps_si512(round_bf16_16(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, s + i), vf)));
+    _mm256_mask_storeu_epi16(dst + i, k, _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16)));
+  }
+  if (n % 2) dst[n] = 0;
 }
 
 namespace {

@@ -56,7 +56,7 @@ void rms_norm_rows(const float* x, int64_t rows, int64_t n, int64_t ldx, const f
                    int64_t ldy, Precision p);
 }  // namespace avx2
 
-// AVX-512 (ops_avx512.cc): the softmax's two long-row kernels, the decode step's Q·K and P·V rows, and
+// AVX-512 (ops_avx512.cc): the softmax's long-row kernels, the decode step's Q·K and P·V rows, and
 // the element-wise ops of the widest arrays (the MLP's GELU, the activations' rounding, the residual
 // adds), bitwise the AVX2 ones' results.
 namespace avx512 {
@@ -64,8 +64,12 @@ void round_act(float* x, int64_t n, Precision p);
 void gelu_mul(float* gate, const float* up, int64_t n, bool tanh_approx, Precision p);
 void gelu(float* x, int64_t n, bool tanh_approx, Precision p);
 void add(const float* a, const float* b, float* y, int64_t n, Precision p);
+float finish_scores_row(float* s, int64_t n, int64_t lo, int64_t hi, float scale, const float* cap, Precision p);
 float exp_sum_row(float* s, int64_t n, float max);
 void scale_round_row(float* s, int64_t n, float f, Precision p);
+// scale_round_row in bf16 precision, written as bf16 (the high halves) to dst[0..n), and dst[n] = 0 for an
+// odd n (a bf16 pair row's last pair): the probabilities of a row straight into the P·V GEMM's operand.
+void scale_round_row_bf16(const float* s, int64_t n, float f, uint16_t* dst);
 void dot_rows_heads(const float* q, int64_t ldq, int64_t nh, const KvRows& k, int64_t ldk, int64_t n, int64_t d,
                     float* s, int64_t lds);
 void axpy_rows_heads(const float* w, int64_t ldw, int64_t nh, const KvRows& v, int64_t ldv, int64_t n, int64_t d,

@@ -4,11 +4,13 @@
 // precision (bf16/f16: the fp32 value may sit on the other side of a rounding boundary).
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kernels/cpu_features.h"
@@ -410,6 +412,50 @@ TEST(OpsAvx512, ExpSumAndScaleRoundSameBitsAsAvx2) {
       kern::avx512::scale_round_row(d.data(), n, 0.0883883f, p);
       ASSERT_TRUE(same(c, d)) << "scale_round, n=" << n;
     }
+  }
+}
+
+// The AVX-512 score finish (round, scale, round, softcap, mask) stores bitwise the AVX2 kernel's scores, in
+// every precision, with and without a softcap, masked ends of every size, and its maximum (rows without a
+// NaN: max is exact, in any order). And the probabilities written as bf16 for P·V are the high halves of
+// scale_round_row's bf16 results, with a zero after an odd row.
+TEST(OpsAvx512, FinishScoresAndBf16ProbabilitiesSameBitsAsAvx2) {
+  if (active_isa() < Isa::kAvx512) GTEST_SKIP() << "no AVX-512 on this CPU";
+  const int64_t sizes[] = {0, 1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 100, 4096, 4099};
+  const float cap = 30.f;
+  for (int64_t n : sizes) {
+    auto x = randn(n, 40.f, 23);
+    if (n > 20) x[5] = 1e-40f, x[6] = -0.f, x[7] = 3e38f, x[8] = -kInf;
+    for (const auto& lh : {std::array<int64_t, 2>{0, n}, std::array<int64_t, 2>{3, n - 2}, std::array<int64_t, 2>{-4, n / 2},
+                           std::array<int64_t, 2>{n / 3, n + 5}, std::array<int64_t, 2>{n, n}})
+      for (Precision p : kPrecisions)
+        for (const float* c : {static_cast<const float*>(nullptr), &cap}) {
+          SCOPED_TRACE("n=" + std::to_string(n) + " lo=" + std::to_string(lh[0]) + " hi=" + std::to_string(lh[1]) +
+                       " precision " + std::to_string(static_cast<int>(p)) + (c ? " softcap" : ""));
+          std::vector<float> a = x, b = x;
+          const float ma = vx::finish_scores_row(a.data(), n, lh[0], lh[1], 0.0625f, c, p);
+          const float mb = kern::avx512::finish_scores_row(b.data(), n, lh[0], lh[1], 0.0625f, c, p);
+          ASSERT_TRUE(a.empty() || std::memcmp(a.data(), b.data(), a.size() * 4) == 0);
+          ASSERT_EQ(ma, mb);
+        }
+    if (n > 0) {  // a NaN score: stored the same (the maximum then depends on where max meets it, in both)
+      std::vector<float> a = x, b = x;
+      a[n / 2] = b[n / 2] = kNaN;
+      vx::finish_scores_row(a.data(), n, 0, n, 0.0625f, nullptr, Precision::kBF16);
+      kern::avx512::finish_scores_row(b.data(), n, 0, n, 0.0625f, nullptr, Precision::kBF16);
+      ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4)) << "n=" << n;
+    }
+    // Probabilities: exp'd scores times 1/sum, rounded to bf16.
+    std::vector<float> e = x;
+    for (auto& v : e) v = std::fabs(v) * 0.01f;
+    if (n > 0) e[0] = 1e-41f;  // a subnormal probability
+    std::vector<float> r = e;
+    vx::scale_round_row(r.data(), n, 0.37f, Precision::kBF16);
+    std::vector<uint16_t> got(static_cast<size_t>(n + 2), 0xabcd);
+    kern::avx512::scale_round_row_bf16(e.data(), n, 0.37f, got.data());
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(bits(r[i]) >> 16, got[i]) << "n=" << n << " i=" << i;
+    ASSERT_EQ(got[n], n % 2 ? 0 : 0xabcd) << "n=" << n;
+    ASSERT_EQ(got[n + 1], 0xabcd) << "n=" << n;
   }
 }
 
