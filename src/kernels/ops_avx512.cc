@@ -1,5 +1,6 @@
 // AVX-512 versions of the attention softmax's per-row kernels that dominate a long row's element-wise
-// time (a vision layer exponentiates 16 x 4096 x 4096 scores): exp_sum_row and scale_round_row; and of
+// time (a vision layer exponentiates 16 x 4096 x 4096 scores): finish_scores_row, exp_sum_row and
+// scale_round_row (and scale_round_row_bf16, its bf16 results as the P·V operand); and of
 // the decode step's Q·K and P·V rows (dot_rows_heads, axpy_rows_heads). Each computes bitwise what the AVX2 kernel (ops_avx2.cc)
 // computes: the same operations lane for lane, and exp_sum_row's sum in the AVX2 kernel's order (its two
 // 8-lane accumulators are the halves of one zmm).
