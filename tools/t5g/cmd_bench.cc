@@ -137,7 +137,7 @@ Action add_bench(CLI::App& app) {
     } else {
       out["bf16_dot_peak_gflop_per_s"] = nullptr;
     }
-    const bool int8_dot = quantized && measure_int8_dot_peak_gops(0.01) > 0;
+    const bool int8_dot = quantized && active_isa() == Isa::kAvx512 && cpu_features().avx512vnni;
     if (int8_dot) {
       nlohmann::ordered_json int8_samples;
       compute_peak = best_of_samples([] { return measure_int8_dot_peak_gops(); }, int8_samples);
