@@ -79,7 +79,8 @@ void matmul_isa(Isa isa, const float* X, int64_t M, int64_t ldx, const WeightMat
         kern::avx512vnni::qmatmul_gemm(X, M, ldx, &part, 1);
         return;
       }
-      // (Without VNNI, and for the GEMM, Q8/Q4 use the 256-bit AVX2 integer kernels in the AVX-512 unit.)
+      // (Without VNNI, Q8/Q4 use the 256-bit AVX2 integer decode kernels, and the fp32 GEMM of the dequantized
+      // weights, in the AVX-512 unit.)
       kern::avx512::matmul(X, M, ldx, W, Y, ldy, avx512_bf16_dot(opt, W.type));
       return;
     }
@@ -221,8 +222,9 @@ void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float
 
 void matmul_parts(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n, const MatmulOptions& opt) {
   check_part_count(n);  // also on the row-stable path, which does not reach matmul_parts_isa
-  bool split = opt.row_stable && M > kRowStableGroup;
-  for (int i = 0; i < n && split; ++i) split = !rows_independent_of_m(parts[i].w->type);
+  bool split = false;  // row-stable rows in groups, unless every part's rows are independent of M anyway
+  if (opt.row_stable && M > kRowStableGroup)
+    for (int i = 0; i < n; ++i) split = split || !rows_independent_of_m(parts[i].w->type);
   if (split) {
     for (int i = 0; i < n; ++i) matmul(X, M, ldx, *parts[i].w, parts[i].y, parts[i].ldy, opt);
     round_outputs(parts, n, M);

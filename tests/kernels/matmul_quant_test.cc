@@ -344,6 +344,28 @@ TEST(MatmulQuant, RowsIndependentOfBatchSize) {
   }
 }
 
+// row_stable products of mixed weight types sharing X (a Q8 and a bf16 matrix): every part's rows equal
+// the row alone, bitwise, though only the quantized part's rows are independent of M by themselves.
+TEST(MatmulQuant, RowStableMixedParts) {
+  std::mt19937 rng(10);
+  const int64_t N = 70, K = 300, M = 21;
+  const QWeights w = make_qweights(WeightType::kQ8, N, K, rng, 0.05f);
+  std::vector<uint16_t> b16(static_cast<size_t>(N * K));
+  for (size_t i = 0; i < b16.size(); ++i) b16[i] = f32_to_bf16(round_bf16(w.deq[i]));
+  const WeightMatrix wq = w.matrix(), wb{WeightType::kBF16, N, K, b16.data()};
+  std::vector<float> x = make_x(M, K, rng);
+  for (auto& v : x) v = round_bf16(v);
+  const MatmulOptions opt{true, true};
+  std::vector<float> y(static_cast<size_t>(M * 2 * N)), alone(static_cast<size_t>(2 * N));
+  const MatmulOut parts[2] = {{&wq, y.data(), 2 * N}, {&wb, y.data() + N, 2 * N}};
+  matmul_parts(x.data(), M, K, parts, 2, opt);
+  for (int64_t m = 0; m < M; ++m) {
+    const MatmulOut one[2] = {{&wq, alone.data(), 2 * N}, {&wb, alone.data() + N, 2 * N}};
+    matmul_parts(x.data() + m * K, 1, K, one, 2, opt);
+    ASSERT_EQ(0, std::memcmp(y.data() + m * 2 * N, alone.data(), 2 * N * 4)) << "row " << m;
+  }
+}
+
 // Decode does the same arithmetic on every SIMD ISA (the AVX2 kernels' sign trick or nibble products
 // and matmul_vnni.cc's vpdpbusd from -128·Σqx or -8·Σqx give the same exact int32 group sums, then the
 // same FMAs): bitwise equal.
