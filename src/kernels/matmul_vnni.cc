@@ -93,6 +93,14 @@ void quantize_row_tiles(const float* x, int64_t K, int64_t G, int64_t m, int64_t
   }
 }
 
+// Row m of M rows of the TileX arrays as a padding row: zero operands, scales and sums (its outputs are 0).
+void zero_row_tiles(int64_t G, int64_t m, int64_t M, int32_t* tx, float* d, int32_t* o) {
+  for (int64_t g = 0; g < G; ++g) {
+    d[g * M + m] = 0.f, o[g * M + m] = 0;
+    for (int c = 0; c < 8; ++c) tx[(8 * g + c) * M + m] = 0;
+  }
+}
+
 // The scales dw·dx of group g of a tile (16 fp16 at sc) for the X row whose dx is at dx.
 T5G_QINLINE __m512 tile_scales(const uint16_t* sc, int64_t g, const float* dx) {
   return _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc + g * kQuantTileRows))),
@@ -321,11 +329,7 @@ void qgemv(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n
   int32_t* o = reinterpret_cast<int32_t*>(s + xbytes + gbytes);
   const int32_t off = WT == WeightType::kQ8 ? 128 : 8;
   for (int64_t m = 0; m < M; ++m) quantize_row_tiles(X + m * ldx, K, G, m, Mp, off, x, d, o);
-  for (int64_t m = M; m < Mp; ++m)
-    for (int64_t g = 0; g < G; ++g) {
-      d[g * Mp + m] = 0.f, o[g * Mp + m] = 0;
-      for (int c = 0; c < 8; ++c) x[(8 * g + c) * Mp + m] = 0;
-    }
+  for (int64_t m = M; m < Mp; ++m) zero_row_tiles(G, m, Mp, x, d, o);
   const TileX xt{x, d, o};
   int64_t N[kMaxMatmulParts];
   const int64_t row_bytes = G * kChunks<WT> * 4 + 2 * G;
@@ -441,17 +445,10 @@ void qgemm(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n
     auto quantize = [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b)
         for (int64_t m = 0; m < MC; ++m) {
-          int32_t* xb = x + b * bx;
+          int32_t *xb = x + b * bx, *ob = o + b * bg;
           float* db = d + b * bg;
-          int32_t* ob = o + b * bg;
-          if (b * MC + m < mc) {
-            quantize_row_tiles(X + (m0 + b * MC + m) * ldx, K, G, m, MC, off, xb, db, ob);
-            continue;
-          }
-          for (int64_t g = 0; g < G; ++g) {  // a padding row: zero operands, zero sums
-            db[g * MC + m] = 0.f, ob[g * MC + m] = 0;
-            for (int c = 0; c < 8; ++c) xb[(8 * g + c) * MC + m] = 0;
-          }
+          if (b * MC + m < mc) quantize_row_tiles(X + (m0 + b * MC + m) * ldx, K, G, m, MC, off, xb, db, ob);
+          else zero_row_tiles(G, m, MC, xb, db, ob);
         }
     };
     using Quantize = decltype(quantize);

@@ -21,6 +21,11 @@ namespace {
 
 constexpr float kNegInf = -__builtin_inff();
 
+// The first `left` of 16 lanes (all from 16, none from 0).
+inline __mmask16 lanes(int64_t left) {
+  return static_cast<__mmask16>(left >= 16 ? 0xffff : left <= 0 ? 0 : (1u << left) - 1u);
+}
+
 // avx2::exp_v on 16 lanes: the same constants and operations in the same order.
 inline __m512 exp16(__m512 x) {
   const __m512 hi = _mm512_set1_ps(88.72283935546875f);
@@ -172,7 +177,7 @@ float finish_scores_row(float* s, int64_t n, int64_t lo, int64_t hi, float scale
   const int64_t m = hi - lo;
   with_precision(p, [&]<int P>() {
     for (int64_t i = 0; i < m; i += 16) {
-      const __mmask16 k = static_cast<__mmask16>(m - i >= 16 ? 0xffff : (1u << (m - i)) - 1u);
+      const __mmask16 k = lanes(m - i);
       __m512 x = rnd16<P>(_mm512_mul_ps(rnd16<P>(_mm512_maskz_loadu_ps(k, r + i)), vscale));
       if (cap != nullptr) x = softcap16<P>(x, *cap);
       _mm512_mask_storeu_ps(r + i, k, x);
@@ -223,7 +228,7 @@ void scale_round_row(float* s, int64_t n, float f, Precision p) {
 void scale_round_row_bf16(const float* s, int64_t n, float f, uint16_t* dst) {
   const __m512 vf = _mm512_set1_ps(f);
   for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 k = static_cast<__mmask16>(n - i >= 16 ? 0xffff : (1u << (n - i)) - 1u);
+    const __mmask16 k = lanes(n - i);
     const __m512i r = _mm512_castps_si512(round_bf16_16(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, s + i), vf)));
     _mm256_mask_storeu_epi16(dst + i, k, _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16)));
   }
@@ -240,9 +245,6 @@ inline __m512 load16(const uint16_t* p, __mmask16 m) {
 }
 inline __m512 load16(const int8_t* p, __mmask16 m) {
   return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, p)));
-}
-inline __mmask16 lanes(int64_t left) {
-  return static_cast<__mmask16>(left >= 16 ? 0xffff : left <= 0 ? 0 : (1u << left) - 1u);
 }
 
 // NH heads (up to 4), 32 columns at a time (the last block masked): 2·NH accumulators, each V row segment
