@@ -136,55 +136,55 @@ void bd_gemv(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int
   });
 }
 
-// GEMM regime: the vdpbf16ps register tile, C[MR x kNR] (+)= A·B over kp (k, k+1) pairs, fp32 chains.
+// GEMM regime: the vdpbf16ps register tile, C[MR x 16 NV] (+)= A·B over kp (k, k+1) pairs, fp32 chains.
 // B: pair panels (dwords, low half = even k), ldbk dwords from one pair to the next. A: PACKED, pairs as
 // [kp][kMR] dwords (PackBf16Dot::pack_a); else bf16 row-major (lda elements) read in place, each pair a
 // broadcast dword (attention's operands: gemm_bf16_panels). PREFETCH: B is a panel packed at load, read
 // from memory by the first row tile over it: each pair's line is asked for kBdPanelPrefetchPairs ahead
 // (the 128-token encode's products 2-3% faster; the hardware prefetcher alone left the tile waiting).
 constexpr int64_t kBdPanelPrefetchPairs = 32;
-template <int MR, bool EDGE, bool PACKED, bool PREFETCH = false>
+template <int MR, bool EDGE, bool PACKED, bool PREFETCH = false, int NV = kNV>
 void bd_ukernel(int64_t kp, const uint16_t* A, int64_t lda, const uint32_t* Bp, int64_t ldbk, float* C, int64_t ldc,
                 int nvalid, bool accumulate) {
-  __m512 c[MR][kNV];
-  __mmask16 mk[kNV];
+  __m512 c[MR][NV];
+  __mmask16 mk[NV];
 #pragma GCC unroll 8
-  for (int j = 0; j < kNV; ++j) mk[j] = V::mask(static_cast<int>(imax(0, imin(16, nvalid - j * 16))));
+  for (int j = 0; j < NV; ++j) mk[j] = V::mask(static_cast<int>(imax(0, imin(16, nvalid - j * 16))));
   if (accumulate) {
-#pragma GCC unroll 16
+#pragma GCC unroll 32
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 8
-      for (int j = 0; j < kNV; ++j)
+      for (int j = 0; j < NV; ++j)
         c[i][j] = EDGE ? _mm512_maskz_loadu_ps(mk[j], C + i * ldc + j * 16) : _mm512_loadu_ps(C + i * ldc + j * 16);
   } else {
-#pragma GCC unroll 16
+#pragma GCC unroll 32
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 8
-      for (int j = 0; j < kNV; ++j) c[i][j] = _mm512_setzero_ps();
+      for (int j = 0; j < NV; ++j) c[i][j] = _mm512_setzero_ps();
   }
   for (int64_t k = 0; k < kp; ++k) {
     if constexpr (PREFETCH) {
-      static_assert(kNV * 16 * 4 == 128, "a pair of the panel is two lines");
+      static_assert(NV * 16 * 4 == 128, "a pair of the panel is two lines");
       _mm_prefetch(reinterpret_cast<const char*>(Bp + kBdPanelPrefetchPairs * ldbk), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(Bp + kBdPanelPrefetchPairs * ldbk + 16), _MM_HINT_T0);
     }
-    __m512i b[kNV];
+    __m512i b[NV];
 #pragma GCC unroll 8
-    for (int j = 0; j < kNV; ++j) b[j] = _mm512_loadu_si512(Bp + j * 16);
-#pragma GCC unroll 16
+    for (int j = 0; j < NV; ++j) b[j] = _mm512_loadu_si512(Bp + j * 16);
+#pragma GCC unroll 32
     for (int i = 0; i < MR; ++i) {
       int32_t pair;
       std::memcpy(&pair, PACKED ? A + 2 * (k * kMR + i) : A + i * lda + 2 * k, 4);
       const __m512i a = _mm512_set1_epi32(pair);
 #pragma GCC unroll 8
-      for (int j = 0; j < kNV; ++j) c[i][j] = _mm512_dpbf16_ps(c[i][j], as_bh(a), as_bh(b[j]));
+      for (int j = 0; j < NV; ++j) c[i][j] = _mm512_dpbf16_ps(c[i][j], as_bh(a), as_bh(b[j]));
     }
     Bp += ldbk;
   }
-#pragma GCC unroll 16
+#pragma GCC unroll 32
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 8
-    for (int j = 0; j < kNV; ++j) {
+    for (int j = 0; j < NV; ++j) {
       if constexpr (EDGE) _mm512_mask_storeu_ps(C + i * ldc + j * 16, mk[j], c[i][j]);
       else _mm512_storeu_ps(C + i * ldc + j * 16, c[i][j]);
     }
@@ -192,18 +192,19 @@ void bd_ukernel(int64_t kp, const uint16_t* A, int64_t lda, const uint32_t* Bp, 
 
 using BdUkernelFn = void (*)(int64_t, const uint16_t*, int64_t, const uint32_t*, int64_t, float*, int64_t, int, bool);
 
-template <bool PACKED, bool PREFETCH, int MR>
+template <bool PACKED, bool PREFETCH, int NV, int MR>
 constexpr void bd_fill(BdUkernelFn full[], BdUkernelFn edge[]) {
-  full[MR] = &bd_ukernel<MR, false, PACKED, PREFETCH>;
-  edge[MR] = &bd_ukernel<MR, true, PACKED, PREFETCH>;
-  if constexpr (MR > 1) bd_fill<PACKED, PREFETCH, MR - 1>(full, edge);
+  full[MR] = &bd_ukernel<MR, false, PACKED, PREFETCH, NV>;
+  edge[MR] = &bd_ukernel<MR, true, PACKED, PREFETCH, NV>;
+  if constexpr (MR > 1) bd_fill<PACKED, PREFETCH, NV, MR - 1>(full, edge);
 }
 
-template <bool PACKED, bool PREFETCH = false>
+// The register tiles of up to MAXMR rows (by row count), NV vectors of 16 columns wide.
+template <bool PACKED, bool PREFETCH = false, int NV = kNV, int MAXMR = kMR>
 struct BdUkernels {
-  BdUkernelFn full[kMR + 1] = {};
-  BdUkernelFn edge[kMR + 1] = {};
-  constexpr BdUkernels() { bd_fill<PACKED, PREFETCH, kMR>(full, edge); }
+  BdUkernelFn full[MAXMR + 1] = {};
+  BdUkernelFn edge[MAXMR + 1] = {};
+  constexpr BdUkernels() { bd_fill<PACKED, PREFETCH, NV, MAXMR>(full, edge); }
   void run(int mr, int nvalid, int64_t kp, const uint16_t* A, int64_t lda, const uint32_t* Bp, int64_t ldbk, float* C,
            int64_t ldc, bool accumulate) const {
     (nvalid == kNR ? full : edge)[mr](kp, A, lda, Bp, ldbk, C, ldc, nvalid, accumulate);
@@ -212,6 +213,11 @@ struct BdUkernels {
 constexpr BdUkernels<true> g_bd_uk;        // A packed (bd_gemm)
 constexpr BdUkernels<true, true> g_bd_uk_first;  // ... the first row tile over a panel packed at load
 constexpr BdUkernels<false> g_bd_direct;  // A read in place (gemm_bf16_panels)
+// gemm_bf16_panels' last panel when it has at most 16 columns (the vision tower's P·V: head dim 72 = 2 x 32 +
+// 8): its first 16 columns only, instead of 32 with 24 of them padding, in tiles of up to 24 rows (one vector
+// each: 24 chains keep both vdpbf16ps pipes busy).
+constexpr int kBdHalfMR = 24;
+constexpr BdUkernels<false, false, 1, kBdHalfMR> g_bd_direct_half;
 
 inline uint32_t w_pair(const uint16_t* row, int64_t k, int64_t kend) {
   const uint32_t lo = k < kend ? row[k] : 0u;
@@ -431,6 +437,14 @@ void gemm_bf16_panels(int64_t M, int64_t N, int64_t Kp, const uint16_t* A, int64
     for (int64_t jp = 0; jp < npan; ++jp) {
       const int nvalid = static_cast<int>(imin(kNR, N - jp * kNR));
       const uint32_t* Bpan = Bp + jp * ldp + k0 * kNR;
+      if (nvalid <= 16) {  // each output's pairs in the same order as the full tile: the same bits
+        for (int64_t m0 = 0; m0 < M; m0 += kBdHalfMR) {
+          const int mr = static_cast<int>(imin(kBdHalfMR, M - m0));
+          (nvalid == 16 ? g_bd_direct_half.full : g_bd_direct_half.edge)[mr](
+              kp, A + m0 * lda + 2 * k0, lda, Bpan, kNR, C + m0 * ldc + jp * kNR, ldc, nvalid, acc);
+        }
+        continue;
+      }
       for (int64_t m0 = 0; m0 < M; m0 += kMR) {
         const int mr = static_cast<int>(imin(kMR, M - m0));
         g_bd_direct.run(mr, nvalid, kp, A + m0 * lda + 2 * k0, lda, Bpan, kNR, C + m0 * ldc + jp * kNR, ldc, acc);

@@ -66,6 +66,8 @@ void gelu(float* x, int64_t n, bool tanh_approx, Precision p);
 void add(const float* a, const float* b, float* y, int64_t n, Precision p);
 float finish_scores_row(float* s, int64_t n, int64_t lo, int64_t hi, float scale, const float* cap, Precision p);
 float exp_sum_row(float* s, int64_t n, float max);
+// exp_sum_row(s, n, finish_scores_row(s, n, lo, hi, scale, cap, p)), bitwise, in one pass where it can.
+float finish_exp_sum_row(float* s, int64_t n, int64_t lo, int64_t hi, float scale, const float* cap, Precision p);
 void scale_round_row(float* s, int64_t n, float f, Precision p);
 // scale_round_row in bf16 precision, written as bf16 (the high halves) to dst[0..n), and dst[n] = 0 for an
 // odd n (a bf16 pair row's last pair): the probabilities of a row straight into the P·V GEMM's operand.

@@ -415,6 +415,73 @@ TEST(OpsAvx512, ExpSumAndScaleRoundSameBitsAsAvx2) {
   }
 }
 
+// exp_sum_row's in-range fast path (vscalefps, no clamps: exponents in [-87, 88]) gives exp16's bits: every
+// 211th float of [-110, 95] (the range's edges, the clamps' and the subnormal results' neighbours beyond it),
+// in rows of whole groups, against the AVX2 kernel.
+TEST(OpsAvx512, ExpSumInRangePathSameBitsAsAvx2) {
+  if (active_isa() < Isa::kAvx512) GTEST_SKIP() << "no AVX-512 on this CPU";
+  std::vector<float> xs;
+  const auto add_range = [&](float from, float to) {  // from <= to, same sign
+    uint32_t a = bits(from), b = bits(to);
+    if (a > b) std::swap(a, b);
+    for (uint64_t u = a; u <= b; u += 211) {
+      float f;
+      const uint32_t v = static_cast<uint32_t>(u);
+      std::memcpy(&f, &v, 4);
+      xs.push_back(f);
+    }
+  };
+  add_range(-110.f, -0.f);
+  add_range(0.f, 95.f);
+  for (float f : {-87.f, -86.99999f, -87.00001f, 88.f, 87.99999f, 88.00001f, 88.7228f, -103.9f}) xs.push_back(f);
+  const int64_t row = 4096;
+  xs.resize((xs.size() + row - 1) / row * row, 1.f);
+  for (size_t at = 0; at < xs.size(); at += row) {
+    std::vector<float> a(xs.begin() + static_cast<std::ptrdiff_t>(at), xs.begin() + static_cast<std::ptrdiff_t>(at + row));
+    std::vector<float> b = a;
+    const float sa = vx::exp_sum_row(a.data(), row, 0.f), sb = kern::avx512::exp_sum_row(b.data(), row, 0.f);
+    for (int64_t i = 0; i < row; ++i) ASSERT_EQ(bits(a[i]), bits(b[i])) << "exp(" << xs[at + i] << ")";
+    ASSERT_EQ(bits(sa), bits(sb)) << "row at " << at;
+  }
+}
+
+// The fused score finish and exponentiation (finish_exp_sum_row) stores bitwise the AVX2 kernels' finish then
+// exp_sum, and returns their sum: every precision, with and without a softcap, masked ends of every size,
+// rows with no masked key (its one-pass path), special values, and a row holding a NaN.
+TEST(OpsAvx512, FinishExpSumSameBitsAsFinishThenExpSum) {
+  if (active_isa() < Isa::kAvx512) GTEST_SKIP() << "no AVX-512 on this CPU";
+  const int64_t sizes[] = {0, 1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 128, 200, 4096, 4099};
+  const float cap = 30.f;
+  for (int64_t n : sizes)
+    for (int variant = 0; variant < 4; ++variant) {
+      auto x = randn(n, variant == 1 ? 400.f : 40.f, 29 + static_cast<uint32_t>(variant));
+      if (variant == 2 && n > 20) x[5] = 1e-40f, x[6] = -0.f, x[7] = 3e38f, x[8] = -kInf, x[9] = kInf;
+      if (variant == 3 && n > 0) x[n / 2] = kNaN;
+      for (const auto& lh : {std::array<int64_t, 2>{0, n}, std::array<int64_t, 2>{3, n - 2},
+                             std::array<int64_t, 2>{-4, n / 2}, std::array<int64_t, 2>{n / 3, n + 5},
+                             std::array<int64_t, 2>{n, n}, std::array<int64_t, 2>{64, n - 70}})
+        for (Precision p : kPrecisions)
+          for (const float* c : {static_cast<const float*>(nullptr), &cap})
+            for (float scale : {0.0625f, 0.11785113f, -0.5f}) {
+              SCOPED_TRACE("n=" + std::to_string(n) + " variant " + std::to_string(variant) + " lo=" +
+                           std::to_string(lh[0]) + " hi=" + std::to_string(lh[1]) + " precision " +
+                           std::to_string(static_cast<int>(p)) + (c ? " softcap" : "") + " scale " +
+                           std::to_string(scale));
+              std::vector<float> a = x, b = x;
+              const float sa = vx::exp_sum_row(a.data(), n, vx::finish_scores_row(a.data(), n, lh[0], lh[1], scale, c, p));
+              const float sb = kern::avx512::finish_exp_sum_row(b.data(), n, lh[0], lh[1], scale, c, p);
+              if (variant == 3 && n > 0 && lh[0] <= n / 2 && n / 2 < lh[1]) {
+                // A visible NaN: the same sum (NaN, or 0 for a row of only the NaN); the values may differ as
+                // finish_scores_row's maximum does (FinishScoresAndBf16ProbabilitiesSameBitsAsAvx2).
+                ASSERT_TRUE(bits(sa) == bits(sb) || (std::isnan(sa) && std::isnan(sb))) << sa << " vs " << sb;
+                continue;
+              }
+              for (int64_t i = 0; i < n; ++i) ASSERT_EQ(bits(a[i]), bits(b[i])) << "at " << i;
+              ASSERT_EQ(bits(sa), bits(sb)) << sa << " vs " << sb;
+            }
+    }
+}
+
 // The AVX-512 score finish (round, scale, round, softcap, mask) stores bitwise the AVX2 kernel's scores, in
 // every precision, with and without a softcap, masked ends of every size, and its maximum (rows without a
 // NaN: max is exact, in any order). And the probabilities written as bf16 for P·V are the high halves of
@@ -449,6 +516,7 @@ TEST(OpsAvx512, FinishScoresAndBf16ProbabilitiesSameBitsAsAvx2) {
     std::vector<float> e = x;
     for (auto& v : e) v = std::fabs(v) * 0.01f;
     if (n > 0) e[0] = 1e-41f;  // a subnormal probability
+    if (n > 20) e[17] = kNaN, e[18] = kInf, e[19] = 1e-38f;  // (1e-38 * 0.37: subnormal in a whole block)
     std::vector<float> r = e;
     vx::scale_round_row(r.data(), n, 0.37f, Precision::kBF16);
     std::vector<uint16_t> got(static_cast<size_t>(n + 2), 0xabcd);
