@@ -19,7 +19,15 @@ inline constexpr int64_t kColSplitMaxM = 256;
 // Per-thread scratch buffers (64-byte aligned, contents unspecified, grown on demand, kept for the
 // life of the thread). `slot` keeps buffers in use at the same time apart. Implemented in baseline code
 // (matmul.cc) so no std:: template is instantiated inside the ISA translation units.
-enum ScratchSlot : int { kScratchX = 0, kScratchA = 1, kScratchB = 2, kScratchGemmA = 3, kScratchGemmB = 4, kNumScratch = 5 };
+enum ScratchSlot : int {
+  kScratchX = 0,
+  kScratchA = 1,
+  kScratchB = 2,
+  kScratchGemmA = 3,
+  kScratchGemmB = 4,
+  kScratchPackedW = 5,  // a whole weight packed for one call (bd_gemm over several row blocks)
+  kNumScratch = 6
+};
 void* scratch(int slot, size_t bytes);
 
 // AVX2 + FMA + F16C kernels.

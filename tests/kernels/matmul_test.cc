@@ -281,7 +281,7 @@ TEST(Matmul, Bf16GemmPanelsPackedAtLoadSameBits) {
   const int64_t w = gemm_bf16_panel_width();
   for (auto [N, K] : {std::pair<int64_t, int64_t>{70, 64}, {32, 7}, {45, 1}, {203, 1030}, {64, 2501}}) {
     SCOPED_TRACE("N=" + std::to_string(N) + " K=" + std::to_string(K));
-    const Weights wt = make_weights(WeightType::kBF16, N, K, rng);
+    const Weights wt = make_weights(WeightType::kBF16, N, K, rng), wt2 = make_weights(WeightType::kBF16, N, K, rng);
     const int64_t Kp = (K + 1) / 2;
     ASSERT_EQ(bf16_gemm_panel_words(N, K), (N + w - 1) / w * w * Kp);
     std::vector<uint32_t> panels(static_cast<size_t>(bf16_gemm_panel_words(N, K)), 0xdeadbeefu);
@@ -295,19 +295,21 @@ TEST(Matmul, Bf16GemmPanelsPackedAtLoadSameBits) {
     packed.gemm_panels = panels.data();
     MatmulOptions opt;
     opt.x_is_bf16 = true;
-    for (int64_t M : {9, 37, 130}) {
+    for (int64_t M : {9, 37, 130, 500}) {  // (500: several row blocks, the plain part packed once per call)
       const std::vector<float> x = make_x(M, K, rng, true);
       std::vector<float> y0(static_cast<size_t>(M * N)), y1(y0.size(), kSentinel);
       matmul(x.data(), M, K, wt.matrix(), y0.data(), N, opt);
       matmul(x.data(), M, K, packed, y1.data(), N, opt);
       ASSERT_EQ(0, std::memcmp(y0.data(), y1.data(), y0.size() * 4)) << "M=" << M;
-      // In matmul_parts beside a part that is packed per call.
-      std::vector<float> p0(y0.size(), kSentinel), p1(y0.size(), kSentinel);
-      const WeightMatrix plain = wt.matrix();
-      const MatmulOut parts[] = {{&packed, p0.data(), N}, {&plain, p1.data(), N}};
-      matmul_parts(x.data(), M, K, parts, 2, opt);
+      // In matmul_parts beside parts that are packed per call (one of another matrix).
+      std::vector<float> p0(y0.size(), kSentinel), p1(y0.size(), kSentinel), p2(y0.size(), kSentinel), y2(y0.size());
+      const WeightMatrix plain = wt.matrix(), other = wt2.matrix();
+      matmul(x.data(), M, K, other, y2.data(), N, opt);
+      const MatmulOut parts[] = {{&packed, p0.data(), N}, {&plain, p1.data(), N}, {&other, p2.data(), N}};
+      matmul_parts(x.data(), M, K, parts, 3, opt);
       ASSERT_EQ(0, std::memcmp(y0.data(), p0.data(), y0.size() * 4)) << "M=" << M;
       ASSERT_EQ(0, std::memcmp(y0.data(), p1.data(), y0.size() * 4)) << "M=" << M;
+      ASSERT_EQ(0, std::memcmp(y2.data(), p2.data(), y2.size() * 4)) << "M=" << M;
     }
   }
   WeightMatrix f32;

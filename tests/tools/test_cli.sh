@@ -60,6 +60,10 @@ case "$B" in *'"weights":"q4"'*'"decode":[{"batch":1'*'"fraction_of_bound"'*) ok
 # ratio to it (batch 1's own is exactly 1).
 B2=$($T5G bench -m $MODEL --encoder-lengths 8 --decode-batches 2,1 --decode-tokens 3 --repeats 2)
 case "$B2" in *'"decode":[{"batch":2,'*'"speedup_over_batch_1":'*'{"batch":1,'*'"speedup_over_batch_1":1.0}]'*) ok ;; *) bad "bench speedup_over_batch_1: ${B2:0:600}" ;; esac
+# Images timed one after another: the first (cold) apart, the time per image the others' median.
+B3=$($T5G bench -m $MODEL --encoder-lengths 8 --decode-batches 1 --decode-tokens 3 --repeats 1 --image-runs 3)
+case "$B3" in *'"image":{"seconds_per_image":'*'"first_image_seconds":'*'"runs":3,'*) ok ;; *) bad "bench image runs: ${B3:0:900}" ;; esac
+expect_error "bench --image-runs 0" "image-runs must be > 0" $T5G bench -m $MODEL --image-runs 0
 # The roofline: the best of three samples of each, all reported.
 case "$B" in *'"fma_peak_samples_gflop_per_s":['*,*,*']'*'"memory_bandwidth_samples_gbs":['*,*,*']'*) ok ;; *) bad "bench roofline samples: ${B:0:300}" ;; esac
 # The compute peak the GEMMs are measured against: for q4 weights the vpdpbusd peak where they run on

@@ -70,6 +70,9 @@ def main():
     row("one 896×896 image (s)",
         lambda o: "image" in o and f"{o['image']['seconds_per_image']:.1f} s · {100 * peak_fraction(o['image']):.0f}% peak" or None,
         lambda t: "image" in t and f"{t['image']['seconds_per_image']:.1f} s" or None)
+    row("first image, cold (s)",
+        lambda o: "image" in o and "first_image_seconds" in o["image"] and f"{o['image']['first_image_seconds']:.1f} s" or None,
+        lambda t: None)
     row("decode step weight bytes", lambda o: f"{o['decode_step_weight_bytes'] / 1e6:.0f} MB", lambda t: None)
     row("peak RSS", lambda o: f"{o['peak_rss_mb']:.0f} MB", lambda t: None)
     o = ours[0]
