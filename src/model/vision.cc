@@ -5,6 +5,7 @@
 #include "kernels/attention.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
+#include "util/aligned_bytes.h"
 #include "util/error.h"
 
 namespace t5g {
@@ -19,6 +20,21 @@ void linear_bias(const float* x, int64_t n, int64_t in, const WeightMatrix& W, c
   add_bias(y, n, W.rows, W.rows, b.data(), p);
 }
 
+// One of the tower's activations (n floats, zero): 4096 x 1152 each at full size, the MLP's 4096 x 4304 (70
+// MB). From 2 MiB on, in huge pages where the kernel offers them (AlignedBytes), and without the vector's
+// memset: the first image otherwise took 75K page faults on them (0.5-1 s of kernel time in this VM), and
+// every image refaulted the MLP's buffer (above glibc's mmap threshold) 4 KiB at a time.
+class TowerBuffer {
+ public:
+  explicit TowerBuffer(int64_t n) : bytes_(static_cast<size_t>(n) * sizeof(float)), n_(n) {}
+  float* data() { return reinterpret_cast<float*>(bytes_.data()); }
+  int64_t size() const { return n_; }
+
+ private:
+  AlignedBytes bytes_;
+  int64_t n_;
+};
+
 }  // namespace
 
 std::vector<float> run_vision_tower(const ModelWeights& w, const ModelConfig& cfg, const float* pixels,
@@ -32,7 +48,7 @@ std::vector<float> run_vision_tower(const ModelWeights& w, const ModelConfig& cf
 
   // Patch embedding = a stride-P convolution: gather each patch (c, ky, kx order, as the OIHW
   // weight flattens) and multiply. Pixels are rounded to the compute precision first.
-  std::vector<float> patches(static_cast<size_t>(N * K));
+  TowerBuffer patches(N * K);
   for (int64_t gy = 0; gy < G; ++gy)
     for (int64_t gx = 0; gx < G; ++gx) {
       float* dst = patches.data() + (gy * G + gx) * K;
@@ -41,9 +57,8 @@ std::vector<float> run_vision_tower(const ModelWeights& w, const ModelConfig& cf
           for (int64_t kx = 0; kx < P; ++kx)
             *dst++ = round_one(pixels[(ch * S + gy * P + ky) * S + gx * P + kx], p);
     }
-  std::vector<float> x(static_cast<size_t>(N * Hv));
+  TowerBuffer x(N * Hv);
   linear_bias(patches.data(), N, K, vw.patch, vw.patch_b, x.data(), p);
-  patches = {};
   add(x.data(), vw.pos_embed.data(), x.data(), N * Hv, p);
   if (hook) hook(0, x.data(), N);
 
@@ -55,8 +70,7 @@ std::vector<float> run_vision_tower(const ModelWeights& w, const ModelConfig& cf
   ap.precision = p;
   const float eps = static_cast<float>(c.layer_norm_eps);
   const bool tanh_gelu = c.activation == Activation::kGeluTanh;
-  std::vector<float> xn(x.size()), q(x.size()), k(x.size()), v(x.size()), attn(x.size()), o(x.size()),
-      h(static_cast<size_t>(N * c.intermediate_size));
+  TowerBuffer xn(N * Hv), q(N * Hv), k(N * Hv), v(N * Hv), attn(N * Hv), o(N * Hv), h(N * c.intermediate_size);
   for (size_t li = 0; li < vw.layers.size(); ++li) {
     const VisionLayerWeights& l = vw.layers[li];
     layer_norm(x.data(), N, Hv, l.ln1_w.data(), l.ln1_b.data(), eps, xn.data(), p);
@@ -73,8 +87,9 @@ std::vector<float> run_vision_tower(const ModelWeights& w, const ModelConfig& cf
     add(x.data(), o.data(), x.data(), N * Hv, p);
     if (hook) hook(static_cast<int>(li + 1), x.data(), N);
   }
-  layer_norm(x.data(), N, Hv, vw.post_ln_w.data(), vw.post_ln_b.data(), eps, xn.data(), p);
-  return xn;
+  std::vector<float> out(static_cast<size_t>(N * Hv));
+  layer_norm(x.data(), N, Hv, vw.post_ln_w.data(), vw.post_ln_b.data(), eps, out.data(), p);
+  return out;
 }
 
 std::vector<float> project_image(const ModelWeights& w, const ModelConfig& cfg, const float* vision_out) {
