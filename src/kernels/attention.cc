@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "kernels/cpu_features.h"
@@ -162,6 +163,16 @@ void softmax_pv_block(const RowKernels& rk, float* scores, int64_t lds, int64_t 
 
 }  // namespace
 
+// A buffer whose every element the packing writes: no zero fill first (the vision tower's packed K and V
+// are 19 MB a layer, ~0.5 GB of memset an image).
+template <class T>
+struct PackBuffer {
+  std::unique_ptr<T[]> p;
+  void resize(size_t n) { p = std::make_unique_for_overwrite<T[]>(n); }
+  T* data() { return p.get(); }
+  const T* data() const { return p.get(); }
+};
+
 // Kᵀ and V of every kv head, made once per call in the column panels of gemm_f32_panels (w columns
 // each), so that Q·Kᵀ and P·V stream their B operand in order. Kᵀ: panel j holds keys [jw, jw + w) as
 // [hd][w]; V: panel c holds head-dim columns [cw, cw + w) of every key as [Lw][w]; zero past L and hd.
@@ -173,7 +184,7 @@ struct PackedKv {
   int64_t w = 0, hd = 0;                     // panel width, head dim
   int64_t nkp = 0, Lw = 0, nvp = 0;          // key panels; keys padded to them; V panels
   int64_t kt_head = 0, v_head = 0;           // floats per kv head
-  std::vector<float> kt, vp;
+  PackBuffer<float> kt, vp;  // (every element written by pack_kv)
   // B operands (gemm_f32_panels) for the keys from k0 (a multiple of w) of kv head h.
   const float* kt_at(int64_t h, int64_t k0) const { return kt.data() + h * kt_head + k0 * hd; }
   int64_t kt_ld() const { return hd * w; }
@@ -226,7 +237,7 @@ struct PackedKv16 {
   int64_t w = 0, hd = 0, hp = 0;             // panel width, head dim, head-dim pairs
   int64_t nkp = 0, Lw = 0, nvp = 0;          // key panels; keys padded to them; V panels
   int64_t kt_head = 0, v_head = 0;           // dwords per kv head
-  std::vector<uint32_t> kt, vp;
+  PackBuffer<uint32_t> kt, vp;  // (every element written by pack_kv16)
   const uint32_t* kt_at(int64_t h, int64_t k0) const { return kt.data() + h * kt_head + (k0 / w) * hp * w; }
   int64_t kt_ld() const { return hp * w; }
   const uint32_t* v_at(int64_t h, int64_t k0) const { return vp.data() + h * v_head + (k0 / 2) * w; }
