@@ -48,17 +48,19 @@ std::vector<float> run_vision_tower(const ModelWeights& w, const ModelConfig& cf
 
   // Patch embedding = a stride-P convolution: gather each patch (c, ky, kx order, as the OIHW
   // weight flattens) and multiply. Pixels are rounded to the compute precision first.
-  TowerBuffer patches(N * K);
-  for (int64_t gy = 0; gy < G; ++gy)
-    for (int64_t gx = 0; gx < G; ++gx) {
-      float* dst = patches.data() + (gy * G + gx) * K;
-      for (int64_t ch = 0; ch < C; ++ch)
-        for (int64_t ky = 0; ky < P; ++ky)
-          for (int64_t kx = 0; kx < P; ++kx)
-            *dst++ = round_one(pixels[(ch * S + gy * P + ky) * S + gx * P + kx], p);
-    }
   TowerBuffer x(N * Hv);
-  linear_bias(patches.data(), N, K, vw.patch, vw.patch_b, x.data(), p);
+  {  // (each buffer is freed after its last use: the tower's peak memory)
+    TowerBuffer patches(N * K);
+    for (int64_t gy = 0; gy < G; ++gy)
+      for (int64_t gx = 0; gx < G; ++gx) {
+        float* dst = patches.data() + (gy * G + gx) * K;
+        for (int64_t ch = 0; ch < C; ++ch)
+          for (int64_t ky = 0; ky < P; ++ky)
+            for (int64_t kx = 0; kx < P; ++kx)
+              *dst++ = round_one(pixels[(ch * S + gy * P + ky) * S + gx * P + kx], p);
+      }
+    linear_bias(patches.data(), N, K, vw.patch, vw.patch_b, x.data(), p);
+  }
   add(x.data(), vw.pos_embed.data(), x.data(), N * Hv, p);
   if (hook) hook(0, x.data(), N);
 
@@ -70,22 +72,25 @@ std::vector<float> run_vision_tower(const ModelWeights& w, const ModelConfig& cf
   ap.precision = p;
   const float eps = static_cast<float>(c.layer_norm_eps);
   const bool tanh_gelu = c.activation == Activation::kGeluTanh;
-  TowerBuffer xn(N * Hv), q(N * Hv), k(N * Hv), v(N * Hv), attn(N * Hv), o(N * Hv), h(N * c.intermediate_size);
-  for (size_t li = 0; li < vw.layers.size(); ++li) {
-    const VisionLayerWeights& l = vw.layers[li];
-    layer_norm(x.data(), N, Hv, l.ln1_w.data(), l.ln1_b.data(), eps, xn.data(), p);
-    linear_bias(xn.data(), N, Hv, l.q, l.q_b, q.data(), p);
-    linear_bias(xn.data(), N, Hv, l.k, l.k_b, k.data(), p);
-    linear_bias(xn.data(), N, Hv, l.v, l.v_b, v.data(), p);
-    attention_banded(q.data(), Hv, k.data(), v.data(), Hv, attn.data(), Hv, N, Band{N, N}, ap);
-    linear_bias(attn.data(), N, Hv, l.o, l.o_b, o.data(), p);
-    add(x.data(), o.data(), x.data(), N * Hv, p);
-    layer_norm(x.data(), N, Hv, l.ln2_w.data(), l.ln2_b.data(), eps, xn.data(), p);
-    linear_bias(xn.data(), N, Hv, l.fc1, l.fc1_b, h.data(), p);
-    gelu(h.data(), N * c.intermediate_size, tanh_gelu, p);
-    linear_bias(h.data(), N, c.intermediate_size, l.fc2, l.fc2_b, o.data(), p);
-    add(x.data(), o.data(), x.data(), N * Hv, p);
-    if (hook) hook(static_cast<int>(li + 1), x.data(), N);
+  {
+    TowerBuffer xn(N * Hv), q(N * Hv), k(N * Hv), v(N * Hv), attn(N * Hv), o(N * Hv);
+    TowerBuffer h(N * c.intermediate_size);
+    for (size_t li = 0; li < vw.layers.size(); ++li) {
+      const VisionLayerWeights& l = vw.layers[li];
+      layer_norm(x.data(), N, Hv, l.ln1_w.data(), l.ln1_b.data(), eps, xn.data(), p);
+      linear_bias(xn.data(), N, Hv, l.q, l.q_b, q.data(), p);
+      linear_bias(xn.data(), N, Hv, l.k, l.k_b, k.data(), p);
+      linear_bias(xn.data(), N, Hv, l.v, l.v_b, v.data(), p);
+      attention_banded(q.data(), Hv, k.data(), v.data(), Hv, attn.data(), Hv, N, Band{N, N}, ap);
+      linear_bias(attn.data(), N, Hv, l.o, l.o_b, o.data(), p);
+      add(x.data(), o.data(), x.data(), N * Hv, p);
+      layer_norm(x.data(), N, Hv, l.ln2_w.data(), l.ln2_b.data(), eps, xn.data(), p);
+      linear_bias(xn.data(), N, Hv, l.fc1, l.fc1_b, h.data(), p);
+      gelu(h.data(), N * c.intermediate_size, tanh_gelu, p);
+      linear_bias(h.data(), N, c.intermediate_size, l.fc2, l.fc2_b, o.data(), p);
+      add(x.data(), o.data(), x.data(), N * Hv, p);
+      if (hook) hook(static_cast<int>(li + 1), x.data(), N);
+    }
   }
   std::vector<float> out(static_cast<size_t>(N * Hv));
   layer_norm(x.data(), N, Hv, vw.post_ln_w.data(), vw.post_ln_b.data(), eps, out.data(), p);
