@@ -258,7 +258,7 @@ void add(const float* a, const float* b, float* y, int64_t n, Precision p) {
 }
 
 void add_bias(float* y, int64_t rows, int64_t n, int64_t ldy, const float* bias, Precision p) {
-  for_rows(rows, rows * n > 32768, [&](int64_t r) { T5G_DISPATCH(add, y + r * ldy, bias, y + r * ldy, n, p); });
+  for_rows(rows, rows * n > 32768, [&](int64_t r) { T5G_DISPATCH_WIDE(add, y + r * ldy, bias, y + r * ldy, n, p); });
 }
 
 RopeTable make_rope_table(const int64_t* positions, int64_t T, int64_t head_dim, double theta, double linear_factor,

@@ -533,7 +533,7 @@ TEST(OpsAvx512, FinishScoresAndBf16ProbabilitiesSameBitsAsAvx2) {
 // tanh's and erfc's ranges, signed zeros, subnormals.
 TEST(OpsAvx512, ElementwiseSameBitsAsAvx2) {
   if (active_isa() < Isa::kAvx512) GTEST_SKIP() << "no AVX-512 on this CPU";
-  const int64_t sizes[] = {0, 1, 7, 8, 15, 16, 17, 31, 32, 33, 100, 4096, 4099};
+  const int64_t sizes[] = {0, 1, 7, 8, 15, 16, 17, 31, 32, 33, 64, 80, 100, 4096, 4099};
   const float specials[] = {kNaN, kInf, -kInf, 0.f, -0.f, 1e-40f, -1e-40f, 9.1f, -9.1f, 0.625f, -0.625f, 12.f, -12.f,
                             1e30f, -1e30f, 3.4e38f, -3.4e38f, 0.6249f, 20.f, -20.f};
   // Same bits, but for a NaN's sign (which operand's NaN a product passes on is the compiler's choice
