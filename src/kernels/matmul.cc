@@ -106,10 +106,11 @@ void matmul_parts_isa(Isa isa, const float* X, int64_t M, int64_t ldx, const Mat
                       const MatmulOptions& opt) {
   check_part_count(n);
   // Decode, and the column-split GEMM: one schedule for all the parts (see matmul_parts).
-  bool shared = M >= 1 && M <= kern::kColSplitMaxM && same_type_and_k(parts, n);
+  const bool same = same_type_and_k(parts, n);
+  bool shared = M >= 1 && M <= kern::kColSplitMaxM && same;
   for (int i = 0; i < n && shared; ++i) shared = M <= kern::kDecodeMaxM || parts[i].w->cols > 0;
   const Isa best = clamp_isa(isa);
-  if (best == Isa::kAvx512 && vnni_gemm(M, parts[0].w->type) && same_type_and_k(parts, n)) {
+  if (best == Isa::kAvx512 && vnni_gemm(M, parts[0].w->type) && same) {
     kern::avx512vnni::qmatmul_gemm(X, M, ldx, parts, n);  // rounds as it stores
     return;
   }

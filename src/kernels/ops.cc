@@ -108,17 +108,15 @@ int64_t argmax_first(const float* x, int64_t n) {
 }
 
 float finish_scores_row(float* s, int64_t n, int64_t lo, int64_t hi, float scale, const float* cap, Precision p) {
-  lo = std::clamp<int64_t>(lo, 0, n);
-  hi = std::clamp<int64_t>(hi, lo, n);
+  clamp_visible_keys(n, lo, hi);
+  mask_invisible_keys(s, n, lo, hi);
   float m = -INFINITY;
-  for (int64_t i = 0; i < lo; ++i) s[i] = -INFINITY;
   for (int64_t i = lo; i < hi; ++i) {
     float x = round_one(round_one(s[i], p) * scale, p);
     if (cap != nullptr) x = round_one(round_one(std::tanh(round_one(x / *cap, p)), p) * *cap, p);
     s[i] = x;
     m = std::max(m, x);
   }
-  for (int64_t i = hi; i < n; ++i) s[i] = -INFINITY;
   return m;
 }
 

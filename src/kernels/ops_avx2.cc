@@ -234,10 +234,8 @@ void softcap(float* x, int64_t n, float cap, Precision p) {
 }
 
 float finish_scores_row(float* s, int64_t n, int64_t lo, int64_t hi, float scale, const float* cap, Precision p) {
-  lo = lo < 0 ? 0 : lo > n ? n : lo;
-  hi = hi < lo ? lo : hi > n ? n : hi;
-  for (int64_t i = 0; i < lo; ++i) s[i] = kNegInf;
-  for (int64_t i = hi; i < n; ++i) s[i] = kNegInf;
+  clamp_visible_keys(n, lo, hi);
+  mask_invisible_keys(s, n, lo, hi);
   __m256 mx = _mm256_set1_ps(kNegInf);
   const __m256 vscale = _mm256_set1_ps(scale);
   float* r = s + lo;

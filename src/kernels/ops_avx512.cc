@@ -234,10 +234,8 @@ inline __m512 softcap16(__m512 x, float cap) {
 // order; only the sign of a zero maximum, which exp(s - max) does not see, may differ, and for a row
 // holding a NaN, whose sum and outputs are NaN whatever maximum it returns, as in the AVX2 kernel).
 float finish_scores_row(float* s, int64_t n, int64_t lo, int64_t hi, float scale, const float* cap, Precision p) {
-  lo = lo < 0 ? 0 : lo > n ? n : lo;
-  hi = hi < lo ? lo : hi > n ? n : hi;
-  for (int64_t i = 0; i < lo; ++i) s[i] = kNegInf;
-  for (int64_t i = hi; i < n; ++i) s[i] = kNegInf;
+  clamp_visible_keys(n, lo, hi);
+  mask_invisible_keys(s, n, lo, hi);
   __m512 mx = _mm512_set1_ps(kNegInf);
   const __m512 vscale = _mm512_set1_ps(scale);
   float* r = s + lo;
@@ -298,8 +296,7 @@ float exp_sum_row(float* s, int64_t n, float max) {
 float finish_exp_sum_row(float* s, int64_t n, int64_t lo, int64_t hi, float scale, const float* cap, Precision p) {
   const auto two_passes = [&] { return exp_sum_row(s, n, finish_scores_row(s, n, lo, hi, scale, cap, p)); };
   if (cap != nullptr || !(scale > 0.f) || p == Precision::kF16) return two_passes();
-  lo = lo < 0 ? 0 : lo > n ? n : lo;
-  hi = hi < lo ? lo : hi > n ? n : hi;
+  clamp_visible_keys(n, lo, hi);
   __m512 mx = _mm512_set1_ps(kNegInf);
   __mmask16 nan = 0;
   for (int64_t i = lo; i < hi; i += 16) {
@@ -377,21 +374,20 @@ void scale_round_row(float* s, int64_t n, float f, Precision p) {
 // with AVX512_BF16 (the P·V operand of gemm_bf16_panels).
 void scale_round_row_bf16(const float* s, int64_t n, float f, uint16_t* dst) {
   const __m512 vf = _mm512_set1_ps(f);
+  // round_bf16's results as 16 bf16 values (the high halves).
+  const auto halves = [](__m512 x) {
+    return _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_castps_si512(round_bf16_16(x)), 16));
+  };
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
     const __m512 x = _mm512_mul_ps(_mm512_loadu_ps(s + i), vf);
-    __m256i h;
-    if (_mm512_fpclass_ps_mask(x, 0x20) == 0) {  // 0x20: subnormal
-      h = reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(x));
-    } else {
-      h = _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_castps_si512(round_bf16_16(x)), 16));
-    }
+    const bool subnormal = _mm512_fpclass_ps_mask(x, 0x20) != 0;  // 0x20: subnormal
+    const __m256i h = subnormal ? halves(x) : reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(x));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), h);
   }
   for (; i < n; i += 16) {
     const __mmask16 k = lanes(n - i);
-    const __m512i r = _mm512_castps_si512(round_bf16_16(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, s + i), vf)));
-    _mm256_mask_storeu_epi16(dst + i, k, _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16)));
+    _mm256_mask_storeu_epi16(dst + i, k, halves(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, s + i), vf)));
   }
   if (n % 2) dst[n] = 0;
 }

@@ -7,6 +7,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 
 #include "kernels/ops.h"
 
@@ -79,6 +80,17 @@ void axpy_rows_heads(const float* w, int64_t ldw, int64_t nh, const KvRows& v, i
 }  // namespace avx512
 
 #undef T5G_OPS_KERNELS
+
+// finish_scores_row's visible keys [lo, hi) of a score row of n, clamped to the row (lo <= hi).
+inline void clamp_visible_keys(int64_t n, int64_t& lo, int64_t& hi) {
+  lo = std::clamp<int64_t>(lo, 0, n);
+  hi = std::clamp<int64_t>(hi, lo, n);
+}
+// The row's masked keys (outside the clamped [lo, hi)) as -inf scores.
+inline void mask_invisible_keys(float* s, int64_t n, int64_t lo, int64_t hi) {
+  std::fill(s, s + lo, -std::numeric_limits<float>::infinity());
+  std::fill(s + hi, s + n, -std::numeric_limits<float>::infinity());
+}
 
 // f.template operator()<P>() with P the compile-time precision index (0 fp32, 1 bf16, 2 f16: Precision's
 // order), for the element-wise kernels of every ISA.
