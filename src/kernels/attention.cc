@@ -587,14 +587,17 @@ void attention_row(const float* q, const KvSpan* spans, int n_spans, float* out,
   });
   // 5. The blocks' P·V added in block order, times 1/sum unless the probabilities were already normalised
   // (rounded); the output rounded.
+  // (Block-outer loops, so that the compiler vectorizes them: element by element, the same additions.)
   for (int64_t h = 0; h < H; ++h) {
     const float g = exact_probs ? 1.f : fac[h];
     float* o = out + h * hd;
-    for (int64_t e = 0; e < hd; ++e) {
-      float acc = part[h * hd + e];
-      for (int64_t j = 1; j < nblk; ++j) acc += part[(j * H + h) * hd + e];
-      o[e] = acc * g;
+    std::copy_n(part.data() + h * hd, hd, o);
+    for (int64_t j = 1; j < nblk; ++j) {
+      const float* pj = part.data() + (j * H + h) * hd;
+      for (int64_t e = 0; e < hd; ++e) o[e] += pj[e];
     }
+    if (g != 1.f)
+      for (int64_t e = 0; e < hd; ++e) o[e] *= g;
     rk.round(o, hd, p.precision);
   }
 }

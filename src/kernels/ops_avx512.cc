@@ -404,36 +404,57 @@ inline __m512 load16(const int8_t* p, __mmask16 m) {
   return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, p)));
 }
 
-// NH heads (up to 4), 32 columns at a time (the last block masked): 2·NH accumulators, each V row segment
-// loaded once. Per element exactly avx2's chain: acc += w[c] · v[c] (int8: (w[c] · scale) · v[c]) for the
-// keys in order.
+// Word w[src_j] of 32 bf16 values, for the 16 sources src_j of idx, widened exactly to fp32 in lane j: the
+// value placed in the upper half of a dword whose lower half is zeroed (one vpermw, against a vpmovzxwd
+// and a shift per 16 values). bf16_words(a) is the index of words a .. a + 7 and a + 16 .. a + 23.
+inline __m512i bf16_words(int a, int b) {
+  alignas(64) int32_t w[16];
+  for (int j = 0; j < 8; ++j) w[j] = (a + j) << 16, w[8 + j] = (b + j) << 16;
+  return _mm512_load_si512(w);
+}
+inline __m512 widen_bf16(__m512i w, __m512i idx) {
+  return _mm512_castsi512_ps(_mm512_maskz_permutexvar_epi16(0xAAAAAAAAu, idx, w));
+}
+
+// 32 V values: lanes of m0 from p, of m1 from p + 16 (zero elsewhere), as load16 twice.
+template <class T>
+inline void load32(const T* p, __mmask16 m0, __mmask16 m1, __m512& x0, __m512& x1) {
+  x0 = load16(p, m0), x1 = load16(p + 16, m1);
+}
+inline void load32(const uint16_t* p, __mmask16 m0, __mmask16 m1, __m512& x0, __m512& x1) {
+  const __m512i w = _mm512_maskz_loadu_epi16(static_cast<__mmask32>(m0) | static_cast<__mmask32>(m1) << 16, p);
+  x0 = widen_bf16(w, bf16_words(0, 8)), x1 = widen_bf16(w, bf16_words(16, 24));
+}
+
+// NH heads (up to 4), 64 columns at a time (the last block masked): 4·NH accumulators (independent
+// chains enough to keep both FMA pipes busy), each V row segment loaded once and each weight broadcast
+// once per 64 columns. Per element exactly avx2's chain: acc += w[c] · v[c] (int8: (w[c] · scale) · v[c])
+// for the keys in order.
 template <class T, int NH>
 void axpy_heads16(const float* w, int64_t ldw, const T* v, int64_t ldv, int64_t n, int64_t d, float* acc,
                   int64_t lda, const float* sc, int64_t sld) {
   constexpr bool kScaled = std::is_same_v<T, int8_t>;
+  constexpr int kV = 4;  // vectors of 16 columns per pass
   const int64_t pd = kv_prefetch_rows<T>(d) * ldv;
-  for (int64_t e0 = 0; e0 < d; e0 += 32) {
-    const __mmask16 m0 = lanes(d - e0), m1 = lanes(d - e0 - 16);
-    __m512 a0[NH], a1[NH];
-    for (int h = 0; h < NH; ++h) {
-      a0[h] = _mm512_maskz_loadu_ps(m0, acc + h * lda + e0);
-      a1[h] = _mm512_maskz_loadu_ps(m1, acc + h * lda + e0 + 16);
-    }
+  for (int64_t e0 = 0; e0 < d; e0 += 16 * kV) {
+    __mmask16 m[kV];
+    for (int j = 0; j < kV; ++j) m[j] = lanes(d - e0 - 16 * j);
+    __m512 a[NH][kV];
+    for (int h = 0; h < NH; ++h)
+      for (int j = 0; j < kV; ++j) a[h][j] = _mm512_maskz_loadu_ps(m[j], acc + h * lda + e0 + 16 * j);
     for (int64_t c = 0; c < n; ++c) {
       const T* vr = v + c * ldv + e0;
       if (e0 == 0) kv_prefetch_row(vr + pd, d);  // the first pass brings the rows in, as avx2
-      const __m512 x0 = load16(vr, m0), x1 = load16(vr + 16, m1);
+      __m512 x[kV];
+      for (int j = 0; j < kV; j += 2) load32(vr + 16 * j, m[j], m[j + 1], x[j], x[j + 1]);
       const float f = kScaled ? sc[c * sld] : 1.f;
       for (int h = 0; h < NH; ++h) {
         const __m512 wc = _mm512_set1_ps(kScaled ? w[h * ldw + c] * f : w[h * ldw + c]);
-        a0[h] = _mm512_fmadd_ps(wc, x0, a0[h]);
-        a1[h] = _mm512_fmadd_ps(wc, x1, a1[h]);
+        for (int j = 0; j < kV; ++j) a[h][j] = _mm512_fmadd_ps(wc, x[j], a[h][j]);
       }
     }
-    for (int h = 0; h < NH; ++h) {
-      _mm512_mask_storeu_ps(acc + h * lda + e0, m0, a0[h]);
-      _mm512_mask_storeu_ps(acc + h * lda + e0 + 16, m1, a1[h]);
-    }
+    for (int h = 0; h < NH; ++h)
+      for (int j = 0; j < kV; ++j) _mm512_mask_storeu_ps(acc + h * lda + e0 + 16 * j, m[j], a[h][j]);
   }
 }
 
@@ -446,10 +467,33 @@ inline __m256 load8m(const int8_t* p, __mmask8 m) {
   return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, p)));
 }
 
+// Two keys' 8 K values (the lanes of m) in one zmm: key a's in lanes 0-7, key b's in lanes 8-15.
+template <class T>
+inline __m512 load_pair(const T* a, const T* b, __mmask8 m) {
+  return _mm512_insertf32x8(_mm512_castps256_ps512(load8m(a, m)), load8m(b, m), 1);
+}
+inline __m512 load_pair(const uint16_t* a, const uint16_t* b, __mmask8 m) {
+  const __m256i ab = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_maskz_loadu_epi16(m, a)),
+                                             _mm_maskz_loadu_epi16(m, b), 1);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(ab), 16));
+}
+
+// avx2::hsum_v of the two 8-lane halves of each of a (keys c, c + 1) and b (keys c + 2, c + 3), as the four
+// lanes 0, 4, 8, 12 of the result: ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)), the same additions
+// (each commutes, so the operands' order within one does not matter).
+inline __m512 hsum_pairs(__m512 a, __m512 b) {
+  a = _mm512_add_ps(a, _mm512_shuffle_f32x4(a, a, 0xB1));  // 128-bit lanes 1 0 3 2: l_j + l_(j+4)
+  b = _mm512_add_ps(b, _mm512_shuffle_f32x4(b, b, 0xB1));
+  __m512 c = _mm512_shuffle_f32x4(a, b, 0x88);  // lanes 0, 2 of a, then of b: one key's four sums each
+  c = _mm512_add_ps(c, _mm512_permute_ps(c, 0x4E));  // (s0 + s2), (s1 + s3)
+  return _mm512_add_ps(c, _mm512_permute_ps(c, 0xB1));
+}
+
 // NH heads (up to 4) against shared keys, two keys per zmm: lanes 0-7 hold key c's chain, lanes 8-15 key
 // c + 1's, each exactly avx2's 8-lane chain (q·k over whole vectors of 8 in order, then the masked tail;
-// a masked lane adds 0·0, as avx2's zeroing masked loads), then avx2's hsum of each half. A last odd key
-// goes through avx2 itself. So bitwise avx2::dot_rows_heads, with half the FMAs.
+// a masked lane adds 0·0, as avx2's zeroing masked loads), then avx2's hsum of each half. Four keys at a
+// time (2·NH independent chains: NH alone left the FMAs waiting on their latency), then two, and a last
+// odd key through avx2 itself. So bitwise avx2::dot_rows_heads, with half the FMAs.
 template <class T, int NH>
 void dot_heads16(const float* q, int64_t ldq, const T* k, int64_t ldk, int64_t n, int64_t d, float* s, int64_t lds,
                  const float* sc, int64_t sld) {
@@ -457,7 +501,57 @@ void dot_heads16(const float* q, int64_t ldq, const T* k, int64_t ldk, int64_t n
   const int64_t dv = d / 8 * 8;
   const int64_t pd = kv_prefetch_rows<T>(d) * ldk;
   const __mmask8 tm = static_cast<__mmask8>((1u << (d - dv)) - 1u);
+  // q's 8 values at e in both halves (a broadcast load; masked: the tail).
+  const auto qv = [&](int h, int64_t e, __mmask8 m) {
+    if (m == 0xff) return _mm512_broadcast_f32x8(_mm256_loadu_ps(q + h * ldq + e));
+    const __m256 qh = _mm256_maskz_loadu_ps(m, q + h * ldq + e);
+    return _mm512_insertf32x8(_mm512_castps256_ps512(qh), qh, 1);
+  };
   int64_t c = 0;
+  for (; c + 4 <= n; c += 4) {
+    const T* k0 = k + c * ldk;
+    for (int i = 0; i < 4; ++i) kv_prefetch_row(k0 + pd + i * ldk, d);
+    __m512 a[NH], b[NH];
+    for (int h = 0; h < NH; ++h) a[h] = b[h] = _mm512_setzero_ps();
+    auto step = [&](int64_t e, __mmask8 m) {
+      const __m512 x = load_pair(k0 + e, k0 + ldk + e, m), y = load_pair(k0 + 2 * ldk + e, k0 + 3 * ldk + e, m);
+      for (int h = 0; h < NH; ++h) {
+        const __m512 qh = qv(h, e, m);
+        a[h] = _mm512_fmadd_ps(qh, x, a[h]);
+        b[h] = _mm512_fmadd_ps(qh, y, b[h]);
+      }
+    };
+    int64_t e = 0;
+    if constexpr (std::is_same_v<T, uint16_t>) {
+      // 16 values of each key per step: keys (0, 1) and (2, 3) as 32 words each, then their values e .. e + 7
+      // and e + 8 .. e + 15 in pairs by vpermw; the same chains in the same order as step().
+      const __m512i ia = bf16_words(0, 16), ib = bf16_words(8, 24);
+      const auto words = [](const uint16_t* p0, const uint16_t* p1) {
+        return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p0))),
+                                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p1)), 1);
+      };
+      for (; e + 16 <= dv; e += 16) {
+        const __m512i w01 = words(k0 + e, k0 + ldk + e), w23 = words(k0 + 2 * ldk + e, k0 + 3 * ldk + e);
+        const __m512 xa = widen_bf16(w01, ia), ya = widen_bf16(w23, ia);
+        const __m512 xb = widen_bf16(w01, ib), yb = widen_bf16(w23, ib);
+        for (int h = 0; h < NH; ++h) {
+          const __m512 qa = qv(h, e, 0xff), qb = qv(h, e + 8, 0xff);
+          a[h] = _mm512_fmadd_ps(qa, xa, a[h]);
+          b[h] = _mm512_fmadd_ps(qa, ya, b[h]);
+          a[h] = _mm512_fmadd_ps(qb, xb, a[h]);
+          b[h] = _mm512_fmadd_ps(qb, yb, b[h]);
+        }
+      }
+    }
+    for (; e < dv; e += 8) step(e, 0xff);
+    if (dv < d) step(dv, tm);
+    const __m512i pick = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0);
+    for (int h = 0; h < NH; ++h) {
+      __m128 r = _mm512_castps512_ps128(_mm512_permutexvar_ps(pick, hsum_pairs(a[h], b[h])));
+      if constexpr (kScaled) r = _mm_mul_ps(r, _mm_set_ps(sc[(c + 3) * sld], sc[(c + 2) * sld], sc[(c + 1) * sld], sc[c * sld]));
+      _mm_storeu_ps(s + h * lds + c, r);
+    }
+  }
   for (; c + 2 <= n; c += 2) {
     const T* k0 = k + c * ldk;
     kv_prefetch_row(k0 + pd, d);
@@ -465,11 +559,8 @@ void dot_heads16(const float* q, int64_t ldq, const T* k, int64_t ldk, int64_t n
     __m512 a[NH];
     for (int h = 0; h < NH; ++h) a[h] = _mm512_setzero_ps();
     auto step = [&](int64_t e, __mmask8 m) {
-      const __m512 x = _mm512_insertf32x8(_mm512_castps256_ps512(load8m(k0 + e, m)), load8m(k0 + ldk + e, m), 1);
-      for (int h = 0; h < NH; ++h) {
-        const __m256 qh = _mm256_maskz_loadu_ps(m, q + h * ldq + e);
-        a[h] = _mm512_fmadd_ps(_mm512_insertf32x8(_mm512_castps256_ps512(qh), qh, 1), x, a[h]);
-      }
+      const __m512 x = load_pair(k0 + e, k0 + ldk + e, m);
+      for (int h = 0; h < NH; ++h) a[h] = _mm512_fmadd_ps(qv(h, e, m), x, a[h]);
     };
     for (int64_t e = 0; e < dv; e += 8) step(e, 0xff);
     if (dv < d) step(dv, tm);
