@@ -117,14 +117,7 @@ DecoderState start_decoder(const ModelWeights& w, const ModelConfig& cfg, const 
     DecoderLayerCache& lc = st.layers[li];
     lc.ring = c.layer_types[li] == LayerType::kSliding;
     lc.bf16 = w.precision == Precision::kBF16;
-    lc.capacity = lc.ring ? c.sliding_window : 0;
-    if (lc.bf16) {
-      lc.kb.resize(static_cast<size_t>(lc.capacity * kvd));
-      lc.vb.resize(static_cast<size_t>(lc.capacity * kvd));
-    } else {
-      lc.k.resize(static_cast<size_t>(lc.capacity * kvd));
-      lc.v.resize(static_cast<size_t>(lc.capacity * kvd));
-    }
+    lc.window = lc.ring ? c.sliding_window : 0;
     CrossKv::Layer& x = cross->layers[li];
     if (!bf16 && !int8) {
       x.k.resize(static_cast<size_t>(n));
@@ -199,8 +192,23 @@ void store_rows(std::vector<float>& f, std::vector<uint16_t>& b, bool bf16, int6
   else std::copy(src, src + n * kvd, f.begin() + row * kvd);
 }
 
+// Rows [0, rows) of a layer's cache allocated (kept: they stay at their slots).
+void grow_rows(DecoderLayerCache& lc, int64_t rows, int64_t kvd) {
+  const size_t n = static_cast<size_t>(rows * kvd);
+  if (lc.bf16) {
+    lc.kb.resize(n);
+    lc.vb.resize(n);
+  } else {
+    lc.k.resize(n);
+    lc.v.resize(n);
+  }
+  lc.capacity = rows;
+}
+
 void append_self(DecoderLayerCache& lc, int64_t cached_len, const float* new_k, const float* new_v, int64_t T,
                  int64_t kvd) {
+  if (lc.ring && lc.capacity < lc.window && cached_len + T > lc.capacity)
+    grow_rows(lc, std::min(lc.window, std::max(cached_len + T, 2 * lc.capacity)), kvd);
   if (lc.ring) {
     for (int64_t i = std::max<int64_t>(0, T - lc.capacity); i < T; ++i) {
       const int64_t slot = (cached_len + i) % lc.capacity;
@@ -208,17 +216,9 @@ void append_self(DecoderLayerCache& lc, int64_t cached_len, const float* new_k, 
       store_rows(lc.v, lc.vb, lc.bf16, slot, new_v + i * kvd, 1, kvd);
     }
   } else {
-    const size_t rows = static_cast<size_t>((cached_len + T) * kvd);
-    if (lc.bf16) {
-      lc.kb.resize(rows);
-      lc.vb.resize(rows);
-    } else {
-      lc.k.resize(rows);
-      lc.v.resize(rows);
-    }
+    grow_rows(lc, cached_len + T, kvd);
     store_rows(lc.k, lc.kb, lc.bf16, cached_len, new_k, T, kvd);
     store_rows(lc.v, lc.vb, lc.bf16, cached_len, new_v, T, kvd);
-    lc.capacity = cached_len + T;
   }
 }
 

@@ -20,6 +20,11 @@ struct DecoderLayerCache {
   bool ring = false;             // sliding layer: slot = position % capacity
   bool bf16 = false;             // rows held in kb/vb (a bf16 model), else in k/v
   int64_t capacity = 0;          // rows allocated
+  // A sliding layer's ring size (its window). Its rows are allocated as the positions arrive, doubling up
+  // to the window (until then no position has wrapped: slot = position), not all at the start: a
+  // request's sliding caches were 8 MB zero-filled before its first token (270m, bf16), and copied whole
+  // by every beam-search reorder however few tokens they held.
+  int64_t window = 0;
   std::vector<float> k, v;       // self keys (k-normed, rotated) and values: [capacity, kv_dim], fp32
   // The same for a bf16 model, whose keys and values are bf16 values (rounded as the reference rounds
   // them): held exactly in half the memory, and half the bytes each decode step's attention reads.

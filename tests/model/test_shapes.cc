@@ -109,10 +109,12 @@ TEST_P(Shapes, MatchesReference) {
 INSTANTIATE_TEST_SUITE_P(Oracle, Shapes, ::testing::Values("mqa_oddwin", "gqa_evenwin_softcap"));
 
 // The sliding-layer self cache is a ring of `sliding_window` rows: its memory does not grow with
-// the output, while full layers grow by one row per token.
+// the output, while full layers grow by one row per token. Before the window fills, a sliding layer
+// holds no more rows than twice the positions so far (allocated as they arrive).
 TEST(DecoderCache, SlidingLayersKeepOnlyTheirWindow) {
   auto m = load_model(test::data_dir() + "/shapes/mqa_oddwin/model");
   const auto& c = m->config.decoder;
+  ASSERT_GE(c.sliding_window, 3);
   std::vector<int32_t> ids{2, 10, 11, 12, 13, 14, 15};
   auto enc = run_encoder(m->weights, m->config, EncoderInput{ids.data(), 7, nullptr, 0});
   DecoderState st = start_decoder(m->weights, m->config, enc.data(), 7);
@@ -120,6 +122,11 @@ TEST(DecoderCache, SlidingLayersKeepOnlyTheirWindow) {
   for (int step = 0; step < 50; ++step) {
     int32_t tok = 20 + step % 7;
     decoder_forward(m->weights, m->config, {&st}, {std::span<const int32_t>(&tok, 1)}, hidden);
+    if (step == 0)
+      for (int64_t li = 0; li < c.num_layers; ++li) {
+        const auto& lc = st.layers[li];
+        EXPECT_EQ(lc.bf16 ? lc.kb.size() : lc.k.size(), static_cast<size_t>(c.kv_dim())) << "layer " << li;
+      }
   }
   for (int64_t li = 0; li < c.num_layers; ++li) {
     const auto& lc = st.layers[li];
