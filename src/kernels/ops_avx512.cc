@@ -125,8 +125,9 @@ inline __m512 tanh16(__m512 x) {
   p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.33314422036e-1f));
   p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-3.33332819422e-1f));
   const __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(p, z), x, x);
+  // min takes its second operand for a NaN: the exponent lies in [0, 18.2], exp16_in_range's range.
   const __m512 axc = _mm512_min_ps(ax, _mm512_set1_ps(9.1f));
-  const __m512 e = exp16(_mm512_add_ps(axc, axc));
+  const __m512 e = exp16_in_range(_mm512_add_ps(axc, axc));
   const __m512 big = _mm512_sub_ps(_mm512_set1_ps(1.f), _mm512_div_ps(_mm512_set1_ps(2.f), _mm512_add_ps(e, _mm512_set1_ps(1.f))));
   const __m512 large = _mm512_or_ps(
       _mm512_mask_mov_ps(big, _mm512_cmp_ps_mask(ax, _mm512_set1_ps(9.1f), _CMP_GE_OQ), _mm512_set1_ps(1.f)), sign);
