@@ -1,5 +1,6 @@
 #include "runtime/sample_loop.h"
 
+#include <exception>
 #include <span>
 
 #include "model/decoder.h"
@@ -51,12 +52,30 @@ std::vector<SampleOutput> generate_sampled(const LoadedModel& m, const std::vect
     const int64_t n = static_cast<int64_t>(active.size());
     logits.resize(static_cast<size_t>(n * V));
     lm_head(w, cfg, hidden.data(), n, logits.data());
+    if (params.keep_step_logits)  // (before select, which applies the processors in place)
+      for (int64_t r = 0; r < n; ++r) {
+        const float* lr = logits.data() + r * V;
+        out[active[r]].step_logits.emplace_back(lr, lr + V);
+      }
+    // Each row's token from its own scores, history and selector, so the rows run on the threads side by
+    // side: the greedy argmax alone over 8 rows of 262144 logits took 0.34 ms of a ~9 ms batch-8 step.
+    std::vector<int32_t> ids(static_cast<size_t>(n));
+    std::exception_ptr error;
+#pragma omp parallel for schedule(static) if (n > 1)
+    for (int64_t r = 0; r < n; ++r) {
+      try {
+        const size_t b = active[r];
+        ids[r] = selectors[b].select(logits.data() + r * V, V, history[b]);
+      } catch (...) {
+#pragma omp critical(t5g_select_error)
+        if (!error) error = std::current_exception();
+      }
+    }
+    if (error) std::rethrow_exception(error);
     std::vector<size_t> still;
     for (int64_t r = 0; r < n; ++r) {
       const size_t b = active[r];
-      float* lr = logits.data() + r * V;
-      if (params.keep_step_logits) out[b].step_logits.emplace_back(lr, lr + V);
-      const int32_t id = selectors[b].select(lr, V, history[b]);
+      const int32_t id = ids[r];
       history[b].push_back(id);
       out[b].ids.push_back(id);
       if (on_token) on_token(b, id);

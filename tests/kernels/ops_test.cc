@@ -107,7 +107,7 @@ int64_t argmax_reference(const std::vector<float>& x) {
 }
 
 TEST(Ops, ArgmaxFirstFollowsTorch) {
-  const int64_t sizes[] = {0, 1, 2, 7, 8, 9, 31, 32, 33, 63, 64, 65, 100, 1000, 262144};
+  const int64_t sizes[] = {0, 1, 2, 7, 8, 9, 31, 32, 33, 63, 64, 65, 100, 1000, 65536, 65537, 131073, 262144};
   std::mt19937 rng(7);
   for (int64_t n : sizes)
     for (int trial = 0; trial < 12; ++trial) {
@@ -136,6 +136,17 @@ TEST(Ops, ArgmaxFirstFollowsTorch) {
         EXPECT_EQ(vx::argmax_first(x.data(), n), want) << "avx2, n=" << n << " trial " << trial;
       }
     }
+  // A long row is taken in chunks over the threads (65536 values each): equal maxima, NaNs and the
+  // largest value in different chunks.
+  std::vector<float> x = randn(262144, 1.f, 300);
+  x[70000] = 50.f, x[200000] = 50.f;
+  EXPECT_EQ(argmax_first(x.data(), 262144), 70000);  // the first of equal maxima, chunk 1 before chunk 3
+  x[5] = 1e30f;
+  EXPECT_EQ(argmax_first(x.data(), 262144), 5);
+  x[250000] = kNaN, x[150000] = kNaN;
+  EXPECT_EQ(argmax_first(x.data(), 262144), 150000);  // the first NaN, though chunk 0 holds the maximum
+  x[131072] = kNaN;
+  EXPECT_EQ(argmax_first(x.data(), 262144), 131072);
 }
 
 TEST(OpsAvx2, AddAndRopeBitExact) {
