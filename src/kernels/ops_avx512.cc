@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 
 #include "kernels/bf16_avx512.h"
 #include "kernels/ops_internal.h"
@@ -155,16 +156,35 @@ inline __m512 erfc16(__m512 x) {
   return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
 }
 
-// avx2::gelu_v on 16 lanes.
-inline __m512 gelu16(__m512 z, bool tanh_approx) {
+// avx2::gelu_v on 16 lanes (the tanh form when T).
+template <bool T>
+__attribute__((always_inline)) inline __m512 gelu16(__m512 z) {
   const __m512 half_z = _mm512_mul_ps(_mm512_set1_ps(0.5f), z);
-  if (tanh_approx) {
+  if constexpr (T) {
     const __m512 c = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.044715f), z), z), z);
     const __m512 u = _mm512_mul_ps(_mm512_set1_ps(0.7978845608028654f), _mm512_add_ps(z, c));
     return _mm512_mul_ps(half_z, _mm512_add_ps(_mm512_set1_ps(1.f), tanh16(u)));
   }
   const __m512 u = _mm512_mul_ps(z, _mm512_set1_ps(0.7071067811865476f));
   return _mm512_mul_ps(half_z, erfc16(_mm512_xor_ps(u, _mm512_set1_ps(-0.f))));
+}
+
+// f(Ic<0>), ..., f(Ic<N-1>) written out: the GELU groups' chains as straight-line code. As a loop over
+// an array the compiler kept one vector's chain at a time, its division's latency exposed, and the
+// array on the stack.
+template <int N, class F>
+__attribute__((always_inline)) inline void unrolled(F&& f) {
+  [&]<int... U>(std::integer_sequence<int, U...>) { (f(std::integral_constant<int, U>{}), ...); }(
+      std::make_integer_sequence<int, N>{});
+}
+
+// Calls f.template operator()<P, T>() for the precision p and the GELU form.
+template <class F>
+inline void with_precision_and_form(Precision p, bool tanh_approx, F&& f) {
+  with_precision(p, [&]<int P>() {
+    if (tanh_approx) f.template operator()<P, true>();
+    else f.template operator()<P, false>();
+  });
 }
 
 }  // namespace
@@ -184,16 +204,17 @@ void round_act(float* x, int64_t n, Precision p) {
 
 void gelu_mul(float* gate, const float* up, int64_t n, bool tanh_approx, Precision p) {
   int64_t i = 0;
-  with_precision(p, [&]<int P>() {
+  with_precision_and_form(p, tanh_approx, [&]<int P, bool T>() {
     for (; i + 16 * kGeluGroup <= n; i += 16 * kGeluGroup) {  // (chains side by side, as exp16_group)
       __m512 g[kGeluGroup];
-      for (int u = 0; u < kGeluGroup; ++u) g[u] = rnd16<P>(_mm512_loadu_ps(gate + i + 16 * u));
-      for (int u = 0; u < kGeluGroup; ++u) g[u] = rnd16<P>(gelu16(g[u], tanh_approx));
-      for (int u = 0; u < kGeluGroup; ++u)
+      unrolled<kGeluGroup>([&](auto u) { g[u] = rnd16<P>(_mm512_loadu_ps(gate + i + 16 * u)); });
+      unrolled<kGeluGroup>([&](auto u) { g[u] = rnd16<P>(gelu16<T>(g[u])); });
+      unrolled<kGeluGroup>([&](auto u) {
         _mm512_storeu_ps(gate + i + 16 * u, rnd16<P>(_mm512_mul_ps(g[u], rnd16<P>(_mm512_loadu_ps(up + i + 16 * u)))));
+      });
     }
     for (; i + 16 <= n; i += 16) {
-      const __m512 g = rnd16<P>(gelu16(rnd16<P>(_mm512_loadu_ps(gate + i)), tanh_approx));
+      const __m512 g = rnd16<P>(gelu16<T>(rnd16<P>(_mm512_loadu_ps(gate + i))));
       _mm512_storeu_ps(gate + i, rnd16<P>(_mm512_mul_ps(g, rnd16<P>(_mm512_loadu_ps(up + i)))));
     }
   });
@@ -202,13 +223,13 @@ void gelu_mul(float* gate, const float* up, int64_t n, bool tanh_approx, Precisi
 
 void gelu(float* x, int64_t n, bool tanh_approx, Precision p) {
   int64_t i = 0;
-  with_precision(p, [&]<int P>() {
+  with_precision_and_form(p, tanh_approx, [&]<int P, bool T>() {
     for (; i + 16 * kGeluGroup <= n; i += 16 * kGeluGroup) {
       __m512 g[kGeluGroup];
-      for (int u = 0; u < kGeluGroup; ++u) g[u] = gelu16(_mm512_loadu_ps(x + i + 16 * u), tanh_approx);
-      for (int u = 0; u < kGeluGroup; ++u) _mm512_storeu_ps(x + i + 16 * u, rnd16<P>(g[u]));
+      unrolled<kGeluGroup>([&](auto u) { g[u] = gelu16<T>(_mm512_loadu_ps(x + i + 16 * u)); });
+      unrolled<kGeluGroup>([&](auto u) { _mm512_storeu_ps(x + i + 16 * u, rnd16<P>(g[u])); });
     }
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, rnd16<P>(gelu16(_mm512_loadu_ps(x + i), tanh_approx)));
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, rnd16<P>(gelu16<T>(_mm512_loadu_ps(x + i))));
   });
   if (i < n) avx2::gelu(x + i, n - i, tanh_approx, p);
 }
