@@ -311,7 +311,8 @@ void softcap(float* x, int64_t n, float cap, Precision p) {
 int64_t argmax_first(const float* x, int64_t n) {
   constexpr int64_t kChunk = int64_t(1) << 16;
   const int64_t nc = (n + kChunk - 1) / kChunk;
-  if (nc <= 1 || omp_in_parallel()) return T5G_DISPATCH(argmax_first, x, n);
+  // (Inside any region, active or not, a region of its own would be a nested team: on one thread.)
+  if (nc <= 1 || omp_get_level() > 0) return T5G_DISPATCH(argmax_first, x, n);
   std::vector<int64_t> at(static_cast<size_t>(nc));
   for_rows(nc, true, [&](int64_t c) {
     const int64_t a = c * kChunk;
