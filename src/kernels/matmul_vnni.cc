@@ -45,8 +45,9 @@ constexpr int kChunks = WT == WeightType::kQ8 ? 8 : 4;
 // of X row m as one int32 at x[(8g + c)·M + m], dx at d[g·M + m], the sums' start -off·Σqx at o[g·M + m]
 // (off = 128 for Q8, 8 for Q4): the MC rows' operands lie side by side, so each is a broadcast at a
 // constant offset (folded into vpdpbusd as {1to16}) rather than a row stride apart (an address add per
-// X row and step: M = 8 measured 10-25% slower), and 4 rows' operands are one 16-byte block
-// (q_tile_x4h). M is the product's rows, padded to 8 for q_tile_x4h<WT, 2> (zero rows: x, dx and o 0).
+// X row and step: M = 8 measured 10-25% slower), and 2 or 4 rows' operands are one 8- or 16-byte block
+// (q_tile_x2q, q_tile_x4h). M is the product's rows, padded to an even count for q_tile_x2q (tile_x_rows;
+// zero rows: x, dx and o 0).
 struct TileX {
   const int32_t* x;
   const float* d;
@@ -149,7 +150,7 @@ T5G_QINLINE void q_tile(const uint8_t* t, const uint16_t* sc, int64_t G, const T
   static_for<MC>([&](auto mc) { out[mc.value] = acc[mc.value]; });
 }
 
-// H sets of 4 X rows (4 or 8 rows; TileX padded to 8 rows for 7, the rows past M zero): each set's 4
+// H sets of 4 X rows (taken at 4 rows of Q8: kTileKernel): each set's 4
 // bytes of a chunk side by side in a 16-byte block broadcast to the four 128-bit lanes (one load per 4
 // vpdpbusd instead of one broadcast per vpdpbusd: the broadcasts' loads bounded q_tile<8>), and each
 // weight chunk (row r's 4 bytes in lane r) rotated within its 128-bit lanes: in vector s, lane 4a + b
@@ -224,6 +225,61 @@ T5G_QINLINE void q_tile_x4h(const uint8_t* t, const uint16_t* sc, int64_t G, con
   });
 }
 
+// Four sets of 2 X rows (8 rows; TileX padded to 8, the rows past M zero): each set's 8 bytes of a chunk
+// (rows 2h, 2h + 1, side by side in the TileX arrays) a 64-bit broadcast, and each weight chunk (row r's 4
+// bytes in lane r) taken as loaded and with the two rows of each 64-bit lane swapped: sum (s, h) lane
+// 2a + b is weight row 2a + (b + s) % 2 times X row 2h + b. One vpshufd per chunk instead of
+// q_tile_x4h's three (its 16-byte broadcasts meet the rows four to a lane, its rotations three ways): the
+// shuffles ran on the pipes vpdpbusd needs. The same int32 sums and fp32 FMAs per (weight row, X row), so
+// the same bits.
+template <WeightType WT, int H>
+T5G_QINLINE void q_tile_x2q(const uint8_t* t, const uint16_t* sc, int64_t G, const TileX& xt, __m512 (&out)[2 * H]) {
+  constexpr int CH = kChunks<WT>, MP = 2 * H;
+  __m512 acc[2][H];
+  static_for<2>([&](auto s) { static_for<H>([&](auto h) { acc[s.value][h.value] = _mm512_setzero_ps(); }); });
+  auto bcast2 = [](const void* p) T5G_QLAMBDA { return _mm512_set1_epi64(*static_cast<const long long*>(p)); };
+  for (int64_t g = 0; g < G; ++g) {
+    const uint8_t* p = t + g * 64 * CH;
+    const int32_t* xg = xt.x + g * 8 * MP;
+    __m512i is[2][H];
+    static_for<H>([&](auto h) {
+      const __m512i o = bcast2(xt.o + g * MP + 2 * h.value);
+      is[0][h.value] = o, is[1][h.value] = o;
+    });
+    auto dots = [&](__m512i w, int c) T5G_QLAMBDA {
+      const __m512i ws = _mm512_shuffle_epi32(w, static_cast<_MM_PERM_ENUM>(0xB1));  // dwords 1 0 3 2
+      static_for<H>([&](auto h) {
+        const __m512i x = bcast2(xg + c * MP + 2 * h.value);
+        is[0][h.value] = _mm512_dpbusd_epi32(is[0][h.value], w, x);
+        is[1][h.value] = _mm512_dpbusd_epi32(is[1][h.value], ws, x);
+      });
+    };
+    static_for<CH>([&](auto cc) {
+      const __m512i wv = _mm512_loadu_si512(p + 64 * cc.value);
+      if constexpr (WT == WeightType::kQ8) {
+        dots(wv, cc.value);
+      } else {
+        const __m512i low4 = _mm512_set1_epi8(0x0f);
+        dots(_mm512_and_si512(wv, low4), cc.value);
+        dots(_mm512_and_si512(_mm512_srli_epi16(wv, 4), low4), cc.value + 4);
+      }
+    });
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc + g * kQuantTileRows)));
+    const __m512 dws = _mm512_permute_ps(dw, 0xB1);
+    static_for<H>([&](auto h) {
+      const __m512 dx = _mm512_castsi512_ps(bcast2(xt.d + g * MP + 2 * h.value));
+      acc[0][h.value] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[0][h.value]), _mm512_mul_ps(dw, dx), acc[0][h.value]);
+      acc[1][h.value] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[1][h.value]), _mm512_mul_ps(dws, dx), acc[1][h.value]);
+    });
+  }
+  // Output row 2h + j, lane 2a + b: acc[0][h] there when b == j, else acc[1][h] at lane 2a + j.
+  static_for<H>([&](auto h) {
+    const __m512 sw = _mm512_permute_ps(acc[1][h.value], 0xB1);
+    out[2 * h.value] = _mm512_mask_mov_ps(acc[0][h.value], 0xAAAA, sw);
+    out[2 * h.value + 1] = _mm512_mask_mov_ps(acc[0][h.value], 0x5555, sw);
+  });
+}
+
 // One X row: the tile's groups 4 at a time (4 independent vpdpbusd chains, where MC rows give MC), then
 // their FMAs in order: the same arithmetic as q_tile<WT, 1>.
 template <WeightType WT>
@@ -267,12 +323,34 @@ T5G_QINLINE void store_tile(__m512 v, int64_t n, float* y, bool rnd) {
   _mm512_mask_storeu_ps(y, static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1u), rnd ? round_bf16_16(v) : v);
 }
 
-// The sets of 4 X rows q_tile_x4h takes for MC rows (0: q_tile's broadcasts instead). Padded to 8, 5 and 6
-// rows were slower than q_tile (its broadcasts do MC products per chunk, q_tile_x4h's 8); at 4 rows Q8 is
-// faster, Q4 (its nibble split on top of the rotations) slower. One thread, M x 1024 x 640 in L2: Q8 M = 8
-// 19.4-23.4 -> 17.3-20.7 us, M = 4 11.5 -> 9.5 us; Q4 M = 8 19.2-19.3 -> 17.0-17.1 us (BENCHMARKS.md).
+// The kernel a tile takes for MC X rows, by the measurements (one thread, M x 2048 x 640 in L2, minimum of
+// 300 alternating runs, us; BENCHMARKS.md, twenty-fourth session):
+//   M        2     3     4     5     6     8
+//   Q8  x2q 20.2  24.3  26.1  26.7  29.8  33.6    q_tile 18.0  21.5,  x4h 24.4 (M = 4),  q_tile 28.6  34.6, x4h 34.2
+//   Q4  x2q 11.8  17.6  19.2  24.4  27.0  32.1    q_tile 15.4  19.8  24.0  27.0  32.9,  x4h 33.5 (M = 8)
+// (q_tile_x2q's sets of 2 rows, padded to an even count: one weight shuffle a chunk and a 64-bit broadcast
+// per set; q_tile_x4h's sets of 4: three shuffles and a 16-byte broadcast per set; q_tile: one 32-bit
+// broadcast per row and chunk. Every broadcast and shuffle runs on the pipes vpdpbusd needs.)
+enum class TileKernel { kOneRow, kRowBroadcasts, kPairs, kQuads };
 template <WeightType WT, int MC>
-constexpr int kX4Sets = MC >= 7 ? 2 : (MC == 4 && WT == WeightType::kQ8) ? 1 : 0;
+constexpr TileKernel kTileKernel = MC == 1 ? TileKernel::kOneRow
+                                   : (WT == WeightType::kQ4 || MC >= 5) ? TileKernel::kPairs
+                                   : MC == 4 ? TileKernel::kQuads
+                                             : TileKernel::kRowBroadcasts;
+
+// The rows the TileX arrays hold for M rows of X: q_tile_x2q reads them in pairs.
+template <WeightType WT>
+int64_t tile_x_rows(int64_t M) {
+  switch (M) {
+    case 1: return 1;
+    case 2: return 2;
+    case 3: return kTileKernel<WT, 3> == TileKernel::kPairs ? 4 : 3;
+    case 4: return 4;
+    case 5: return 6;
+    case 6: return 6;
+    default: return 8;
+  }
+}
 
 // Rows [n0, n1) of one matrix (n0 a multiple of 16; n1 may end inside a tile) times the MC rows of X,
 // tile after tile.
@@ -295,15 +373,17 @@ void q_tiles_range(const WeightMatrix& W, int64_t n0, int64_t n1, int64_t G, con
     if constexpr (MC <= 2)
       if (i + ahead < tiles) prefetch_l2(reinterpret_cast<const char*>(sc) + ahead * sb, sb);
     const int64_t n = n0 + i * kQuantTileRows, rows = imin(kQuantTileRows, n1 - n);
-    if constexpr (MC == 1) {
+    constexpr TileKernel kind = kTileKernel<WT, MC>;
+    if constexpr (kind == TileKernel::kOneRow) {
       store_tile(q_tile_m1<WT>(t, sc, G, xt), rows, y + n, rnd);
-    } else if constexpr (kX4Sets<WT, MC> > 0) {
-      __m512 out[4 * kX4Sets<WT, MC>];
-      q_tile_x4h<WT, kX4Sets<WT, MC>>(t, sc, G, xt, out);
-      static_for<MC>([&](auto mc) { store_tile(out[mc.value], rows, y + mc.value * ldy + n, rnd); });
     } else {
-      __m512 out[MC];
-      q_tile<WT, MC>(t, sc, G, xt, out);
+      __m512 out[8];
+      if constexpr (kind == TileKernel::kPairs)
+        q_tile_x2q<WT, (MC + 1) / 2>(t, sc, G, xt, reinterpret_cast<__m512(&)[2 * ((MC + 1) / 2)]>(out));
+      else if constexpr (kind == TileKernel::kQuads)
+        q_tile_x4h<WT, 1>(t, sc, G, xt, reinterpret_cast<__m512(&)[4]>(out));
+      else
+        q_tile<WT, MC>(t, sc, G, xt, reinterpret_cast<__m512(&)[MC]>(out));
       static_for<MC>([&](auto mc) { store_tile(out[mc.value], rows, y + mc.value * ldy + n, rnd); });
     }
   }
@@ -321,7 +401,7 @@ void q_tiles_dispatch(int mc, const WeightMatrix& W, int64_t n0, int64_t n1, int
 template <WeightType WT>
 void qgemv(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int np) {
   const int64_t K = parts[0].w->cols, G = quant_padded_cols(K) / kQG;
-  const int64_t Mp = M >= 7 ? 8 : M;  // q_tile_x4h<WT, 2> reads 8 rows
+  const int64_t Mp = tile_x_rows<WT>(M);  // (the padding rows: zero operands, scales and sums)
   const size_t xbytes = static_cast<size_t>(G * 8 * Mp) * 4, gbytes = static_cast<size_t>(G * Mp) * 4;
   char* s = static_cast<char*>(kern::scratch(kern::kScratchX, xbytes + 2 * gbytes));
   int32_t* x = reinterpret_cast<int32_t*>(s);
