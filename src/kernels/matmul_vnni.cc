@@ -150,6 +150,22 @@ T5G_QINLINE void q_tile(const uint8_t* t, const uint16_t* sc, int64_t G, const T
   static_for<MC>([&](auto mc) { out[mc.value] = acc[mc.value]; });
 }
 
+// A group's weight chunks at p as vpdpbusd operands: dots(w, c) with c the X chunk they meet, for Q8's 8
+// chunks as loaded, for Q4's 4 the low nibbles (X chunk c) and the high ones (X chunk c + 4).
+template <WeightType WT, class Dots>
+T5G_QINLINE void group_chunks(const uint8_t* p, Dots&& dots) {
+  static_for<kChunks<WT>>([&](auto cc) {
+    const __m512i wv = _mm512_loadu_si512(p + 64 * cc.value);
+    if constexpr (WT == WeightType::kQ8) {
+      dots(wv, cc.value);
+    } else {
+      const __m512i low4 = _mm512_set1_epi8(0x0f);
+      dots(_mm512_and_si512(wv, low4), cc.value);
+      dots(_mm512_and_si512(_mm512_srli_epi16(wv, 4), low4), cc.value + 4);
+    }
+  });
+}
+
 // H sets of 4 X rows (taken at 4 rows of Q8: kTileKernel): each set's 4
 // bytes of a chunk side by side in a 16-byte block broadcast to the four 128-bit lanes (one load per 4
 // vpdpbusd instead of one broadcast per vpdpbusd: the broadcasts' loads bounded q_tile<8>), and each
@@ -185,16 +201,7 @@ T5G_QINLINE void q_tile_x4h(const uint8_t* t, const uint16_t* sc, int64_t G, con
         static_for<H>([&](auto h) { is[S][h.value] = _mm512_dpbusd_epi32(is[S][h.value], ws, x[h.value]); });
       });
     };
-    static_for<CH>([&](auto cc) {
-      const __m512i wv = _mm512_loadu_si512(p + 64 * cc.value);
-      if constexpr (WT == WeightType::kQ8) {
-        dots(wv, cc.value);
-      } else {
-        const __m512i low4 = _mm512_set1_epi8(0x0f);
-        dots(_mm512_and_si512(wv, low4), cc.value);
-        dots(_mm512_and_si512(_mm512_srli_epi16(wv, 4), low4), cc.value + 4);
-      }
-    });
+    group_chunks<WT>(p, dots);
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc + g * kQuantTileRows)));
     __m512 dx[H];
     static_for<H>([&](auto h) { dx[h.value] = _mm512_broadcast_f32x4(_mm_loadu_ps(xt.d + g * MP + 4 * h.value)); });
@@ -254,16 +261,7 @@ T5G_QINLINE void q_tile_x2q(const uint8_t* t, const uint16_t* sc, int64_t G, con
         is[1][h.value] = _mm512_dpbusd_epi32(is[1][h.value], ws, x);
       });
     };
-    static_for<CH>([&](auto cc) {
-      const __m512i wv = _mm512_loadu_si512(p + 64 * cc.value);
-      if constexpr (WT == WeightType::kQ8) {
-        dots(wv, cc.value);
-      } else {
-        const __m512i low4 = _mm512_set1_epi8(0x0f);
-        dots(_mm512_and_si512(wv, low4), cc.value);
-        dots(_mm512_and_si512(_mm512_srli_epi16(wv, 4), low4), cc.value + 4);
-      }
-    });
+    group_chunks<WT>(p, dots);
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc + g * kQuantTileRows)));
     const __m512 dws = _mm512_permute_ps(dw, 0xB1);
     static_for<H>([&](auto h) {
