@@ -6,13 +6,18 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "../support/case_file.h"
+#include "format/safetensors.h"
 #include "runtime/beam_search.h"
 #include "runtime/generate.h"
 #include "runtime/sample_loop.h"
@@ -179,6 +184,47 @@ TEST(GenSampleLoop, DefaultsEqualGenerateGreedy) {
   ASSERT_EQ(s.size(), 2u);
   EXPECT_EQ(s[0].ids, g[0].ids);
   EXPECT_EQ(s[1].ids, g[1].ids);
+}
+
+// A batch's rows select their tokens on the threads (sample_loop.cc): an error there (no token with a finite
+// score: every logit NaN, from a NaN in the decoder's final norm) reaches the caller as t5g::Error, from
+// one thread or several, instead of escaping an OpenMP region (std::terminate).
+TEST(GenSampleLoop, SelectionErrorInABatchIsAnError) {
+  const std::string src = test::data_dir() + "/vectors/tiny/model";
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("t5g_nan_norm_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  for (const char* f : {"config.json", "generation_config.json"})
+    std::filesystem::copy_file(src + "/" + f, dir / f, std::filesystem::copy_options::overwrite_existing);
+  {
+    SafetensorsFile st(src + "/model.safetensors");
+    std::vector<float> nan_norm;
+    std::vector<TensorToWrite> out;
+    for (const TensorInfo& t : st.header().tensors) {
+      const void* data = st.tensor_data(t);
+      if (t.name == "model.decoder.norm.weight") {
+        ASSERT_EQ(t.dtype, DType::kF32);
+        nan_norm.assign(static_cast<size_t>(t.numel()), std::numeric_limits<float>::quiet_NaN());
+        data = nan_norm.data();
+      }
+      out.push_back(TensorToWrite{t.name, t.dtype, t.shape, data, static_cast<size_t>(t.end - t.begin)});
+    }
+    write_safetensors((dir / "model.safetensors").string(), out);
+  }
+  auto m = load_model(dir.string());
+  SampleParams p;
+  p.max_new_tokens = 4;
+  p.sampling.do_sample = true;
+  p.sampling.seed = 7;
+  const std::vector<int32_t> other{2, 400, 12, 13};
+  const int saved = omp_get_max_threads();
+  for (int threads : {1, 2}) {
+    omp_set_num_threads(threads);
+    EXPECT_THROW(generate_sampled(*m, {input_of(kInput), input_of(other)}, p), Error) << threads << " threads";
+    EXPECT_THROW(generate_sampled(*m, {input_of(kInput)}, p), Error) << threads << " threads";
+  }
+  omp_set_num_threads(saved);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(GenSampleLoop, SeedsReproduceAndBatchedRowsEqualSingleRuns) {
