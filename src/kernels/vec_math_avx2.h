@@ -42,17 +42,11 @@ inline __m256 rnd(__m256 x) {
 
 // --- exp ---------------------------------------------------------------------------------------
 
-// exp(x) for every fp32 input: n = round(x / ln2), r = x - n ln2 (two-constant Cody-Waite), a degree-6
-// polynomial for e^r on |r| <= ln2/2, then 2^n applied in two steps so results that are subnormal
-// come out right. exp(-inf) = 0, exp(+inf) = inf, NaN propagates. (ops_avx512.cc's exp16 is this on
-// 16 lanes, operation for operation: change both; test OpsAvx512.ExpSumAndScaleRoundSameBitsAsAvx2.)
-inline __m256 exp_v(__m256 x) {
-  const __m256 hi = _mm256_set1_ps(88.72283935546875f);  // largest x with a finite exp
-  const __m256 lo = _mm256_set1_ps(-103.97208f);         // below: rounds to 0
-  const __m256 xc = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
+// n = round(x / ln 2) and e^r, r = x - n ln 2 (two-constant Cody-Waite, the degree-6 polynomial): the part
+// every input takes.
+inline __m256 exp_reduced_v(__m256 x, __m256& n) {
+  n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
   r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
   __m256 p = _mm256_set1_ps(1.9875691500e-4f);
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
@@ -60,7 +54,18 @@ inline __m256 exp_v(__m256 x) {
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
+  return _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
+}
+
+// exp(x) for every fp32 input: n = round(x / ln2), r = x - n ln2 (two-constant Cody-Waite), a degree-6
+// polynomial for e^r on |r| <= ln2/2, then 2^n applied in two steps so results that are subnormal
+// come out right. exp(-inf) = 0, exp(+inf) = inf, NaN propagates. (ops_avx512.cc's exp16 is this on
+// 16 lanes, operation for operation: change both; test OpsAvx512.ExpSumAndScaleRoundSameBitsAsAvx2.)
+inline __m256 exp_v(__m256 x) {
+  const __m256 hi = _mm256_set1_ps(88.72283935546875f);  // largest x with a finite exp
+  const __m256 lo = _mm256_set1_ps(-103.97208f);         // below: rounds to 0
+  __m256 n;
+  const __m256 p = exp_reduced_v(_mm256_min_ps(_mm256_max_ps(x, lo), hi), n);
   // 2^n = 2^n1 * 2^n2 with n1 = n >> 1: both factors are normal for n in [-150, 128].
   const __m256i ni = _mm256_cvtps_epi32(n);
   const __m256i n1 = _mm256_srai_epi32(ni, 1);
@@ -71,6 +76,15 @@ inline __m256 exp_v(__m256 x) {
   y = _mm256_andnot_ps(_mm256_cmp_ps(x, lo, _CMP_LT_OQ), y);                               // -> 0
   y = _mm256_blendv_ps(y, _mm256_set1_ps(__builtin_inff()), _mm256_cmp_ps(x, hi, _CMP_GT_OQ));  // -> inf
   return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));                          // NaN
+}
+
+// exp_v for inputs in [0, 88] (tanh's exponent): no clamps or special values, and p · 2^n in one multiply,
+// exact as exp_v's two are (every result normal). Bitwise exp_v there.
+inline __m256 exp_nonneg_v(__m256 x) {
+  __m256 n;
+  const __m256 p = exp_reduced_v(x, n);
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
 // --- tanh --------------------------------------------------------------------------------------
@@ -91,8 +105,9 @@ inline __m256 tanh_v(__m256 x) {
   p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-3.33332819422e-1f));
   const __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, z), x, x);
   // Large |x| (clamped so e stays finite; tanh(9.1) rounds to 1 in fp32).
+  // (min takes its second operand for a NaN: the exponent lies in [0, 18.2].)
   const __m256 axc = _mm256_min_ps(ax, _mm256_set1_ps(9.1f));
-  const __m256 e = exp_v(_mm256_add_ps(axc, axc));
+  const __m256 e = exp_nonneg_v(_mm256_add_ps(axc, axc));
   const __m256 big = _mm256_sub_ps(_mm256_set1_ps(1.f),
                                    _mm256_div_ps(_mm256_set1_ps(2.f), _mm256_add_ps(e, _mm256_set1_ps(1.f))));
   const __m256 large = _mm256_or_ps(_mm256_blendv_ps(big, _mm256_set1_ps(1.f), _mm256_cmp_ps(ax, _mm256_set1_ps(9.1f), _CMP_GE_OQ)), sign);
