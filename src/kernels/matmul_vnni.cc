@@ -232,7 +232,7 @@ T5G_QINLINE void q_tile_x4h(const uint8_t* t, const uint16_t* sc, int64_t G, con
   });
 }
 
-// Four sets of 2 X rows (8 rows; TileX padded to 8, the rows past M zero): each set's 8 bytes of a chunk
+// H sets of 2 X rows (2·H rows; TileX padded to an even count, a row past M zero): each set's 8 bytes of a chunk
 // (rows 2h, 2h + 1, side by side in the TileX arrays) a 64-bit broadcast, and each weight chunk (row r's 4
 // bytes in lane r) taken as loaded and with the two rows of each 64-bit lane swapped: sum (s, h) lane
 // 2a + b is weight row 2a + (b + s) % 2 times X row 2h + b. One vpshufd per chunk instead of
@@ -330,24 +330,17 @@ T5G_QINLINE void store_tile(__m512 v, int64_t n, float* y, bool rnd) {
 // per set; q_tile_x4h's sets of 4: three shuffles and a 16-byte broadcast per set; q_tile: one 32-bit
 // broadcast per row and chunk. Every broadcast and shuffle runs on the pipes vpdpbusd needs.)
 enum class TileKernel { kOneRow, kRowBroadcasts, kPairs, kQuads };
+constexpr TileKernel tile_kernel(WeightType wt, int64_t m) {
+  if (m == 1) return TileKernel::kOneRow;
+  if (wt == WeightType::kQ4 || m >= 5) return TileKernel::kPairs;
+  return m == 4 ? TileKernel::kQuads : TileKernel::kRowBroadcasts;
+}
 template <WeightType WT, int MC>
-constexpr TileKernel kTileKernel = MC == 1 ? TileKernel::kOneRow
-                                   : (WT == WeightType::kQ4 || MC >= 5) ? TileKernel::kPairs
-                                   : MC == 4 ? TileKernel::kQuads
-                                             : TileKernel::kRowBroadcasts;
+constexpr TileKernel kTileKernel = tile_kernel(WT, MC);
 
-// The rows the TileX arrays hold for M rows of X: q_tile_x2q reads them in pairs.
-template <WeightType WT>
-int64_t tile_x_rows(int64_t M) {
-  switch (M) {
-    case 1: return 1;
-    case 2: return 2;
-    case 3: return kTileKernel<WT, 3> == TileKernel::kPairs ? 4 : 3;
-    case 4: return 4;
-    case 5: return 6;
-    case 6: return 6;
-    default: return 8;
-  }
+// The rows the TileX arrays hold for m rows of X: q_tile_x2q reads them in pairs (m odd: a zero row).
+constexpr int64_t tile_x_rows(WeightType wt, int64_t m) {
+  return tile_kernel(wt, m) == TileKernel::kPairs ? (m + 1) / 2 * 2 : m;
 }
 
 // Rows [n0, n1) of one matrix (n0 a multiple of 16; n1 may end inside a tile) times the MC rows of X,
@@ -399,7 +392,7 @@ void q_tiles_dispatch(int mc, const WeightMatrix& W, int64_t n0, int64_t n1, int
 template <WeightType WT>
 void qgemv(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int np) {
   const int64_t K = parts[0].w->cols, G = quant_padded_cols(K) / kQG;
-  const int64_t Mp = tile_x_rows<WT>(M);  // (the padding rows: zero operands, scales and sums)
+  const int64_t Mp = tile_x_rows(WT, M);  // (the padding rows: zero operands, scales and sums)
   const size_t xbytes = static_cast<size_t>(G * 8 * Mp) * 4, gbytes = static_cast<size_t>(G * Mp) * 4;
   char* s = static_cast<char*>(kern::scratch(kern::kScratchX, xbytes + 2 * gbytes));
   int32_t* x = reinterpret_cast<int32_t*>(s);

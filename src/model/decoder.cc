@@ -207,9 +207,9 @@ void grow_rows(DecoderLayerCache& lc, int64_t rows, int64_t kvd) {
 
 void append_self(DecoderLayerCache& lc, int64_t cached_len, const float* new_k, const float* new_v, int64_t T,
                  int64_t kvd) {
-  if (lc.ring && lc.capacity < lc.window && cached_len + T > lc.capacity)
-    grow_rows(lc, std::min(lc.window, std::max(cached_len + T, 2 * lc.capacity)), kvd);
   if (lc.ring) {
+    if (lc.capacity < lc.window && cached_len + T > lc.capacity)
+      grow_rows(lc, std::min(lc.window, std::max(cached_len + T, 2 * lc.capacity)), kvd);
     for (int64_t i = std::max<int64_t>(0, T - lc.capacity); i < T; ++i) {
       const int64_t slot = (cached_len + i) % lc.capacity;
       store_rows(lc.k, lc.kb, lc.bf16, slot, new_k + i * kvd, 1, kvd);
