@@ -58,7 +58,12 @@ def main():
     for B in (1, 8):
         row(f"decode, batch {B}",
             field("decode", "batch", B, lambda e, r: f"{e['tokens_per_s']:.1f} tok/s · {100 * e['fraction_of_bound']:.0f}% "
-                                                     f"of bound ({e['bandwidth_bound_tokens_per_s']:.0f})"),
+                                                     f"of bound ({e['bandwidth_bound_tokens_per_s']:.0f})"
+                                                     + (f" · {100 * e['fraction_of_roofline']:.0f}% of roofline "
+                                                        f"({e['roofline_tokens_per_s']:.0f})"
+                                                        if "roofline_tokens_per_s" in e
+                                                        and e["roofline_tokens_per_s"] < e["bandwidth_bound_tokens_per_s"]
+                                                        else "")),
             field("decode", "batch", B, lambda e, r: f"{e['tokens_per_s']:.1f} tok/s"))
 
     def ratio(rec):

@@ -199,11 +199,18 @@ Action add_bench(CLI::App& app) {
     nlohmann::ordered_json bw_samples;
     const double bw = best_of_samples([] { return measure_read_bandwidth_gbs(); }, bw_samples);
     // Each decode step reads every decoder weight and the tied LM head once.
-    uint64_t step_bytes = 0;
-    for (const WeightMatrix* w : decode_step_matrices(m.weights)) step_bytes += static_cast<uint64_t>(weight_matrix_bytes(*w));
+    uint64_t step_bytes = 0, step_macs = 0;
+    for (const WeightMatrix* w : decode_step_matrices(m.weights)) {
+      step_bytes += static_cast<uint64_t>(weight_matrix_bytes(*w));
+      step_macs += static_cast<uint64_t>(w->rows * w->cols);
+    }
     out["memory_bandwidth_gbs"] = bw;
     out["memory_bandwidth_samples_gbs"] = bw_samples;
     out["decode_step_weight_bytes"] = step_bytes;
+    // ... and does one multiply-add per weight and token: at batch B the products' 2·B·step_macs operations
+    // take at least that over the compute peak. Batch 1 is bound by the bandwidth, a batch of 8 quantized
+    // rows by the peak (vpdpbusd): the roofline of an entry is the lower of its two bounds.
+    out["decode_step_multiply_adds_per_token"] = step_macs;
 
     // The batches' repeats interleave (1, 8, 1, 8, ...) so that a slow minute of this shared machine falls on
     // every batch size, and speedup_over_batch_1 is the median of the ratios within each round.
@@ -242,11 +249,16 @@ Action add_bench(CLI::App& app) {
       const int32_t B = batches[i];
       const double rate = median(rates[i]);
       const double bound = B * bw * 1e9 / static_cast<double>(step_bytes);
+      const double compute_bound = compute_peak * 1e9 / (2.0 * static_cast<double>(step_macs));
+      const double roofline = std::min(bound, compute_bound);
       nlohmann::ordered_json e = {{"batch", B},
                                   {"new_tokens", a->decode_tokens},
                                   {"tokens_per_s", rate},
                                   {"bandwidth_bound_tokens_per_s", bound},
-                                  {"fraction_of_bound", rate / bound}};
+                                  {"fraction_of_bound", rate / bound},
+                                  {"compute_bound_tokens_per_s", compute_bound},
+                                  {"roofline_tokens_per_s", roofline},
+                                  {"fraction_of_roofline", rate / roofline}};
       if (one != batches.end()) {
         const std::vector<double>& r1 = rates[static_cast<size_t>(one - batches.begin())];
         std::vector<double> ratios;
