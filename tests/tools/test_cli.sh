@@ -58,14 +58,20 @@ B=$($T5G bench -m $QD/q4 --encoder-lengths 8 --decode-batches 1 --decode-tokens 
 case "$B" in *'"weights":"q4"'*'"decode":[{"batch":1'*'"fraction_of_bound"'*) ok ;; *) bad "bench q4: ${B:0:200}" ;; esac
 # Each decode entry's roofline is the lower of its bandwidth bound and its compute bound (the compute peak
 # over 2 operations per multiply-add of a token), and its fraction is the rate over it.
-# (the first value of a key in the JSON from the decode entries on, else in the whole of it)
-jnum() { printf '%s' "$B" | sed 's/.*"decode":\[/&\n/' | tac | grep -o "\"$1\":[-0-9.e+]*" | head -1 | cut -d: -f2; }
+# (jnum KEY [JSON]: the first value of KEY in JSON ($B) from its decode entries on, else in the whole of it)
+jnum() { printf '%s' "${2:-$B}" | sed 's/.*"decode":\[/&\n/' | tac | grep -o "\"$1\":[-0-9.e+]*" | head -1 | cut -d: -f2; }
 awk -v macs="$(jnum decode_step_multiply_adds_per_token)" -v peak="$(jnum compute_peak_gflop_per_s)" \
     -v bw="$(jnum bandwidth_bound_tokens_per_s)" -v cb="$(jnum compute_bound_tokens_per_s)" \
     -v rl="$(jnum roofline_tokens_per_s)" -v fr="$(jnum fraction_of_roofline)" -v rate="$(jnum tokens_per_s)" '
   function near(a, b) { return a > 0 && b > 0 && (a / b - 1) ^ 2 < 1e-12 }
   BEGIN { want = peak * 1e9 / (2 * macs); lo = bw < want ? bw : want
           exit !(macs > 0 && near(cb, want) && near(rl, lo) && near(fr * rl, rate)) }' && ok || bad "bench roofline: ${B:0:400}"
+# Without a SIMD ISA there is no compute peak: no compute bound, and the roofline is the bandwidth bound.
+BS=$(T5G_ISA=scalar $T5G bench -m $MODEL --encoder-lengths 8 --decode-batches 1 --decode-tokens 3 --repeats 1 --no-image)
+case "$BS" in *'"compute_bound_tokens_per_s":null'*) ok ;; *) bad "bench scalar compute bound: ${BS:0:400}" ;; esac
+RS=$(jnum roofline_tokens_per_s "$BS")
+if [ -n "$RS" ]; then expect_eq "$RS" "$(jnum bandwidth_bound_tokens_per_s "$BS")" "bench scalar roofline = bandwidth bound"
+else bad "bench scalar: no roofline: ${BS:0:400}"; fi
 # Batch sizes measured in interleaved rounds; with batch 1 among them, each entry has the median per-round
 # ratio to it (batch 1's own is exactly 1).
 B2=$($T5G bench -m $MODEL --encoder-lengths 8 --decode-batches 2,1 --decode-tokens 3 --repeats 2)

@@ -208,8 +208,8 @@ Action add_bench(CLI::App& app) {
     out["memory_bandwidth_samples_gbs"] = bw_samples;
     out["decode_step_weight_bytes"] = step_bytes;
     // ... and does one multiply-add per weight and token: at batch B the products' 2·B·step_macs operations
-    // take at least that over the compute peak. Batch 1 is bound by the bandwidth, a batch of 8 quantized
-    // rows by the peak (vpdpbusd): the roofline of an entry is the lower of its two bounds.
+    // take at least that over the compute peak. Batch 1 is bound by the bandwidth; a batch of 8 q4 rows can
+    // be bound by the peak (vpdpbusd): the roofline of an entry is the lower of its two bounds.
     out["decode_step_multiply_adds_per_token"] = step_macs;
 
     // The batches' repeats interleave (1, 8, 1, 8, ...) so that a slow minute of this shared machine falls on
@@ -249,14 +249,17 @@ Action add_bench(CLI::App& app) {
       const int32_t B = batches[i];
       const double rate = median(rates[i]);
       const double bound = B * bw * 1e9 / static_cast<double>(step_bytes);
-      const double compute_bound = compute_peak * 1e9 / (2.0 * static_cast<double>(step_macs));
-      const double roofline = std::min(bound, compute_bound);
+      // (No compute peak without a SIMD ISA: the bandwidth bound alone, and no compute bound.)
+      const bool peak_known = compute_peak > 0 && step_macs > 0;
+      const double compute_bound = peak_known ? compute_peak * 1e9 / (2.0 * static_cast<double>(step_macs)) : 0.0;
+      const double roofline = peak_known ? std::min(bound, compute_bound) : bound;
       nlohmann::ordered_json e = {{"batch", B},
                                   {"new_tokens", a->decode_tokens},
                                   {"tokens_per_s", rate},
                                   {"bandwidth_bound_tokens_per_s", bound},
                                   {"fraction_of_bound", rate / bound},
-                                  {"compute_bound_tokens_per_s", compute_bound},
+                                  {"compute_bound_tokens_per_s",
+                                   peak_known ? nlohmann::ordered_json(compute_bound) : nlohmann::ordered_json()},
                                   {"roofline_tokens_per_s", roofline},
                                   {"fraction_of_roofline", rate / roofline}};
       if (one != batches.end()) {
