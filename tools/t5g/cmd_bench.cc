@@ -211,6 +211,10 @@ Action add_bench(CLI::App& app) {
     // take at least that over the compute peak. Batch 1 is bound by the bandwidth; a batch of 8 q4 rows can
     // be bound by the peak (vpdpbusd): the roofline of an entry is the lower of its two bounds.
     out["decode_step_multiply_adds_per_token"] = step_macs;
+    // The compute bound in tokens/s, the same for every batch size (none without a SIMD ISA, which
+    // measures no compute peak: the roofline is then the bandwidth bound alone).
+    const bool peak_known = compute_peak > 0 && step_macs > 0;
+    const double compute_bound = peak_known ? compute_peak * 1e9 / (2.0 * static_cast<double>(step_macs)) : 0.0;
 
     // The batches' repeats interleave (1, 8, 1, 8, ...) so that a slow minute of this shared machine falls on
     // every batch size, and speedup_over_batch_1 is the median of the ratios within each round.
@@ -249,9 +253,6 @@ Action add_bench(CLI::App& app) {
       const int32_t B = batches[i];
       const double rate = median(rates[i]);
       const double bound = B * bw * 1e9 / static_cast<double>(step_bytes);
-      // (No compute peak without a SIMD ISA: the bandwidth bound alone, and no compute bound.)
-      const bool peak_known = compute_peak > 0 && step_macs > 0;
-      const double compute_bound = peak_known ? compute_peak * 1e9 / (2.0 * static_cast<double>(step_macs)) : 0.0;
       const double roofline = peak_known ? std::min(bound, compute_bound) : bound;
       nlohmann::ordered_json e = {{"batch", B},
                                   {"new_tokens", a->decode_tokens},
