@@ -90,9 +90,10 @@ struct WeightStore {
   std::vector<uint16_t> h;
   std::vector<float> f;
   std::vector<uint8_t> q;  // Q8 / Q4 data (scales in h)
+  std::vector<uint32_t> panels;  // bf16: the matrix packed as at load (WeightMatrix::gemm_panels), on demand
 };
 
-const WeightMatrix& weights(WeightType t, int64_t N, int64_t K) {
+WeightStore& weight_store(WeightType t, int64_t N, int64_t K) {
   static std::map<std::tuple<int, int64_t, int64_t>, std::unique_ptr<WeightStore>> cache;
   auto& slot = cache[{static_cast<int>(t), N, K}];
   if (!slot) {
@@ -130,14 +131,30 @@ const WeightMatrix& weights(WeightType t, int64_t N, int64_t K) {
       s.w.scales = s.h.data();
     }
   }
-  return slot->w;
+  return *slot;
+}
+
+const WeightMatrix& weights(WeightType t, int64_t N, int64_t K) { return weight_store(t, N, K).w; }
+
+// The bf16 matrix with its gemm_panels packed (as --weight-memory huge-pages does at load), where the
+// vdpbf16ps kernels run; else the plain matrix.
+WeightMatrix packed_bf16_weights(int64_t N, int64_t K) {
+  WeightStore& s = weight_store(WeightType::kBF16, N, K);
+  if (!gemm_bf16_available()) return s.w;
+  if (s.panels.empty()) {
+    s.panels.resize(static_cast<size_t>(bf16_gemm_panel_words(N, K)));
+    pack_bf16_gemm_panels(s.w, s.panels.data());
+  }
+  WeightMatrix w = s.w;
+  w.gemm_panels = s.panels.data();
+  return w;
 }
 
 void BM_Matmul(benchmark::State& state) {
   const int64_t M = state.range(0), N = state.range(1), K = state.range(2);
   const WeightType t = static_cast<WeightType>(state.range(3));
-  const bool x_bf16 = state.range(4) != 0;
-  const WeightMatrix& W = weights(t, N, K);
+  const bool x_bf16 = state.range(4) != 0, packed = state.range(4) == 2 && t == WeightType::kBF16;
+  const WeightMatrix W = packed ? packed_bf16_weights(N, K) : weights(t, N, K);
   std::vector<float> x(static_cast<size_t>(M * K));
   std::mt19937 rng(3);
   std::normal_distribution<float> nd(0.f, 1.f);
@@ -152,7 +169,8 @@ void BM_Matmul(benchmark::State& state) {
   const double bytes = double(weight_matrix_bytes(W));
   state.counters["GB/s"] = benchmark::Counter(bytes * state.iterations() / 1e9, benchmark::Counter::kIsRate);
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * M * N * K * state.iterations() / 1e9, benchmark::Counter::kIsRate);
-  state.SetLabel(std::string(isa_name(active_isa())) + " " + weight_type_name(t) + (x_bf16 ? " x_bf16" : ""));
+  state.SetLabel(std::string(isa_name(active_isa())) + " " + weight_type_name(t) + (x_bf16 ? " x_bf16" : "") +
+                 (W.gemm_panels ? " panels" : ""));
 }
 
 void matmul_args(benchmark::internal::Benchmark* b) {
@@ -164,6 +182,10 @@ void matmul_args(benchmark::internal::Benchmark* b) {
   // bf16 compute mode (X bf16-representable): takes the AVX512_BF16 path where the CPU has it.
   for (const auto& nk : NK)
     for (int64_t M : {1, 8, 128, 512}) b->Args({M, nk[0], nk[1], static_cast<int>(WeightType::kBF16), 1});
+  // ... with the matrix packed into the vdpbf16ps panels at load (xbf16:2), as a bf16 model's decode-step and
+  // encoder matrices are under --weight-memory huge-pages; the decode kernels stream the panels.
+  for (const auto& nk : NK)
+    for (int64_t M : {1, 8, 128}) b->Args({M, nk[0], nk[1], static_cast<int>(WeightType::kBF16), 2});
   // Quantized weights (GB/s counts data + scales): decode shapes at M = 1, 4 (four beams; int8 takes the
   // four-row broadcast kernel there, q4 one broadcast per row) and 8, and GEMM at M = 512.
   const int64_t QNK[][2] = {{262144, 640}, {2048, 640}, {640, 2048}, {1024, 640}};

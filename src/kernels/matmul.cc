@@ -190,30 +190,37 @@ void gemm_bf16_panels(int64_t M, int64_t N, int64_t Kp, const uint16_t* A, int64
 void prefetch_decode_shares(std::initializer_list<const WeightMatrix*> ws) {
   const int T = team_size();
   if (T <= 1) return;
+  // What the decode kernels stream: a bf16 matrix's panels where it has them (the same rows in the same
+  // order), else its data.
+  const auto bytes = [](const WeightMatrix& w) {
+    return w.gemm_panels ? bf16_gemm_panel_words(w.rows, w.cols) * 4 : weight_matrix_data_bytes(w);
+  };
   int64_t total = 0;
-  for (const WeightMatrix* w : ws) total += weight_matrix_data_bytes(*w);
+  for (const WeightMatrix* w : ws) total += bytes(*w);
   // Member 1's share starts total / T bytes in (member 0, the master, streams its own): from there to the
   // end of the matrix it falls in, which the waiting members split (for T = 2 exactly member 1's share).
   int64_t at = total / T;
   for (const WeightMatrix* w : ws) {
-    const int64_t b = weight_matrix_data_bytes(*w);
+    const int64_t b = bytes(*w);
     if (at < b) {
-      team_prefetch(static_cast<const char*>(w->data) + at, static_cast<size_t>(b - at));
+      const void* base = w->gemm_panels ? static_cast<const void*>(w->gemm_panels) : w->data;
+      team_prefetch(static_cast<const char*>(base) + at, static_cast<size_t>(b - at));
       return;
     }
     at -= b;
   }
 }
 
-// Products whose rows are independent of M on every path here (the VNNI GEMM does the decode arithmetic):
-// row_stable needs no split into groups of kRowStableGroup rows.
-static bool rows_independent_of_m(WeightType t) {
+// Products whose rows are independent of M on every path here (the VNNI GEMM does the decode arithmetic;
+// the vdpbf16ps decode kernels the GEMM's): row_stable needs no split into groups of kRowStableGroup rows.
+static bool rows_independent_of_m(WeightType t, const MatmulOptions& opt) {
+  if (t == WeightType::kBF16) return opt.x_is_bf16 && gemm_bf16_available();
   return active_isa() == Isa::kAvx512 && vnni_gemm(kern::kDecodeMaxM + 1, t);
 }
 
 void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy,
             const MatmulOptions& opt) {
-  if (opt.row_stable && M > kRowStableGroup && !rows_independent_of_m(W.type)) {
+  if (opt.row_stable && M > kRowStableGroup && !rows_independent_of_m(W.type, opt)) {
     for (int64_t m0 = 0; m0 < M; m0 += kRowStableGroup)
       matmul_isa(active_isa(), X + m0 * ldx, std::min(kRowStableGroup, M - m0), ldx, W, Y + m0 * ldy, ldy, opt);
     return;
@@ -225,7 +232,7 @@ void matmul_parts(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts
   check_part_count(n);  // also on the row-stable path, which does not reach matmul_parts_isa
   bool split = false;  // row-stable rows in groups, unless every part's rows are independent of M anyway
   if (opt.row_stable && M > kRowStableGroup)
-    for (int i = 0; i < n; ++i) split = split || !rows_independent_of_m(parts[i].w->type);
+    for (int i = 0; i < n; ++i) split = split || !rows_independent_of_m(parts[i].w->type, opt);
   if (split) {
     for (int i = 0; i < n; ++i) matmul(X, M, ldx, *parts[i].w, parts[i].y, parts[i].ldy, opt);
     round_outputs(parts, n, M);

@@ -58,9 +58,10 @@ struct WeightMatrix {
   const void* data = nullptr;
   const uint16_t* scales = nullptr;  // Q8/Q4 only: fp16 group scales (in tiles, see above)
   // Optional, BF16 only: the same matrix packed once (at load) by pack_bf16_gemm_panels. The vdpbf16ps
-  // GEMM (M > 8 rows) then reads these panels instead of packing `data` into cache on every call, which
-  // was 14% of a 128-token encode; the results are the same bits. Every other kernel reads `data`, which
-  // stays valid.
+  // kernels then read these panels: the GEMM (M > 8 rows) instead of packing `data` into cache on every
+  // call (14% of a 128-token encode), the decode kernels (M <= 8) instead of transposing `data` in
+  // registers; the results are the same bits. weight_row_f32 reads a row from them too (embedding lookups
+  // of a packed LM head). Every other kernel reads `data`, which stays valid.
   const uint32_t* gemm_panels = nullptr;
 };
 
@@ -90,7 +91,7 @@ struct MatmulOptions {
   // Each row's result must not depend on how many rows are multiplied together (a decoder batch
   // row must equal the same request run alone): rows go through the decode path in groups of at
   // most kRowStableGroup, whose per-row summation order is independent of M (Q8/Q4 on AVX512_VNNI:
-  // in one product, whose rows never depend on M).
+  // in one product, whose rows never depend on M; bf16 with x_is_bf16 on AVX512_BF16 likewise).
   bool row_stable = false;
 };
 inline constexpr int64_t kRowStableGroup = 8;
@@ -112,8 +113,10 @@ inline constexpr int64_t kRowStableGroup = 8;
 // dequantized weights rounded to bf16 on vdpbf16ps, which it replaced (an int8 128-token encode 53 -> 37.5
 // ms; BENCHMARKS.md, twenty-second session).
 // bf16 weights with x_is_bf16 on AVX512_BF16 (matmul_avx512.cc) use vdpbf16ps: each output is one fp32
-// chain over the (k, k+1) pairs, whose pair sums round differently from two FMAs (bf16 noise, see
-// tests/model); still independent of the threads and, up to 8 rows, of M.
+// chain over the (k, k+1) pairs in order, each pair adding its odd product and then its even one (the
+// products of bf16 values are exact; bf16 noise against the fp32 order of the other paths, see
+// tests/model): the same bits at any M (decode kernels and GEMM alike), from `data` or gemm_panels, on
+// any thread count, so row_stable needs no split there.
 void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy,
             const MatmulOptions& opt = {});
 

@@ -56,86 +56,6 @@ inline uint32_t hi16(float f) {
   return u >> 16;  // exact: the caller guarantees f is a bf16 value
 }
 
-// Decode regime: rows streamed one at a time in memory order (see gemv in matmul_impl.inl). A block is
-// 4 x 32 bf16 (four 64-byte lines), one accumulator per line; result hsum((a0 + a1) + (a2 + a3)).
-constexpr int64_t kBdBlock = 128;
-constexpr int64_t kBdPrefetchBytes = 1024;  // 2048-8192 measured no different on the streamed LM head
-
-template <int MC, bool PREFETCH>
-void bd_gemv_row(const uint16_t* w, int64_t K, const uint16_t* xb, int64_t K2, float* y, int64_t ldy) {
-  __m512 acc[MC][4];
-#pragma GCC unroll 8
-  for (int m = 0; m < MC; ++m)
-#pragma GCC unroll 4
-    for (int q = 0; q < 4; ++q) acc[m][q] = _mm512_setzero_ps();
-  auto block = [&](const uint16_t* p, int64_t k) {
-#pragma GCC unroll 4
-    for (int q = 0; q < 4; ++q) {
-      const __m512i wv = _mm512_loadu_si512(p + q * 32);
-#pragma GCC unroll 8
-      for (int m = 0; m < MC; ++m)
-        acc[m][q] = _mm512_dpbf16_ps(acc[m][q], as_bh(_mm512_loadu_si512(xb + m * K2 + k + q * 32)), as_bh(wv));
-    }
-  };
-  const int64_t nfull = K / kBdBlock;
-  for (int64_t blk = 0; blk < nfull; ++blk) {
-    const uint16_t* p = w + blk * kBdBlock;
-    if constexpr (PREFETCH) {
-#pragma GCC unroll 4
-      for (int o = 0; o < 256; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p) + kBdPrefetchBytes + o, _MM_HINT_T0);
-    }
-    block(p, blk * kBdBlock);
-  }
-  if (nfull * kBdBlock < K) {
-    alignas(64) uint16_t buf[kBdBlock];
-    std::memset(buf, 0, sizeof(buf));
-    std::memcpy(buf, w + nfull * kBdBlock, static_cast<size_t>(K - nfull * kBdBlock) * 2);
-    block(buf, nfull * kBdBlock);
-  }
-#pragma GCC unroll 8
-  for (int m = 0; m < MC; ++m)
-    y[m * ldy] = V::hsum(_mm512_add_ps(_mm512_add_ps(acc[m][0], acc[m][1]), _mm512_add_ps(acc[m][2], acc[m][3])));
-}
-
-// X rows per pass: 4 x 4 accumulators; 8 rows (32 accumulators, every zmm register) spilled.
-constexpr int kBdGemvMC = 4;
-
-template <bool PREFETCH, int MC = kBdGemvMC>
-void bd_gemv_row_dispatch(int mc, const uint16_t* w, int64_t K, const uint16_t* xb, int64_t K2, float* y, int64_t ldy) {
-  if (mc == MC) bd_gemv_row<MC, PREFETCH>(w, K, xb, K2, y, ldy);
-  else if constexpr (MC > 1) bd_gemv_row_dispatch<PREFETCH, MC - 1>(mc, w, K, xb, K2, y, ldy);
-}
-
-// Y_p = X·W_pᵀ for the parts (bf16, one K), M <= kGemvMaxM: one schedule for all the parts (the
-// decode schedule of the quantized kernels, for_each_range: q, k, v and gate, up each meet the threads
-// once), rows streamed in memory order, passes of kBdGemvMC X rows, the first streaming the row. (The
-// quantized kernels' far prefetch into L2 made the streamed LM head slower here: 47-51 -> 42-44 GB/s.)
-void bd_gemv(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int np) {
-  const int64_t K = parts[0].w->cols;
-  const int64_t K2 = cdiv(K, kBdBlock) * kBdBlock;
-  uint16_t* xb = static_cast<uint16_t*>(kern::scratch(kern::kScratchX, static_cast<size_t>(M * K2 + 32) * 2));
-  for (int64_t m = 0; m < M; ++m)
-    for (int64_t k = 0; k < K2; ++k) xb[m * K2 + k] = k < K ? static_cast<uint16_t>(hi16(X[m * ldx + k])) : 0;
-  const int64_t rs = K * 2;
-  int64_t N[kMaxMatmulParts];
-  const bool parallel = part_rows(parts, np, rs, N);
-  // for_each_part_row_pass's plan written out (as gemv_rows_range does): through that helper the cache-resident
-  // M = 8 product measured 8% slower (bench_kernels BM_Matmul/M:8/N:2048/K:640/wtype:1/xbf16:1).
-  for_each_range(N, np, 1, rs, parallel, [&](int p, int64_t n0, int64_t n1) {
-    const uint16_t* base = static_cast<const uint16_t*>(parts[p].w->data);
-    const int64_t ldy = parts[p].ldy;
-    float* y = parts[p].y;
-    for (int64_t n = n0; n < n1; ++n) {
-      for (int64_t m0 = 0; m0 < M;) {
-        const int mc = static_cast<int>(cdiv(M - m0, cdiv(M - m0, kBdGemvMC)));
-        if (m0 == 0) bd_gemv_row_dispatch<true>(mc, base + n * K, K, xb, K2, y + n, ldy);
-        else bd_gemv_row_dispatch<false>(mc, base + n * K, K, xb + m0 * K2, K2, y + m0 * ldy + n, ldy);
-        m0 += mc;
-      }
-    }
-  });
-}
-
 // GEMM regime: the vdpbf16ps register tile, C[MR x 16 NV] (+)= A·B over kp (k, k+1) pairs, fp32 chains.
 // B: pair panels (dwords, low half = even k), ldbk dwords from one pair to the next. A: PACKED, pairs as
 // [kp][kMR] dwords (PackBf16Dot::pack_a); else bf16 row-major (lda elements) read in place, each pair a
@@ -316,6 +236,255 @@ struct PackBf16Dot {
     }
   }
 };
+
+// Decode regime (M <= kGemvMaxM) of the vdpbf16ps path. Every output is one fp32 chain over the (k, k+1)
+// pairs in order, exactly as the GEMM's bd_ukernel computes it, so a row's result is the same bits at any M
+// (decode or GEMM), from either weight layout and on any thread count. The weights are read as the GEMM's
+// pair panels of kNR = 32 rows: WeightMatrix::gemm_panels where packed at load (--weight-memory huge-pages,
+// a bf16 model's decode-step matrices and encoder), else transposed from the row-major matrix in registers
+// (bd_row_block). Why panels: a 64-byte line holds one pair of 16 rows, so vdpbf16ps accumulates 16 outputs
+// with no horizontal sums, and 8 X rows cost 8 vdpbf16ps per line, where the row-major kernel this
+// replaced (four accumulators per output, summed at the end) ran out of registers at 4 rows and read each
+// line twice: the LM head at M = 8 runs 15-25% faster, the 270m's batch-8 decode 28-36% (BENCHMARKS.md,
+// twenty-sixth session).
+//
+// X as bf16 pairs interleaved by pair, xi[kk · MP + m] (MP = M rounded up to even, rows past M zero):
+// one 64-bit broadcast gives X rows 2h and 2h + 1 to the even and odd lanes, and each line of weights
+// meets it twice, as loaded and with its adjacent rows swapped, so that the even lanes accumulate row 2h
+// against the weight rows of both parities and the odd lanes row 2h + 1: half the broadcasts.
+template <int H>
+T5G_QINLINE void bd_panel_rows(const uint32_t* P, int64_t Kp, const uint32_t* xi, __m512 (&out)[2 * H][2]) {
+  __m512 a[2][2][H];  // [line][as loaded, swapped][row pair]
+  static_for<H>([&](auto h) T5G_QLAMBDA {
+    for (int l = 0; l < 2; ++l) a[l][0][h.value] = a[l][1][h.value] = _mm512_setzero_ps();
+  });
+  for (int64_t kk = 0; kk < Kp; ++kk) {
+    const __m512i w0 = _mm512_loadu_si512(P + kk * kNR), w1 = _mm512_loadu_si512(P + kk * kNR + 16);
+    const __m512i s0 = _mm512_shuffle_epi32(w0, _MM_PERM_CDAB), s1 = _mm512_shuffle_epi32(w1, _MM_PERM_CDAB);
+    static_for<H>([&](auto h) T5G_QLAMBDA {
+      long long pairs;
+      std::memcpy(&pairs, xi + kk * 2 * H + 2 * h.value, 8);
+      const __m512i x = _mm512_set1_epi64(pairs);
+      a[0][0][h.value] = _mm512_dpbf16_ps(a[0][0][h.value], as_bh(x), as_bh(w0));
+      a[0][1][h.value] = _mm512_dpbf16_ps(a[0][1][h.value], as_bh(x), as_bh(s0));
+      a[1][0][h.value] = _mm512_dpbf16_ps(a[1][0][h.value], as_bh(x), as_bh(w1));
+      a[1][1][h.value] = _mm512_dpbf16_ps(a[1][1][h.value], as_bh(x), as_bh(s1));
+    });
+  }
+  // Row 2h: the even lanes' weight rows in a[.][0], the odd lanes' in the even neighbour of a[.][1]; row
+  // 2h + 1 the other way round.
+  static_for<H>([&](auto h) T5G_QLAMBDA {
+    for (int l = 0; l < 2; ++l) {
+      const __m512 sw = _mm512_permute_ps(a[l][1][h.value], 0xB1);
+      out[2 * h.value][l] = _mm512_mask_mov_ps(a[l][0][h.value], 0xAAAA, sw);
+      out[2 * h.value + 1][l] = _mm512_mask_mov_ps(a[l][0][h.value], 0x5555, sw);
+    }
+  });
+}
+
+// M = 1: NP panels side by side (ldp dwords apart), two chains each: 2·NP chains hide the instruction's
+// latency and NP streams keep the memory busy.
+template <int NP>
+T5G_QINLINE void bd_panels_row(const uint32_t* P, int64_t ldp, int64_t Kp, const uint32_t* xi, __m512 (&out)[NP][2]) {
+  __m512 a[NP][2];
+  static_for<NP>([&](auto i) T5G_QLAMBDA { a[i.value][0] = a[i.value][1] = _mm512_setzero_ps(); });
+  for (int64_t kk = 0; kk < Kp; ++kk) {
+    const __m512i x = _mm512_set1_epi32(static_cast<int>(xi[2 * kk]));
+    static_for<NP>([&](auto i) T5G_QLAMBDA {
+      const uint32_t* p = P + i.value * ldp + kk * kNR;
+      a[i.value][0] = _mm512_dpbf16_ps(a[i.value][0], as_bh(x), as_bh(_mm512_loadu_si512(p)));
+      a[i.value][1] = _mm512_dpbf16_ps(a[i.value][1], as_bh(x), as_bh(_mm512_loadu_si512(p + 16)));
+    });
+  }
+  static_for<NP>([&](auto i) T5G_QLAMBDA {
+    out[i.value][0] = a[i.value][0];
+    out[i.value][1] = a[i.value][1];
+  });
+}
+
+// Panels the M = 1 kernel takes side by side.
+constexpr int kBdDecodePanels = 4;
+
+// Stores panel output vectors: out[m][l] holds rows r0 + 16 l .. of X row m; rows at or past N are dropped.
+T5G_QINLINE void bd_store(const __m512 (*out)[2], int M, int64_t r0, int64_t N, float* y, int64_t ldy) {
+  for (int l = 0; l < 2; ++l) {
+    const int64_t r = r0 + 16 * l, valid = imin(16, N - r);
+    if (valid <= 0) break;
+    const __mmask16 mk = V::mask(static_cast<int>(valid));
+    for (int m = 0; m < M; ++m) _mm512_mask_storeu_ps(y + m * ldy + r, mk, out[m][l]);
+  }
+}
+
+template <int H>
+void bd_decode_rows(const uint32_t* P, int64_t Kp, const uint32_t* xi, int M, int64_t r0, int64_t N, float* y,
+                    int64_t ldy) {
+  __m512 out[2 * H][2];
+  bd_panel_rows<H>(P, Kp, xi, out);
+  bd_store(out, M, r0, N, y, ldy);
+}
+
+template <int NP>
+void bd_decode_row(const uint32_t* P, int64_t ldp, int64_t Kp, const uint32_t* xi, int64_t r0, int64_t N, float* y) {
+  __m512 out[NP][2];
+  bd_panels_row<NP>(P, ldp, Kp, xi, out);
+  for (int i = 0; i < NP; ++i) bd_store(&out[i], 1, r0 + i * kNR, N, y, 0);
+}
+
+// The same products from a row-major matrix (no panels: --weight-memory mapped, or a matrix not packed at
+// load), with the same arithmetic: 16 rows x 16 pairs at a time are loaded and transposed in registers
+// into the 16 panel lines of those pairs (transpose16), which then go through the same vdpbf16ps steps in
+// the same order. Packing each panel into a buffer first (PackBf16Dot::pack_b, then the panel kernel)
+// measured twice as slow on the streamed LM head. Each row's line is prefetched one group of rows ahead
+// (AHEAD rows further on): a group reads its 16 rows' lines side by side, which the hardware prefetchers
+// do not follow (without it the streamed LM head at M = 1 took 22 ms instead of 8.5).
+template <int AHEAD>
+T5G_QINLINE void bd_row_block(const uint16_t* w, int64_t K, int64_t r, int64_t N, int64_t b, __m512 (&t)[16]) {
+  const int64_t left = K - 32 * b;  // elements of each row from pair 16b on
+  const __mmask32 mk = left >= 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << left) - 1u);
+  // One running row pointer (the compiler otherwise keeps 32 row and prefetch addresses, spilled).
+  const char* p = reinterpret_cast<const char*>(w + r * K + 32 * b);
+  const int64_t rs = K * 2, ahead = AHEAD * rs;
+  if (r + 16 + AHEAD <= N) {  // all 16 rows, and the group after them
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) {
+      t[i] = _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(mk, p));
+      _mm_prefetch(p + ahead, _MM_HINT_T1);
+      p += rs;
+      asm("" : "+r"(p));
+    }
+  } else {
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) {
+      t[i] = r + i < N ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(mk, p)) : _mm512_setzero_ps();
+      p += rs;
+      asm("" : "+r"(p));
+    }
+  }
+  transpose16(t);
+}
+
+// Rows r .. r + 16·G - 1 of a row-major matrix, X row 0 only (M = 1): G groups of 16 rows, one chain each.
+template <int G>
+void bd_decode_row_rm(const uint16_t* w, int64_t K, int64_t Kp, const uint32_t* xi, int64_t r, int64_t N, float* y) {
+  __m512 a[G];
+  for (int g = 0; g < G; ++g) a[g] = _mm512_setzero_ps();
+  // Pairs 16b .. 16b + jn - 1 (the full blocks inline it with jn = 16: no test left in the loop).
+  const auto block = [&](int64_t b, int jn) T5G_QLAMBDA {
+    static_for<G>([&](auto g) T5G_QLAMBDA {
+      __m512 t[16];
+      bd_row_block<16 * G>(w, K, r + 16 * g.value, N, b, t);
+      static_for<16>([&](auto j) T5G_QLAMBDA {  // (a runtime index into t would put it on the stack)
+        if (j.value < jn) {
+          const __m512i x = _mm512_set1_epi32(static_cast<int>(xi[2 * (16 * b + j.value)]));
+          a[g.value] = _mm512_dpbf16_ps(a[g.value], as_bh(x), as_bh(_mm512_castps_si512(t[j.value])));
+        }
+      });
+    });
+  };
+  const int64_t full = Kp / 16;
+  for (int64_t b = 0; b < full; ++b) block(b, 16);
+  if (full * 16 < Kp) block(full, static_cast<int>(Kp - full * 16));
+  for (int g = 0; g < G; ++g) {
+    const int64_t valid = imin(16, N - r - 16 * g);
+    if (valid > 0) _mm512_mask_storeu_ps(y + r + 16 * g, V::mask(static_cast<int>(valid)), a[g]);
+  }
+}
+
+// Rows r .. r + 15 of a row-major matrix, X rows 0 .. 2H - 1 (the pairing of bd_panel_rows).
+template <int H>
+void bd_decode_rows_rm(const uint16_t* w, int64_t K, int64_t Kp, const uint32_t* xi, int M, int64_t r, int64_t N,
+                       float* y, int64_t ldy) {
+  __m512 a[2][H];
+  static_for<H>([&](auto h) T5G_QLAMBDA { a[0][h.value] = a[1][h.value] = _mm512_setzero_ps(); });
+  const auto block = [&](int64_t b, int jn) T5G_QLAMBDA {  // as in bd_decode_row_rm
+    __m512 t[16];
+    bd_row_block<16>(w, K, r, N, b, t);
+    static_for<16>([&](auto j) T5G_QLAMBDA {
+      if (j.value >= jn) return;
+      const __m512i w0 = _mm512_castps_si512(t[j.value]), s0 = _mm512_shuffle_epi32(w0, _MM_PERM_CDAB);
+      const int64_t kk = 16 * b + j.value;
+      static_for<H>([&](auto h) T5G_QLAMBDA {
+        long long pairs;
+        std::memcpy(&pairs, xi + kk * 2 * H + 2 * h.value, 8);
+        const __m512i x = _mm512_set1_epi64(pairs);
+        a[0][h.value] = _mm512_dpbf16_ps(a[0][h.value], as_bh(x), as_bh(w0));
+        a[1][h.value] = _mm512_dpbf16_ps(a[1][h.value], as_bh(x), as_bh(s0));
+      });
+    });
+  };
+  const int64_t full = Kp / 16;
+  for (int64_t b = 0; b < full; ++b) block(b, 16);
+  if (full * 16 < Kp) block(full, static_cast<int>(Kp - full * 16));
+  const int64_t valid = imin(16, N - r);
+  const __mmask16 mk = V::mask(static_cast<int>(valid));
+  static_for<H>([&](auto h) T5G_QLAMBDA {
+    const __m512 sw = _mm512_permute_ps(a[1][h.value], 0xB1);
+    const int m = 2 * h.value;
+    _mm512_mask_storeu_ps(y + m * ldy + r, mk, _mm512_mask_mov_ps(a[0][h.value], 0xAAAA, sw));
+    if (m + 1 < M) _mm512_mask_storeu_ps(y + (m + 1) * ldy + r, mk, _mm512_mask_mov_ps(a[0][h.value], 0x5555, sw));
+  });
+}
+
+// Y_p = X·W_pᵀ for the parts (bf16, one K), M <= kGemvMaxM: one schedule for all the parts (the decode
+// schedule of the quantized kernels, for_each_range, in units of a panel: q, k, v and gate, up each meet
+// the threads once), panels streamed in memory order.
+void bd_gemv(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int np) {
+  const int64_t K = parts[0].w->cols, Kp = cdiv(K, 2), MP = M + (M & 1);
+  uint32_t* xi = static_cast<uint32_t*>(kern::scratch(kern::kScratchX, static_cast<size_t>(Kp * MP + 16) * 4));
+  for (int64_t kk = 0; kk < Kp; ++kk)
+    for (int64_t m = 0; m < MP; ++m) {
+      const float* x = X + m * ldx;
+      xi[kk * MP + m] = m >= M ? 0u : hi16(x[2 * kk]) | (2 * kk + 1 < K ? hi16(x[2 * kk + 1]) << 16 : 0u);
+    }
+  const int64_t rs = K * 2, ldp = kNR * Kp;  // a panel: kNR rows of Kp pairs
+  int64_t N[kMaxMatmulParts];
+  const bool parallel = part_rows(parts, np, rs, N);
+  for_each_range(N, np, kNR, rs, parallel, [&](int p, int64_t n0, int64_t n1) {
+    const WeightMatrix& W = *parts[p].w;
+    const int64_t ldy = parts[p].ldy;
+    float* y = parts[p].y;
+    if (!W.gemm_panels) {
+      const uint16_t* w = static_cast<const uint16_t*>(W.data);
+      for (int64_t r = n0; r < n1; r += kNR) {  // r: a multiple of kNR
+        if (M == 1) {  // (four groups, 64 rows, measured 5-20% slower)
+          bd_decode_row_rm<2>(w, K, Kp, xi, r, N[p], y);
+          continue;
+        }
+        for (int64_t h = r; h < imin(r + kNR, n1); h += 16) {
+          const int m = static_cast<int>(M);
+          switch (MP / 2) {
+            case 1: bd_decode_rows_rm<1>(w, K, Kp, xi, m, h, N[p], y, ldy); break;
+            case 2: bd_decode_rows_rm<2>(w, K, Kp, xi, m, h, N[p], y, ldy); break;
+            case 3: bd_decode_rows_rm<3>(w, K, Kp, xi, m, h, N[p], y, ldy); break;
+            default: bd_decode_rows_rm<4>(w, K, Kp, xi, m, h, N[p], y, ldy); break;
+          }
+        }
+      }
+      return;
+    }
+    for (int64_t r = n0; r < n1;) {  // r: a multiple of kNR
+      const uint32_t* P = W.gemm_panels + (r / kNR) * ldp;
+      const int64_t panels = M == 1 ? imin(kBdDecodePanels, cdiv(n1 - r, kNR)) : 1;
+      if (M == 1) {
+        switch (panels) {
+          case 4: bd_decode_row<4>(P, ldp, Kp, xi, r, N[p], y); break;
+          case 3: bd_decode_row<3>(P, ldp, Kp, xi, r, N[p], y); break;
+          case 2: bd_decode_row<2>(P, ldp, Kp, xi, r, N[p], y); break;
+          default: bd_decode_row<1>(P, ldp, Kp, xi, r, N[p], y); break;
+        }
+      } else {
+        const int m = static_cast<int>(M);
+        switch (MP / 2) {
+          case 1: bd_decode_rows<1>(P, Kp, xi, m, r, N[p], y, ldy); break;
+          case 2: bd_decode_rows<2>(P, Kp, xi, m, r, N[p], y, ldy); break;
+          case 3: bd_decode_rows<3>(P, Kp, xi, m, r, N[p], y, ldy); break;
+          default: bd_decode_rows<4>(P, Kp, xi, m, r, N[p], y, ldy); break;
+        }
+      }
+      r += panels * kNR;
+    }
+  });
+}
 
 // GEMM regime (M > kGemvMaxM) of the vdpbf16ps path, for one product or several of the same X and K
 // (matmul_parts: q, k, v; gate, up). X is packed once per block of kBdRowBlock rows into bf16-pair row

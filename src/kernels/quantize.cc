@@ -56,6 +56,12 @@ void weight_row_f32(const WeightMatrix& w, int64_t r, float* out) {
   switch (w.type) {
     case WeightType::kF32: std::memcpy(out, static_cast<const float*>(w.data) + r * K, K * sizeof(float)); return;
     case WeightType::kBF16: {
+      if (w.gemm_panels) {  // the same values from the panels (pair kk of row r: one dword of each line)
+        const int64_t width = gemm_bf16_panel_width(), Kp = (K + 1) / 2;
+        const uint32_t* p = w.gemm_panels + (r / width) * width * Kp + r % width;
+        for (int64_t k = 0; k < K; ++k) out[k] = bf16_to_f32(static_cast<uint16_t>(p[(k / 2) * width] >> (16 * (k % 2))));
+        return;
+      }
       const uint16_t* p = static_cast<const uint16_t*>(w.data) + r * K;
       for (int64_t k = 0; k < K; ++k) out[k] = bf16_to_f32(p[k]);
       return;

@@ -15,7 +15,12 @@ void embed_row(const WeightMatrix& e, int64_t id, float* out) {
   const int64_t H = e.cols;
   switch (e.type) {
     case WeightType::kF32: std::memcpy(out, static_cast<const float*>(e.data) + id * H, H * sizeof(float)); break;
-    case WeightType::kBF16: convert_bf16_to_f32(static_cast<const uint16_t*>(e.data) + id * H, out, H); break;
+    case WeightType::kBF16:
+      // Packed into the decode kernel's panels (huge-page weights): read there, where the decode step
+      // streams it anyway, instead of faulting the released mapped pages back in (64 KB around each row).
+      if (e.gemm_panels) weight_row_f32(e, id, out);
+      else convert_bf16_to_f32(static_cast<const uint16_t*>(e.data) + id * H, out, H);
+      break;
     case WeightType::kF16: convert_f16_to_f32(static_cast<const uint16_t*>(e.data) + id * H, out, H); break;
     default: weight_row_f32(e, id, out); break;  // quantized table
   }

@@ -418,16 +418,25 @@ size_t pack_encoder_matrices(ModelWeights& w) {
 
 void move_decode_matrices_to_huge_pages(ModelWeights& w) {
   const std::vector<WeightMatrix*> hot = decode_step_matrices(w);
+  // A bf16 model whose products run on vdpbf16ps gets its bf16 decode matrices packed into that kernel's
+  // panels instead of copied as they are: the decode kernel then streams 16 rows per line (kernels/matmul.h).
+  const bool pack = gemm_bf16_available() && w.precision == Precision::kBF16;
+  const auto packs = [&](const WeightMatrix& m) { return pack && m.type == WeightType::kBF16; };
+  const auto panel_bytes = [](const WeightMatrix& m) {
+    return static_cast<size_t>(bf16_gemm_panel_words(m.rows, m.cols)) * sizeof(uint32_t);
+  };
   const auto scale_bytes = [](const WeightMatrix& m) {
     return is_quantized(m.type) ? static_cast<size_t>(quant_scale_count(m.rows, m.cols)) * 2 : size_t{0};
   };
   const auto data_bytes = [](const WeightMatrix& m) { return static_cast<size_t>(weight_matrix_data_bytes(m)); };
   size_t total = 0;
-  for (const WeightMatrix* m : hot) total += align_up(data_bytes(*m)) + align_up(scale_bytes(*m));
+  for (const WeightMatrix* m : hot)
+    total += packs(*m) ? align_up(panel_bytes(*m)) : align_up(data_bytes(*m)) + align_up(scale_bytes(*m));
   AlignedBytes arena(total);
   std::unordered_map<const void*, size_t> owned_at;  // a buffer converted at load -> its index in w.owned
   for (size_t i = 0; i < w.owned.size(); ++i) owned_at.emplace(w.owned[i].data(), i);
   std::unordered_map<const void*, const void*> moved;  // old address -> new
+  std::unordered_map<const void*, const uint32_t*> packed;  // data -> its panels
   size_t off = 0;
   const auto move = [&](const void* src, size_t n) -> const void* {
     if (auto it = moved.find(src); it != moved.end()) return it->second;
@@ -447,6 +456,21 @@ void move_decode_matrices_to_huge_pages(ModelWeights& w) {
     return dst;
   };
   for (WeightMatrix* m : hot) {
+    if (packs(*m)) {
+      // `data` stays where it is (embedding lookups and t5g quantize read it): a converted buffer is kept,
+      // mapped pages are released (the few rows an embedding lookup reads fault back in).
+      if (auto it = packed.find(m->data); it != packed.end()) {
+        m->gemm_panels = it->second;
+        continue;
+      }
+      uint32_t* out = reinterpret_cast<uint32_t*>(arena.data() + off);
+      off += align_up(panel_bytes(*m));
+      pack_bf16_gemm_panels(*m, out);
+      m->gemm_panels = out;
+      packed.emplace(m->data, out);
+      if (!owned_at.contains(m->data)) release_mapped_pages(m->data, data_bytes(*m));
+      continue;
+    }
     const size_t sb = scale_bytes(*m);
     m->data = move(m->data, data_bytes(*m));
     if (sb) m->scales = static_cast<const uint16_t*>(move(m->scales, sb));

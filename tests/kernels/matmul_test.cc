@@ -293,6 +293,12 @@ TEST(Matmul, Bf16GemmPanelsPackedAtLoadSameBits) {
         ASSERT_EQ(panels[(n / w) * w * Kp + kk * w + n % w], at(2 * kk) | at(2 * kk + 1) << 16) << n << "," << kk;
       }
     packed.gemm_panels = panels.data();
+    // A row read back from the panels (an embedding lookup of a packed table) is the stored row.
+    std::vector<float> row(static_cast<size_t>(K));
+    for (int64_t n : {int64_t(0), N / 2, N - 1}) {
+      weight_row_f32(packed, n, row.data());
+      ASSERT_EQ(0, std::memcmp(row.data(), wt.f32.data() + n * K, K * 4)) << "row " << n;
+    }
     MatmulOptions opt;
     opt.x_is_bf16 = true;
     for (int64_t M : {9, 37, 130, 500}) {  // (500: several row blocks, the plain part packed once per call)
@@ -317,6 +323,67 @@ TEST(Matmul, Bf16GemmPanelsPackedAtLoadSameBits) {
   f32.rows = f32.cols = 4;
   std::vector<uint32_t> out(static_cast<size_t>(bf16_gemm_panel_words(4, 4)));
   EXPECT_THROW(pack_bf16_gemm_panels(f32, out.data()), Error);
+}
+
+// The vdpbf16ps products (bf16 weights and X, AVX512_BF16), decode (M <= 8) and GEMM alike, from the
+// row-major matrix and from its panels packed at load: every output is bitwise one fp32 chain over the
+// (k, k+1) pairs in order, each pair adding its odd product and then its even one (vdpbf16ps: each
+// product of two bf16 values is exact in fp32, each addition rounds). So a row does not depend on M, the
+// layout, the threads or the other parts of matmul_parts. N = 203 / 45 end in partial panels and 16-row
+// groups; K odd ends in a half pair; K = 2048 and 1000 x 300 run multithreaded.
+TEST(Matmul, Bf16DotEveryOutputIsOneChainOverThePairs) {
+  if (!gemm_bf16_available()) GTEST_SKIP() << "no AVX512_BF16";
+  std::mt19937 rng(29);
+  const int saved = omp_get_max_threads();
+  for (auto [N, K] : {std::pair<int64_t, int64_t>{203, 701}, {45, 1}, {32, 7}, {17, 33}, {70, 64}, {96, 2048},
+                      {1000, 300}}) {
+    SCOPED_TRACE("N=" + std::to_string(N) + " K=" + std::to_string(K));
+    const Weights wt = make_weights(WeightType::kBF16, N, K, rng);
+    std::vector<uint32_t> panels(static_cast<size_t>(bf16_gemm_panel_words(N, K)));
+    WeightMatrix packed = wt.matrix();
+    pack_bf16_gemm_panels(packed, panels.data());
+    packed.gemm_panels = panels.data();
+    const WeightMatrix plain = wt.matrix();
+    const int64_t maxM = 20, ldy = N + 3;
+    const std::vector<float> x = make_x(maxM, K, rng, true);
+    std::vector<float> want(static_cast<size_t>(maxM * N));
+    for (int64_t m = 0; m < maxM; ++m)
+      for (int64_t n = 0; n < N; ++n) {
+        float acc = 0.f;
+        for (int64_t k = 0; k < K; k += 2) {
+          if (k + 1 < K) acc = std::fma(x[m * K + k + 1], wt.f32[n * K + k + 1], acc);
+          acc = std::fma(x[m * K + k], wt.f32[n * K + k], acc);
+        }
+        want[m * N + n] = acc;
+      }
+    MatmulOptions opt;
+    opt.x_is_bf16 = true;
+    for (int threads : {2, 1, 3}) {
+      omp_set_num_threads(threads);
+      for (int64_t M : {1, 2, 3, 4, 5, 6, 7, 8, 9, 20}) {
+        if (threads != 2 && M != 1 && M != 5 && M != 8) continue;
+        const int64_t m0 = maxM - M;
+        for (const WeightMatrix* w : {&plain, static_cast<const WeightMatrix*>(&packed)}) {
+          std::vector<float> y(static_cast<size_t>(M * ldy), kSentinel);
+          matmul(x.data() + m0 * K, M, K, *w, y.data(), ldy, opt);
+          for (int64_t m = 0; m < M; ++m)
+            for (int64_t n = 0; n < ldy; ++n) {
+              const float got = y[m * ldy + n], exp = n < N ? want[(m0 + m) * N + n] : kSentinel;
+              ASSERT_EQ(std::memcmp(&got, &exp, 4), 0) << (w->gemm_panels ? "panels" : "row-major") << " M=" << M
+                                                       << " threads=" << threads << " Y[" << m << "," << n
+                                                       << "] = " << got << ", the chain gives " << exp;
+            }
+        }
+        // Both layouts in one matmul_parts schedule (decode: the rows of both go out to the threads together).
+        std::vector<float> p0(static_cast<size_t>(M * N)), p1(p0.size());
+        const MatmulOut parts[] = {{&packed, p0.data(), N}, {&plain, p1.data(), N}};
+        matmul_parts(x.data() + m0 * K, M, K, parts, 2, opt);
+        ASSERT_EQ(0, std::memcmp(p0.data(), want.data() + m0 * N, p0.size() * 4)) << "parts, panels, M=" << M;
+        ASSERT_EQ(0, std::memcmp(p1.data(), want.data() + m0 * N, p1.size() * 4)) << "parts, row-major, M=" << M;
+      }
+    }
+  }
+  omp_set_num_threads(saved);
 }
 
 void check_gemm(Isa isa, int64_t M, int64_t N, int64_t K, bool bt, bool acc, int64_t pad, std::mt19937& rng) {

@@ -387,11 +387,13 @@ TEST(WeightMemory, HugePagesComputeTheSameAndMoveOnlyTheDecodeMatrices) {
   }
 }
 
-// --weight-memory huge-pages on a bf16 model also packs the encoder's projections into the vdpbf16ps
-// GEMM's panels (where that GEMM runs): every one of them gets its panels in one buffer, the decoder's
-// none, and an encode long enough for the GEMM (more than 8 tokens) gives the same bits as the mapped
-// model, as does the rest of the model.
-TEST(WeightMemory, HugePagesPackTheBf16EncoderForItsGemm) {
+// --weight-memory huge-pages on a bf16 model packs the encoder's projections and the decode step's
+// matrices into the vdpbf16ps kernels' panels (where those kernels run): every encoder matrix gets its
+// panels in one buffer, every decode-step matrix in the huge-page buffer, where its data stays in the
+// checkpoint's mmap (embedding lookups read the panels); an encode long enough for the GEMM (more than
+// 8 tokens) gives the same bits as the mapped model, as does the rest of the model (decode steps read the
+// panels there and the row-major matrices in the mapped model).
+TEST(WeightMemory, HugePagesPackTheBf16EncoderAndDecodeMatrices) {
   const std::string dir = test::vectors_dir() + "/tiny/model_bf16";
   auto mapped = load_model(dir, WeightFormat::kAsStored, WeightMemory::kMapped);
   auto huge = load_model(dir, WeightFormat::kAsStored, WeightMemory::kHugePages);
@@ -407,7 +409,24 @@ TEST(WeightMemory, HugePagesPackTheBf16EncoderForItsGemm) {
         EXPECT_TRUE(p >= arena.data() && p + bf16_gemm_panel_words(m->rows, m->cols) * 4 <= arena.data() + arena.size());
         EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % AlignedBytes::kAlign, 0u);
       }
-  for (const WeightMatrix* m : decode_step_matrices(std::as_const(huge->weights))) EXPECT_EQ(m->gemm_panels, nullptr);
+  const auto owned = [](const ModelWeights& w, const void* p) {
+    const auto a = reinterpret_cast<uintptr_t>(p);
+    for (const AlignedBytes& b : w.owned) {
+      const auto lo = reinterpret_cast<uintptr_t>(b.data());
+      if (a >= lo && a < lo + b.size()) return true;
+    }
+    return false;
+  };
+  for (const auto& ws : {&mapped->weights, &huge->weights})
+    for (const WeightMatrix* m : decode_step_matrices(*static_cast<const ModelWeights*>(ws))) {
+      ASSERT_EQ(m->gemm_panels != nullptr, packs && ws == &huge->weights);
+      EXPECT_FALSE(owned(*ws, m->data)) << "bf16 data stays in the checkpoint's mmap";
+      if (!m->gemm_panels) continue;
+      EXPECT_TRUE(owned(*ws, m->gemm_panels));
+      const uint8_t* p = reinterpret_cast<const uint8_t*>(m->gemm_panels);
+      EXPECT_FALSE(p >= arena.data() && p < arena.data() + arena.size()) << "in the decode buffer, not the encoder's";
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(m->gemm_panels) % AlignedBytes::kAlign, 0u);
+    }
   std::vector<int32_t> ids(37);
   for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(3 + (i * 7919) % 200);
   const EncoderInput in{ids.data(), static_cast<int64_t>(ids.size()), nullptr, 0};
