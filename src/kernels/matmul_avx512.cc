@@ -425,6 +425,19 @@ void bd_decode_rows_rm(const uint16_t* w, int64_t K, int64_t Kp, const uint32_t*
   });
 }
 
+// The kernels by row pairs of X (M >= 2: [MP / 2]) and by panels side by side (M = 1).
+using BdRowsPanelFn = void (*)(const uint32_t*, int64_t, const uint32_t*, int, int64_t, int64_t, float*, int64_t);
+using BdRowsRmFn = void (*)(const uint16_t*, int64_t, int64_t, const uint32_t*, int, int64_t, int64_t, float*, int64_t);
+using BdRowPanelsFn = void (*)(const uint32_t*, int64_t, int64_t, const uint32_t*, int64_t, int64_t, float*);
+constexpr BdRowsPanelFn kRowsPanel[] = {nullptr, &bd_decode_rows<1>, &bd_decode_rows<2>, &bd_decode_rows<3>,
+                                        &bd_decode_rows<4>};
+constexpr BdRowsRmFn kRowsRm[] = {nullptr, &bd_decode_rows_rm<1>, &bd_decode_rows_rm<2>, &bd_decode_rows_rm<3>,
+                                  &bd_decode_rows_rm<4>};
+constexpr BdRowPanelsFn kRowPanels[] = {nullptr, &bd_decode_row<1>, &bd_decode_row<2>, &bd_decode_row<3>,
+                                        &bd_decode_row<4>};
+static_assert(sizeof(kRowPanels) / sizeof(kRowPanels[0]) == kBdDecodePanels + 1);
+static_assert(2 * (sizeof(kRowsPanel) / sizeof(kRowsPanel[0]) - 1) == kGemvMaxM);
+
 // Y_p = X·W_pᵀ for the parts (bf16, one K), M <= kGemvMaxM: one schedule for all the parts (the decode
 // schedule of the quantized kernels, for_each_range, in units of a panel: q, k, v and gate, up each meet
 // the threads once), panels streamed in memory order.
@@ -450,37 +463,16 @@ void bd_gemv(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int
           bd_decode_row_rm<2>(w, K, Kp, xi, r, N[p], y);
           continue;
         }
-        for (int64_t h = r; h < imin(r + kNR, n1); h += 16) {
-          const int m = static_cast<int>(M);
-          switch (MP / 2) {
-            case 1: bd_decode_rows_rm<1>(w, K, Kp, xi, m, h, N[p], y, ldy); break;
-            case 2: bd_decode_rows_rm<2>(w, K, Kp, xi, m, h, N[p], y, ldy); break;
-            case 3: bd_decode_rows_rm<3>(w, K, Kp, xi, m, h, N[p], y, ldy); break;
-            default: bd_decode_rows_rm<4>(w, K, Kp, xi, m, h, N[p], y, ldy); break;
-          }
-        }
+        for (int64_t h = r; h < imin(r + kNR, n1); h += 16)
+          kRowsRm[MP / 2](w, K, Kp, xi, static_cast<int>(M), h, N[p], y, ldy);
       }
       return;
     }
     for (int64_t r = n0; r < n1;) {  // r: a multiple of kNR
       const uint32_t* P = W.gemm_panels + (r / kNR) * ldp;
       const int64_t panels = M == 1 ? imin(kBdDecodePanels, cdiv(n1 - r, kNR)) : 1;
-      if (M == 1) {
-        switch (panels) {
-          case 4: bd_decode_row<4>(P, ldp, Kp, xi, r, N[p], y); break;
-          case 3: bd_decode_row<3>(P, ldp, Kp, xi, r, N[p], y); break;
-          case 2: bd_decode_row<2>(P, ldp, Kp, xi, r, N[p], y); break;
-          default: bd_decode_row<1>(P, ldp, Kp, xi, r, N[p], y); break;
-        }
-      } else {
-        const int m = static_cast<int>(M);
-        switch (MP / 2) {
-          case 1: bd_decode_rows<1>(P, Kp, xi, m, r, N[p], y, ldy); break;
-          case 2: bd_decode_rows<2>(P, Kp, xi, m, r, N[p], y, ldy); break;
-          case 3: bd_decode_rows<3>(P, Kp, xi, m, r, N[p], y, ldy); break;
-          default: bd_decode_rows<4>(P, Kp, xi, m, r, N[p], y, ldy); break;
-        }
-      }
+      if (M == 1) kRowPanels[panels](P, ldp, Kp, xi, r, N[p], y);
+      else kRowsPanel[MP / 2](P, Kp, xi, static_cast<int>(M), r, N[p], y, ldy);
       r += panels * kNR;
     }
   });

@@ -457,8 +457,8 @@ void move_decode_matrices_to_huge_pages(ModelWeights& w) {
   };
   for (WeightMatrix* m : hot) {
     if (packs(*m)) {
-      // `data` stays where it is (embedding lookups and t5g quantize read it): a converted buffer is kept,
-      // mapped pages are released (the few rows an embedding lookup reads fault back in).
+      // `data` stays where it is (t5g quantize and the kernels of other ISAs read it): a converted buffer
+      // is kept, mapped pages are released (embedding lookups read the panels, weight_row_f32).
       if (auto it = packed.find(m->data); it != packed.end()) {
         m->gemm_panels = it->second;
         continue;
