@@ -142,8 +142,8 @@ void ModelArgs::add_to(CLI::App* c, bool with_threads, CrossKvFlag cross) {
   c->add_option("--weight-memory", weight_memory,
                 "Where the decoder's matrices and the LM head are kept: auto (huge pages where the kernel offers "
                 "them), mapped (in place in the mmap: fastest load) or huge-pages (copied at load into transparent "
-                "huge pages: faster decoding; a bf16 model's encoder matrices are also packed once for the bf16 "
-                "GEMM on CPUs with AVX512_BF16: faster encoding)")
+                "huge pages: faster decoding; on CPUs with AVX512_BF16 a bf16 model's decode and encoder matrices "
+                "are packed once into the bf16 kernels' panels instead: faster batched decoding and encoding)")
       ->capture_default_str();
   if (cross == CrossKvFlag::kAbsent) return;
   c->add_option("--cross-kv", cross_kv,
