@@ -214,7 +214,7 @@ void prefetch_decode_shares(std::initializer_list<const WeightMatrix*> ws) {
 // Products whose rows are independent of M on every path here (the VNNI GEMM does the decode arithmetic;
 // the vdpbf16ps decode kernels the GEMM's): row_stable needs no split into groups of kRowStableGroup rows.
 static bool rows_independent_of_m(WeightType t, const MatmulOptions& opt) {
-  if (t == WeightType::kBF16) return opt.x_is_bf16 && gemm_bf16_available();
+  if (t == WeightType::kBF16) return active_isa() == Isa::kAvx512 && avx512_bf16_dot(opt, t);
   return active_isa() == Isa::kAvx512 && vnni_gemm(kern::kDecodeMaxM + 1, t);
 }
 

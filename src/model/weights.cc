@@ -409,7 +409,8 @@ size_t pack_encoder_matrices(ModelWeights& w) {
     off += bytes(*m);
     pack_bf16_gemm_panels(*m, out);
     m->gemm_panels = out;
-    // Only the GEMV (an encode of at most 8 tokens) reads `data` now: mapped pages fault back in if it does.
+    // The vdpbf16ps products of every M read the panels now; `data` stays valid (mapped pages fault back in
+    // if another path reads it).
     if (!owned.contains(m->data)) release_mapped_pages(m->data, static_cast<size_t>(weight_matrix_bytes(*m)));
   }
   w.owned.push_back(std::move(arena));
