@@ -124,8 +124,11 @@ void matmul_parts_isa(Isa isa, const float* X, int64_t M, int64_t ldx, const Mat
     kern::avx512vnni::qmatmul_decode(X, M, ldx, parts, n);  // rounds as it stores
     return;
   }
-  if (best == Isa::kAvx512) kern::avx512::matmul_parts(X, M, ldx, parts, n, avx512_bf16_dot(opt, t));
-  else kern::avx2::matmul_parts(X, M, ldx, parts, n);
+  if (best == Isa::kAvx512) {
+    if (kern::avx512::matmul_parts(X, M, ldx, parts, n, avx512_bf16_dot(opt, t))) return;  // rounded as stored
+  } else {
+    kern::avx2::matmul_parts(X, M, ldx, parts, n);
+  }
   round_outputs(parts, n, M);
 }
 

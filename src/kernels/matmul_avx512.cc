@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/bf16_avx512.h"
 #include "kernels/matmul_internal.h"
 #include "util/bf16.h"
 
@@ -305,29 +306,36 @@ T5G_QINLINE void bd_panels_row(const uint32_t* P, int64_t ldp, int64_t Kp, const
 // Panels the M = 1 kernel takes side by side.
 constexpr int kBdDecodePanels = 4;
 
+// One vector of outputs, rounded to bf16 when rnd (MatmulOut::round_bf16: in registers, instead of a pass of
+// its own over a batch's logits after the product, 0.4-0.5 ms of a batch-8 step).
+T5G_QINLINE void bd_store_vec(float* y, __mmask16 mk, __m512 v, bool rnd) {
+  _mm512_mask_storeu_ps(y, mk, rnd ? round_bf16_16(v) : v);
+}
+
 // Stores panel output vectors: out[m][l] holds rows r0 + 16 l .. of X row m; rows at or past N are dropped.
-T5G_QINLINE void bd_store(const __m512 (*out)[2], int M, int64_t r0, int64_t N, float* y, int64_t ldy) {
+T5G_QINLINE void bd_store(const __m512 (*out)[2], int M, int64_t r0, int64_t N, float* y, int64_t ldy, bool rnd) {
   for (int l = 0; l < 2; ++l) {
     const int64_t r = r0 + 16 * l, valid = imin(16, N - r);
     if (valid <= 0) break;
     const __mmask16 mk = V::mask(static_cast<int>(valid));
-    for (int m = 0; m < M; ++m) _mm512_mask_storeu_ps(y + m * ldy + r, mk, out[m][l]);
+    for (int m = 0; m < M; ++m) bd_store_vec(y + m * ldy + r, mk, out[m][l], rnd);
   }
 }
 
 template <int H>
 void bd_decode_rows(const uint32_t* P, int64_t Kp, const uint32_t* xi, int M, int64_t r0, int64_t N, float* y,
-                    int64_t ldy) {
+                    int64_t ldy, bool rnd) {
   __m512 out[2 * H][2];
   bd_panel_rows<H>(P, Kp, xi, out);
-  bd_store(out, M, r0, N, y, ldy);
+  bd_store(out, M, r0, N, y, ldy, rnd);
 }
 
 template <int NP>
-void bd_decode_row(const uint32_t* P, int64_t ldp, int64_t Kp, const uint32_t* xi, int64_t r0, int64_t N, float* y) {
+void bd_decode_row(const uint32_t* P, int64_t ldp, int64_t Kp, const uint32_t* xi, int64_t r0, int64_t N, float* y,
+                   bool rnd) {
   __m512 out[NP][2];
   bd_panels_row<NP>(P, ldp, Kp, xi, out);
-  for (int i = 0; i < NP; ++i) bd_store(&out[i], 1, r0 + i * kNR, N, y, 0);
+  for (int i = 0; i < NP; ++i) bd_store(&out[i], 1, r0 + i * kNR, N, y, 0, rnd);
 }
 
 // The same products from a row-major matrix (no panels: --weight-memory mapped, or a matrix not packed at
@@ -365,7 +373,8 @@ T5G_QINLINE void bd_row_block(const uint16_t* w, int64_t K, int64_t r, int64_t N
 
 // Rows r .. r + 16·G - 1 of a row-major matrix, X row 0 only (M = 1): G groups of 16 rows, one chain each.
 template <int G>
-void bd_decode_row_rm(const uint16_t* w, int64_t K, int64_t Kp, const uint32_t* xi, int64_t r, int64_t N, float* y) {
+void bd_decode_row_rm(const uint16_t* w, int64_t K, int64_t Kp, const uint32_t* xi, int64_t r, int64_t N, float* y,
+                      bool rnd) {
   __m512 a[G];
   for (int g = 0; g < G; ++g) a[g] = _mm512_setzero_ps();
   // Pairs 16b .. 16b + jn - 1 (the full blocks inline it with jn = 16: no test left in the loop).
@@ -386,14 +395,14 @@ void bd_decode_row_rm(const uint16_t* w, int64_t K, int64_t Kp, const uint32_t* 
   if (full * 16 < Kp) block(full, static_cast<int>(Kp - full * 16));
   for (int g = 0; g < G; ++g) {
     const int64_t valid = imin(16, N - r - 16 * g);
-    if (valid > 0) _mm512_mask_storeu_ps(y + r + 16 * g, V::mask(static_cast<int>(valid)), a[g]);
+    if (valid > 0) bd_store_vec(y + r + 16 * g, V::mask(static_cast<int>(valid)), a[g], rnd);
   }
 }
 
 // Rows r .. r + 15 of a row-major matrix, X rows 0 .. 2H - 1 (the pairing of bd_panel_rows).
 template <int H>
 void bd_decode_rows_rm(const uint16_t* w, int64_t K, int64_t Kp, const uint32_t* xi, int M, int64_t r, int64_t N,
-                       float* y, int64_t ldy) {
+                       float* y, int64_t ldy, bool rnd) {
   __m512 a[2][H];
   static_for<H>([&](auto h) T5G_QLAMBDA { a[0][h.value] = a[1][h.value] = _mm512_setzero_ps(); });
   const auto block = [&](int64_t b, int jn) T5G_QLAMBDA {  // as in bd_decode_row_rm
@@ -420,15 +429,16 @@ void bd_decode_rows_rm(const uint16_t* w, int64_t K, int64_t Kp, const uint32_t*
   static_for<H>([&](auto h) T5G_QLAMBDA {
     const __m512 sw = _mm512_permute_ps(a[1][h.value], 0xB1);
     const int m = 2 * h.value;
-    _mm512_mask_storeu_ps(y + m * ldy + r, mk, _mm512_mask_mov_ps(a[0][h.value], 0xAAAA, sw));
-    if (m + 1 < M) _mm512_mask_storeu_ps(y + (m + 1) * ldy + r, mk, _mm512_mask_mov_ps(a[0][h.value], 0x5555, sw));
+    bd_store_vec(y + m * ldy + r, mk, _mm512_mask_mov_ps(a[0][h.value], 0xAAAA, sw), rnd);
+    if (m + 1 < M) bd_store_vec(y + (m + 1) * ldy + r, mk, _mm512_mask_mov_ps(a[0][h.value], 0x5555, sw), rnd);
   });
 }
 
 // The kernels by row pairs of X (M >= 2: [MP / 2]) and by panels side by side (M = 1).
-using BdRowsPanelFn = void (*)(const uint32_t*, int64_t, const uint32_t*, int, int64_t, int64_t, float*, int64_t);
-using BdRowsRmFn = void (*)(const uint16_t*, int64_t, int64_t, const uint32_t*, int, int64_t, int64_t, float*, int64_t);
-using BdRowPanelsFn = void (*)(const uint32_t*, int64_t, int64_t, const uint32_t*, int64_t, int64_t, float*);
+using BdRowsPanelFn = void (*)(const uint32_t*, int64_t, const uint32_t*, int, int64_t, int64_t, float*, int64_t, bool);
+using BdRowsRmFn = void (*)(const uint16_t*, int64_t, int64_t, const uint32_t*, int, int64_t, int64_t, float*, int64_t,
+                            bool);
+using BdRowPanelsFn = void (*)(const uint32_t*, int64_t, int64_t, const uint32_t*, int64_t, int64_t, float*, bool);
 constexpr BdRowsPanelFn kRowsPanel[] = {nullptr, &bd_decode_rows<1>, &bd_decode_rows<2>, &bd_decode_rows<3>,
                                         &bd_decode_rows<4>};
 constexpr BdRowsRmFn kRowsRm[] = {nullptr, &bd_decode_rows_rm<1>, &bd_decode_rows_rm<2>, &bd_decode_rows_rm<3>,
@@ -456,23 +466,24 @@ void bd_gemv(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int
     const WeightMatrix& W = *parts[p].w;
     const int64_t ldy = parts[p].ldy;
     float* y = parts[p].y;
+    const bool rnd = parts[p].round_bf16;
     if (!W.gemm_panels) {
       const uint16_t* w = static_cast<const uint16_t*>(W.data);
       for (int64_t r = n0; r < n1; r += kNR) {  // r: a multiple of kNR
         if (M == 1) {  // (four groups, 64 rows, measured 5-20% slower)
-          bd_decode_row_rm<2>(w, K, Kp, xi, r, N[p], y);
+          bd_decode_row_rm<2>(w, K, Kp, xi, r, N[p], y, rnd);
           continue;
         }
         for (int64_t h = r; h < imin(r + kNR, n1); h += 16)
-          kRowsRm[MP / 2](w, K, Kp, xi, static_cast<int>(M), h, N[p], y, ldy);
+          kRowsRm[MP / 2](w, K, Kp, xi, static_cast<int>(M), h, N[p], y, ldy, rnd);
       }
       return;
     }
     for (int64_t r = n0; r < n1;) {  // r: a multiple of kNR
       const uint32_t* P = W.gemm_panels + (r / kNR) * ldp;
       const int64_t panels = M == 1 ? imin(kBdDecodePanels, cdiv(n1 - r, kNR)) : 1;
-      if (M == 1) kRowPanels[panels](P, ldp, Kp, xi, r, N[p], y);
-      else kRowsPanel[MP / 2](P, Kp, xi, static_cast<int>(M), r, N[p], y, ldy);
+      if (M == 1) kRowPanels[panels](P, ldp, Kp, xi, r, N[p], y, rnd);
+      else kRowsPanel[MP / 2](P, Kp, xi, static_cast<int>(M), r, N[p], y, ldy, rnd);
       r += panels * kNR;
     }
   });
@@ -652,14 +663,18 @@ void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float
   else bd_gemm(X, M, ldx, &part, 1);
 }
 
-void matmul_parts(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n, bool bf16_dot) {
+bool matmul_parts(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n, bool bf16_dot) {
   if (bf16_dot && bd_takes(parts[0].w->type)) {
-    if (M > kGemvMaxM) bd_gemm(X, M, ldx, parts, n);  // one schedule for all the parts
-    else bd_gemv(X, M, ldx, parts, n);
-    return;
+    if (M > kGemvMaxM) {
+      bd_gemm(X, M, ldx, parts, n);  // one schedule for all the parts
+      return false;
+    }
+    bd_gemv(X, M, ldx, parts, n);
+    return true;  // rounded as stored
   }
   if (M <= kGemvMaxM) matmul_parts_decode(X, M, ldx, parts, n);
   else matmul_parts_colsplit(X, M, ldx, parts, n);
+  return false;
 }
 
 void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,

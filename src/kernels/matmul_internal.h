@@ -50,7 +50,9 @@ void round_to_bf16_inplace(float* x, int64_t n);
 // when the CPU has AVX512_BF16 and the caller guarantees X is bf16-representable.
 namespace avx512 {
 void matmul(const float* X, int64_t M, int64_t ldx, const WeightMatrix& W, float* Y, int64_t ldy, bool bf16_dot);
-void matmul_parts(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n, bool bf16_dot);
+// Returns whether the outputs are already rounded as MatmulOut::round_bf16 asks (the vdpbf16ps decode kernels
+// round as they store); else the caller rounds them.
+bool matmul_parts(const float* X, int64_t M, int64_t ldx, const MatmulOut* parts, int n, bool bf16_dot);
 // AVX512_BF16 only (see t5g::pack_bf16_gemm_panels, t5g::gemm_bf16_panels).
 void pack_bf16_gemm_panels(const WeightMatrix& W, uint32_t* out);
 void gemm_bf16_panels(int64_t M, int64_t N, int64_t Kp, const uint16_t* A, int64_t lda, const uint32_t* Bp,
