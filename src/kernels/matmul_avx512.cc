@@ -246,7 +246,7 @@ struct PackBf16Dot {
 // (bd_row_block). Why panels: a 64-byte line holds one pair of 16 rows, so vdpbf16ps accumulates 16 outputs
 // with no horizontal sums, and 8 X rows cost 8 vdpbf16ps per line, where the row-major kernel this
 // replaced (four accumulators per output, summed at the end) ran out of registers at 4 rows and read each
-// line twice: the LM head at M = 8 runs 18-25% faster, the 270m's batch-8 decode 17-36% (BENCHMARKS.md,
+// line twice: the LM head at M = 8 runs 15-25% faster, the 270m's batch-8 decode 28-36% (BENCHMARKS.md,
 // twenty-sixth session).
 //
 // X as bf16 pairs interleaved by pair, xi[kk · MP + m] (MP = M rounded up to even, rows past M zero):
@@ -371,15 +371,6 @@ T5G_QINLINE void bd_row_block(const uint16_t* w, int64_t K, int64_t r, int64_t N
   transpose16(t);
 }
 
-// acc + the pair products of w and the dword at p in every lane: vdpbf16ps with the X pair as an embedded
-// broadcast from memory. Written out because GCC loads the dword into a register first and broadcasts it
-// there, a shuffle on the pipes the transposes need (the same bits: each lane's products and sums are the
-// same whichever operand holds the weights).
-T5G_QINLINE __m512 dpbf16_bcast(__m512 acc, __m512 w, const uint32_t* p) {
-  asm("vdpbf16ps %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*p));
-  return acc;
-}
-
 // Rows r .. r + 16·G - 1 of a row-major matrix, X row 0 only (M = 1): G groups of 16 rows, one chain each.
 template <int G>
 void bd_decode_row_rm(const uint16_t* w, int64_t K, int64_t Kp, const uint32_t* xi, int64_t r, int64_t N, float* y,
@@ -393,7 +384,8 @@ void bd_decode_row_rm(const uint16_t* w, int64_t K, int64_t Kp, const uint32_t* 
       bd_row_block<16 * G>(w, K, r + 16 * g.value, N, b, t);
       static_for<16>([&](auto j) T5G_QLAMBDA {  // (a runtime index into t would put it on the stack)
         if (j.value < jn) {
-          a[g.value] = dpbf16_bcast(a[g.value], t[j.value], xi + 2 * (16 * b + j.value));
+          const __m512i x = _mm512_set1_epi32(static_cast<int>(xi[2 * (16 * b + j.value)]));
+          a[g.value] = _mm512_dpbf16_ps(a[g.value], as_bh(x), as_bh(_mm512_castps_si512(t[j.value])));
         }
       });
     });
