@@ -246,7 +246,7 @@ struct PackBf16Dot {
 // (bd_row_block). Why panels: a 64-byte line holds one pair of 16 rows, so vdpbf16ps accumulates 16 outputs
 // with no horizontal sums, and 8 X rows cost 8 vdpbf16ps per line, where the row-major kernel this
 // replaced (four accumulators per output, summed at the end) ran out of registers at 4 rows and read each
-// line twice: the LM head at M = 8 runs 15-25% faster, the 270m's batch-8 decode 28-36% (BENCHMARKS.md,
+// line twice: the LM head at M = 8 runs 18-25% faster, the 270m's batch-8 decode 17-36% more tokens/s (BENCHMARKS.md,
 // twenty-sixth session).
 //
 // X as bf16 pairs interleaved by pair, xi[kk · MP + m] (MP = M rounded up to even, rows past M zero):
